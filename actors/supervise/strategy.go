@@ -1,0 +1,197 @@
+package supervise
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// Policy says what a failure of one child means.
+type Policy struct {
+	// Directive for a failure: actor.RestartDirective (the default),
+	// actor.StopDirective, actor.ResumeDirective or actor.EscalateDirective
+	// (the role gives up at once).
+	Directive actor.Directive
+	// MaxRestarts within Window; one more failure stops the child for good
+	// (default 10 within 10s).
+	MaxRestarts int
+	Window      time.Duration
+	// Backoff delays each restart by Backoff times the failures counted in
+	// Window, capped at MaxBackoff (default 0: restart at once). The child's
+	// mailbox keeps its messages meanwhile.
+	Backoff    time.Duration
+	MaxBackoff time.Duration
+	// Critical: when this child stops for good, the whole role gives up
+	// (the process logs why and exits non-zero, for the orchestrator).
+	Critical bool
+}
+
+func (p Policy) withDefaults() Policy {
+	if p.MaxRestarts == 0 {
+		p.MaxRestarts = 10
+	}
+	if p.Window == 0 {
+		p.Window = 10 * time.Second
+	}
+	if p.MaxBackoff == 0 {
+		p.MaxBackoff = 5 * time.Second
+	}
+	return p
+}
+
+// Strategy is a one-for-one supervisor strategy with a policy per child
+// name, that logs every decision as one slog line and reports a child that
+// is stopped for good.
+type Strategy struct {
+	Logger    *slog.Logger
+	LogStacks bool
+	// Default applies to children without an entry in Policies.
+	Default  Policy
+	Policies map[string]Policy
+	// OnGaveUp runs (on the supervisor's goroutine: do not block) when a
+	// child is stopped for good; critical says whether its policy was.
+	OnGaveUp func(child *actor.PID, reason any, critical bool)
+
+	mu       sync.Mutex
+	restarts map[string]int
+}
+
+var _ actor.SupervisorStrategy = (*Strategy)(nil)
+
+// ChildName is the last element of a PID's id ("sensorhub/auth/login" -> "login").
+// Children of a pool ("processor-3") match a policy named by their prefix
+// before the last dash ("processor").
+func ChildName(pid *actor.PID) string {
+	id := pid.GetId()
+	if i := strings.LastIndexByte(id, '/'); i >= 0 {
+		id = id[i+1:]
+	}
+	return id
+}
+
+func (s *Strategy) policyFor(child *actor.PID) Policy {
+	name := ChildName(child)
+	if p, ok := s.Policies[name]; ok {
+		return p.withDefaults()
+	}
+	if i := strings.LastIndexByte(name, '-'); i > 0 {
+		if p, ok := s.Policies[name[:i]]; ok {
+			return p.withDefaults()
+		}
+	}
+	return s.Default.withDefaults()
+}
+
+// HandleFailure implements actor.SupervisorStrategy.
+func (s *Strategy) HandleFailure(system *actor.ActorSystem, sup actor.Supervisor, child *actor.PID, rs *actor.RestartStatistics, reason any, _ any) {
+	p := s.policyFor(child)
+	directive := p.Directive
+	var failures int
+	if directive == actor.RestartDirective {
+		rs.Fail()
+		failures = rs.NumberOfFailures(p.Window)
+		if failures > p.MaxRestarts {
+			rs.Reset()
+			directive = actor.StopDirective
+		}
+	}
+	gaveUp := directive == actor.StopDirective || directive == actor.EscalateDirective
+	s.log(child, reason, directive, failures, p, gaveUp)
+
+	switch directive {
+	case actor.ResumeDirective:
+		sup.ResumeChildren(child)
+	case actor.RestartDirective:
+		delay := time.Duration(failures-1) * p.Backoff
+		if delay > p.MaxBackoff {
+			delay = p.MaxBackoff
+		}
+		if delay <= 0 {
+			sup.RestartChildren(child)
+		} else {
+			time.AfterFunc(delay, func() { sup.RestartChildren(child) })
+		}
+	default:
+		sup.StopChildren(child)
+	}
+	if gaveUp && s.OnGaveUp != nil {
+		s.OnGaveUp(child, reason, p.Critical || directive == actor.EscalateDirective)
+	}
+}
+
+func (s *Strategy) log(child *actor.PID, reason any, d actor.Directive, failures int, p Policy, gaveUp bool) {
+	logger := s.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	s.mu.Lock()
+	if s.restarts == nil {
+		s.restarts = map[string]int{}
+	}
+	if d == actor.RestartDirective {
+		s.restarts[child.GetId()]++
+	}
+	total := s.restarts[child.GetId()]
+	s.mu.Unlock()
+
+	attrs := []any{
+		"actor", child.GetId(),
+		"reason", reasonText(reason),
+		"directive", directiveName(d),
+		"restarts", total,
+		"failures_in_window", failures,
+		"max_restarts", p.MaxRestarts,
+		"window", p.Window.String(),
+	}
+	var pe *Panic
+	if s.LogStacks && errors.As(asError(reason), &pe) {
+		attrs = append(attrs, "stack", string(pe.Stack))
+	}
+	if gaveUp {
+		logger.Error("actor supervision: gave up on actor", attrs...)
+		return
+	}
+	logger.Warn("actor supervision", attrs...)
+}
+
+// Restarts reports how many times the strategy restarted the child with id.
+func (s *Strategy) Restarts(id string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.restarts[id]
+}
+
+func asError(reason any) error {
+	if err, ok := reason.(error); ok {
+		return err
+	}
+	return fmt.Errorf("%v", reason)
+}
+
+func reasonText(reason any) string {
+	const max = 512
+	s := fmt.Sprint(reason)
+	if len(s) > max {
+		s = s[:max] + "..."
+	}
+	return s
+}
+
+func directiveName(d actor.Directive) string {
+	switch d {
+	case actor.ResumeDirective:
+		return "resume"
+	case actor.RestartDirective:
+		return "restart"
+	case actor.StopDirective:
+		return "stop"
+	case actor.EscalateDirective:
+		return "escalate"
+	}
+	return d.String()
+}

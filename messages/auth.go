@@ -1,0 +1,144 @@
+package messages
+
+import (
+	"strings"
+	"unicode/utf8"
+)
+
+// Limits on credentials taken from outside. bcrypt reads at most 72 bytes.
+const (
+	MaxUsernameLen = 64
+	MaxPasswordLen = 72
+)
+
+// TokenRequest logs a user in (sensorhub.auth.token, POST /auth/token).
+type TokenRequest struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+	// ClientAddr is set by the edge (never by the client) for rate limiting.
+	ClientAddr string `json:"client_addr,omitempty"`
+}
+
+// Validate refuses empty or oversize credentials.
+func (r TokenRequest) Validate() error {
+	switch {
+	case r.Username == "" || r.Password == "":
+		return &Error{Code: CodeBadRequest, Message: "username and password are required"}
+	case len(r.Username) > MaxUsernameLen || !utf8.ValidString(r.Username):
+		return &Error{Code: CodeBadRequest, Message: "username too long or not UTF-8"}
+	case len(r.Password) > MaxPasswordLen:
+		return &Error{Code: CodeBadRequest, Message: "password longer than 72 bytes"}
+	}
+	return nil
+}
+
+// DecodeTokenRequest parses and validates a login request.
+func DecodeTokenRequest(data []byte) (TokenRequest, error) {
+	var r TokenRequest
+	if err := decodeStrict(data, &r, false); err != nil {
+		return TokenRequest{}, err
+	}
+	return r, r.Validate()
+}
+
+// TokenReply carries a signed access token (OAuth2 token response shape).
+type TokenReply struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"` // always "bearer"
+	ExpiresIn   int    `json:"expires_in"` // seconds
+}
+
+// ValidateRequest asks auth whether a token is good.
+type ValidateRequest struct {
+	Token string `json:"token"`
+}
+
+// MaxTokenLen bounds a bearer token taken from outside.
+const MaxTokenLen = 4096
+
+// Validate refuses an empty or oversize token.
+func (r ValidateRequest) Validate() error {
+	if r.Token == "" || len(r.Token) > MaxTokenLen {
+		return ErrUnauthorized
+	}
+	return nil
+}
+
+// DecodeValidateRequest parses and validates a validate request.
+func DecodeValidateRequest(data []byte) (ValidateRequest, error) {
+	var r ValidateRequest
+	if err := decodeStrict(data, &r, false); err != nil {
+		return ValidateRequest{}, err
+	}
+	return r, r.Validate()
+}
+
+// ValidateReply is auth's verdict on a token. An invalid token comes back as
+// an unauthorized error, not as Valid=false, so Valid is true in every reply;
+// it is kept for clients that check it.
+type ValidateReply struct {
+	Valid     bool     `json:"valid"`
+	Subject   string   `json:"subject"`
+	Roles     []string `json:"roles"`
+	ExpiresAt int64    `json:"expires_at"` // unix seconds
+	TokenID   string   `json:"jti"`
+	// AuthMode is "online" when auth answered, "fallback" when the token was
+	// verified locally with the published keys because auth did not answer.
+	AuthMode string `json:"auth_mode,omitempty"`
+}
+
+// Auth modes.
+const (
+	AuthModeOnline   = "online"
+	AuthModeFallback = "fallback"
+)
+
+// HasRole reports whether the token carries role.
+func (r ValidateReply) HasRole(role string) bool {
+	for _, x := range r.Roles {
+		if x == role {
+			return true
+		}
+	}
+	return false
+}
+
+// RoleAdmin may read every user's tests.
+const RoleAdmin = "admin"
+
+// JWK is one public key in a JWKS (RFC 8037 OKP for Ed25519).
+type JWK struct {
+	Kty string `json:"kty"` // "OKP"
+	Crv string `json:"crv"` // "Ed25519"
+	X   string `json:"x"`   // base64url public key
+	Kid string `json:"kid"`
+	Alg string `json:"alg"` // "EdDSA"
+	Use string `json:"use"` // "sig"
+}
+
+// JWKS is a JSON Web Key Set.
+type JWKS struct {
+	Keys []JWK `json:"keys"`
+}
+
+// DecodeJWKS parses a key set, ignoring unknown members (as RFC 7517 asks).
+func DecodeJWKS(data []byte) (JWKS, error) {
+	var s JWKS
+	if len(data) > MaxBodyBytes {
+		return JWKS{}, &Error{Code: CodeBodyTooLarge, Message: "JWKS too large"}
+	}
+	if err := jsonUnmarshalObject(data, &s); err != nil {
+		return JWKS{}, err
+	}
+	return s, nil
+}
+
+// BearerToken extracts the token from an Authorization header value
+// ("Bearer <token>", scheme case-insensitive). It returns "" if there is none.
+func BearerToken(header string) string {
+	scheme, tok, ok := strings.Cut(strings.TrimSpace(header), " ")
+	if !ok || !strings.EqualFold(scheme, "bearer") {
+		return ""
+	}
+	return strings.TrimSpace(tok)
+}

@@ -1,0 +1,131 @@
+package messages
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+// checkErr asserts the decoder contract: either a value or an *Error with a
+// known code, never a panic.
+func checkErr(t *testing.T, err error) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	e := AsError(err)
+	if !e.Code.Known() || e.Code == CodeInternal || e.Message == "" {
+		t.Fatalf("decoder error %v has no stable client code", err)
+	}
+}
+
+func FuzzDecodeSubmitTest(f *testing.F) {
+	for _, s := range []string{"", "{}", `{"readings":[1,2,3],"reference":1}`, `{"sensor_id":"x","interval_ms":5}`, `{"readings":"x"}`, `[`, `{"a":1}`} {
+		f.Add([]byte(s), "temperature")
+	}
+	f.Fuzz(func(t *testing.T, data []byte, path string) {
+		r, err := DecodeSubmitTest(data, path)
+		checkErr(t, err)
+		if err != nil {
+			return
+		}
+		// Whatever was accepted is valid and survives a round trip.
+		if verr := r.Validate(); verr != nil {
+			t.Fatalf("accepted but invalid: %v", verr)
+		}
+		b, merr := json.Marshal(r)
+		if merr != nil {
+			t.Fatalf("accepted value does not encode: %v", merr)
+		}
+		if _, err := DecodeSubmitTest(b, ""); err != nil {
+			t.Fatalf("re-decode of %s: %v", b, err)
+		}
+	})
+}
+
+func FuzzDecodeTokenRequest(f *testing.F) {
+	f.Add([]byte(`{"username":"admin","password":"admin123"}`))
+	f.Add([]byte(`{"username":1}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := DecodeTokenRequest(data)
+		checkErr(t, err)
+		if err == nil && (r.Username == "" || r.Password == "") {
+			t.Fatal("accepted empty credentials")
+		}
+	})
+}
+
+func FuzzDecodeValidateRequest(f *testing.F) {
+	f.Add([]byte(`{"token":"a.b.c"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := DecodeValidateRequest(data)
+		checkErr(t, err)
+		if err == nil && (r.Token == "" || len(r.Token) > MaxTokenLen) {
+			t.Fatal("accepted a token out of bounds")
+		}
+	})
+}
+
+func FuzzDecodeGetResult(f *testing.F) {
+	f.Add([]byte(`{"test_id":"0190c2d4-1b2a-7c3d-8e4f-5a6b7c8d9e0f"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := DecodeGetResult(data)
+		checkErr(t, err)
+		if err == nil && !ValidTestID(r.TestID) {
+			t.Fatal("accepted a bad test id")
+		}
+	})
+}
+
+func FuzzDecodeEvent(f *testing.F) {
+	f.Add([]byte(`{"schema":1,"event_id":"e","test_id":"t","type":"sensor.test.completed","sensor_type":"co2"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		e, err := DecodeEvent(data)
+		if err == nil {
+			if e.Validate() != nil {
+				t.Fatal("accepted an invalid event")
+			}
+			if _, err := e.Encode(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}
+
+func FuzzDecodeJWKS(f *testing.F) {
+	f.Add([]byte(`{"keys":[{"kty":"OKP","crv":"Ed25519","x":"abc","kid":"k","alg":"EdDSA","use":"sig"}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_, err := DecodeJWKS(data)
+		checkErr(t, err)
+	})
+}
+
+func FuzzDecodeError(f *testing.F) {
+	f.Add([]byte(`{"error":"x","code":"not_found"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		e, err := DecodeError(data)
+		if err == nil && e.Code == "" {
+			t.Fatal("envelope without code accepted")
+		}
+	})
+}
+
+func FuzzDecodeChaosPanic(f *testing.F) {
+	f.Add([]byte(`{"actor":"auth"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := DecodeChaosPanic(data)
+		checkErr(t, err)
+		if err == nil && r.Actor == "" {
+			t.Fatal("accepted empty actor")
+		}
+	})
+}
+
+func FuzzBearerToken(f *testing.F) {
+	f.Add("Bearer abc")
+	f.Fuzz(func(t *testing.T, h string) {
+		tok := BearerToken(h)
+		if tok != "" && len(tok) > len(h) {
+			t.Fatal("token longer than header")
+		}
+	})
+}

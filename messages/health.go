@@ -1,0 +1,52 @@
+package messages
+
+import "time"
+
+// Health statuses.
+const (
+	HealthOK       = "ok"
+	HealthDegraded = "degraded"
+	HealthUp       = "up"
+	HealthDown     = "down"
+)
+
+// Breaker states, as gobreaker names them.
+const (
+	BreakerClosed   = "closed"
+	BreakerOpen     = "open"
+	BreakerHalfOpen = "half-open"
+)
+
+// DependencyHealth is the state of one dependency of a role.
+type DependencyHealth struct {
+	Status    string     `json:"status"` // up or down
+	LastError string     `json:"last_error,omitempty"`
+	Since     *time.Time `json:"since,omitempty"` // when it entered this status
+}
+
+// BreakerHealth is the state of one circuit breaker.
+type BreakerHealth struct {
+	State                string `json:"state"` // closed, open or half-open
+	Requests             uint32 `json:"requests"`
+	TotalSuccesses       uint32 `json:"total_successes"`
+	TotalFailures        uint32 `json:"total_failures"`
+	ConsecutiveSuccesses uint32 `json:"consecutive_successes"`
+	ConsecutiveFailures  uint32 `json:"consecutive_failures"`
+}
+
+// HealthReply is a role's answer on sensorhub.<role>.health.
+type HealthReply struct {
+	Role            string                      `json:"role"`
+	Status          string                      `json:"status"` // ok or degraded (down when it does not answer)
+	Instance        string                      `json:"instance,omitempty"`
+	Dependencies    map[string]DependencyHealth `json:"dependencies"`
+	CircuitBreakers map[string]BreakerHealth    `json:"circuit_breakers"`
+}
+
+// EdgeHealth is GET /health: every role, and every breaker keyed
+// "<role>.<dependency>" (the edge's own as "edge.<service>").
+type EdgeHealth struct {
+	Status          string                   `json:"status"` // ok or degraded
+	Services        map[string]HealthReply   `json:"services"`
+	CircuitBreakers map[string]BreakerHealth `json:"circuit_breakers"`
+}

@@ -1,0 +1,126 @@
+package messages
+
+import (
+	"fmt"
+	"regexp"
+)
+
+// DefaultPrefix is the subject prefix used when none is configured.
+const DefaultPrefix = "sensorhub"
+
+// Role names. Each role registers one NATS micro service named
+// ServiceName(role) and answers Subjects.Health(role).
+const (
+	RoleAuth   = "auth"
+	RoleSensor = "sensor"
+	RoleBridge = "bridge"
+	RoleEdge   = "edge"
+)
+
+// Roles lists the roles that answer a health request, in display order.
+var Roles = []string{RoleAuth, RoleSensor, RoleBridge}
+
+// Names of the JetStream and Kafka resources. They are fixed (not prefixed)
+// so that operators find them under the names in the README.
+const (
+	// StreamEvents buffers completed-test events in front of Kafka.
+	StreamEvents = "SENSOR_EVENTS"
+	// StreamDeadLetter holds events Kafka refused for good, with the reason.
+	StreamDeadLetter = "SENSOR_EVENTS_DLQ"
+	// ConsumerBridge is the durable pull consumer shared by all bridges.
+	ConsumerBridge = "sensorhub-bridge"
+	// BucketKeys is the JetStream KV bucket holding the auth public keys.
+	BucketKeys = "sensorhub_auth_keys"
+	// KeyJWKS is the key of the JWKS document inside BucketKeys.
+	KeyJWKS = "jwks"
+	// DefaultKafkaTopic is the Kafka topic events are relayed to.
+	DefaultKafkaTopic = "sensor-events"
+)
+
+// Event kinds, the last token of an event subject.
+const (
+	EventKindCompleted = "completed"
+	EventKindFailed    = "failed"
+)
+
+var prefixPattern = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`)
+
+// Subjects builds every NATS subject under one prefix.
+type Subjects struct {
+	prefix string
+}
+
+// NewSubjects returns the subjects under prefix ("" means DefaultPrefix).
+// The prefix must be one or more dot-separated tokens without wildcards.
+func NewSubjects(prefix string) (Subjects, error) {
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	if !prefixPattern.MatchString(prefix) {
+		return Subjects{}, fmt.Errorf("invalid subject prefix %q: want dot-separated tokens of [A-Za-z0-9_-]", prefix)
+	}
+	return Subjects{prefix: prefix}, nil
+}
+
+// DefaultSubjects returns the subjects under DefaultPrefix.
+func DefaultSubjects() Subjects { return Subjects{prefix: DefaultPrefix} }
+
+// Prefix returns the prefix every subject starts with.
+func (s Subjects) Prefix() string {
+	if s.prefix == "" {
+		return DefaultPrefix
+	}
+	return s.prefix
+}
+
+func (s Subjects) join(parts ...string) string {
+	out := s.Prefix()
+	for _, p := range parts {
+		out += "." + p
+	}
+	return out
+}
+
+// ServiceName is the NATS micro service name of a role, e.g. "sensorhub-auth".
+func (s Subjects) ServiceName(role string) string { return "sensorhub-" + role }
+
+// Group is the micro endpoint group of a role, e.g. "sensorhub.auth".
+func (s Subjects) Group(role string) string { return s.join(role) }
+
+// AuthToken logs a user in: TokenRequest -> TokenReply.
+func (s Subjects) AuthToken() string { return s.join(RoleAuth, "token") }
+
+// AuthValidate checks a token: ValidateRequest -> ValidateReply.
+func (s Subjects) AuthValidate() string { return s.join(RoleAuth, "validate") }
+
+// AuthJWKS returns the public keys: {} -> JWKS.
+func (s Subjects) AuthJWKS() string { return s.join(RoleAuth, "jwks") }
+
+// SensorSubmit accepts a test: SubmitTest -> TestAccepted.
+func (s Subjects) SensorSubmit() string { return s.join(RoleSensor, "submit") }
+
+// SensorResult reads a test: GetResult -> TestRecord.
+func (s Subjects) SensorResult() string { return s.join(RoleSensor, "result") }
+
+// SensorTypes lists the catalogue: {} -> SensorTypesReply.
+func (s Subjects) SensorTypes() string { return s.join(RoleSensor, "types") }
+
+// SensorOutbox reports the outbox backlog: {} -> OutboxStats.
+func (s Subjects) SensorOutbox() string { return s.join(RoleSensor, "outbox") }
+
+// BridgeStats reports the bridge: {} -> BridgeStats.
+func (s Subjects) BridgeStats() string { return s.join(RoleBridge, "stats") }
+
+// Health is a role's health endpoint: {} -> HealthReply.
+func (s Subjects) Health(role string) string { return s.join(role, "health") }
+
+// ChaosPanic panics a named actor when chaos is enabled: ChaosPanic -> ChaosReply.
+func (s Subjects) ChaosPanic() string { return s.join("chaos", "panic") }
+
+// Event is the subject of one event: <prefix>.events.<sensor_type>.<kind>.
+func (s Subjects) Event(sensorType, kind string) string {
+	return s.join("events", sensorType, kind)
+}
+
+// Events matches every event subject, for the stream and for `nats sub`.
+func (s Subjects) Events() string { return s.join("events", ">") }
