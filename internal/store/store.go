@@ -1,0 +1,141 @@
+// Package store owns sensorhub's system of record: users, sensor tests and
+// the outbox of events not yet relayed to JetStream. It defines the Store
+// interface and its two implementations, postgres (pgx v5) and sqlite
+// (modernc, the embedded default), which pass one shared conformance suite
+// (storetest). Migrations are embedded and applied at start under a lock.
+//
+// It must not know about NATS, actors or HTTP; callers classify its errors
+// with errors.Is(err, ErrUnavailable) and friends.
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// DefaultTimeout bounds a store call whose context has no deadline (it also
+// bounds the wait for a pooled connection).
+const DefaultTimeout = 5 * time.Second
+
+// User is an account that can log in.
+type User struct {
+	Username     string
+	PasswordHash []byte // bcrypt
+	Roles        []string
+	Disabled     bool
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// NewTest is a test to insert with status "processing".
+type NewTest struct {
+	ID             string // UUIDv7, chosen by the caller
+	Owner          string
+	SensorType     string
+	SensorID       string
+	Request        []byte // JSON of the normalized submission (never the token)
+	IdempotencyKey string // "" for none; unique per owner
+	AuthMode       string // online or fallback
+	LeaseUntil     time.Time
+}
+
+// InsertResult is the outcome of one NewTest of a batch.
+type InsertResult struct {
+	ID        string // the new id, or the earlier test's id on a duplicate key
+	Duplicate bool   // an earlier test of this owner had the same idempotency key
+}
+
+// Test is a stored test.
+type Test struct {
+	ID             string
+	Owner          string
+	SensorType     string
+	SensorID       string
+	Request        []byte
+	IdempotencyKey string
+	AuthMode       string
+	Status         string // processing, completed or failed
+	Attempts       int
+	LeaseUntil     time.Time
+	Result         []byte // JSON of the evaluation; nil while processing
+	Reason         string // why it failed
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+	CompletedAt    *time.Time
+}
+
+// OutboxEvent is an event written in the same transaction as its test's
+// completion.
+type OutboxEvent struct {
+	EventID string
+	Subject string
+	Payload []byte
+}
+
+// Completion finishes one test: status, result and its event, all or nothing.
+type Completion struct {
+	TestID string
+	Status string // completed or failed
+	Result []byte
+	Reason string
+	Event  OutboxEvent
+	At     time.Time
+}
+
+// OutboxRow is an event waiting to be published to JetStream.
+type OutboxRow struct {
+	Seq       int64 // increasing; publish in this order
+	EventID   string
+	Subject   string
+	Payload   []byte
+	CreatedAt time.Time
+}
+
+// Store is the system of record. Every method honours ctx; a context with no
+// deadline gets DefaultTimeout. Errors wrap ErrUnavailable when the database
+// cannot be reached (the caller answers 503), ErrNotFound for a missing row,
+// ErrConflict for a constraint violation; anything else is a bug or bad input.
+type Store interface {
+	// Dialect is "postgres" or "sqlite".
+	Dialect() string
+	// Ping checks that the database answers.
+	Ping(ctx context.Context) error
+	// Close releases the connections.
+	Close() error
+
+	// UpsertUser creates the user or replaces its hash, roles and disabled flag.
+	UpsertUser(ctx context.Context, u User) error
+	// GetUser returns ErrNotFound for an unknown username.
+	GetUser(ctx context.Context, username string) (User, error)
+	// ListUsers returns every user, ordered by username.
+	ListUsers(ctx context.Context) ([]User, error)
+
+	// InsertTests inserts a batch in ONE transaction (group commit) and
+	// returns one result per input, in order. A test whose (owner,
+	// idempotency key) already exists, in the database or earlier in the
+	// same batch, is not inserted: its result carries the earlier id and
+	// Duplicate=true.
+	InsertTests(ctx context.Context, tests []NewTest) ([]InsertResult, error)
+	// GetTest returns ErrNotFound for an unknown id.
+	GetTest(ctx context.Context, id string) (Test, error)
+	// CompleteTests applies a batch in ONE transaction: each test still
+	// "processing" gets its status, result, reason and completed_at, and its
+	// event goes into the outbox. A test no longer processing (already
+	// finished by another worker) is left alone, its event is not written,
+	// and its entry in applied is false.
+	CompleteTests(ctx context.Context, cs []Completion) (applied []bool, err error)
+	// ClaimExpired claims up to limit tests still "processing" whose lease
+	// ended before now: it sets lease_until = now+lease, increments
+	// attempts and returns them (with the new attempts). Concurrent
+	// claimers never get the same test (FOR UPDATE SKIP LOCKED on postgres).
+	ClaimExpired(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]Test, error)
+	// CountTests returns the number of tests per status.
+	CountTests(ctx context.Context) (map[string]int64, error)
+
+	// OutboxPending returns up to limit outbox rows in Seq order.
+	OutboxPending(ctx context.Context, limit int) ([]OutboxRow, error)
+	// DeleteOutbox deletes the rows with these seqs (after their PubAck).
+	DeleteOutbox(ctx context.Context, seqs []int64) error
+	// OutboxBacklog counts the outbox rows.
+	OutboxBacklog(ctx context.Context) (int64, error)
+}

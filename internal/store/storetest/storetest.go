@@ -1,0 +1,1096 @@
+// Package storetest is the conformance suite every store.Store
+// implementation must pass: one behaviour, checked the same way against
+// PostgreSQL and SQLite. Implementations call Run from their own tests.
+//
+// It owns only assertions about the store.Store contract; it must not depend
+// on an implementation, a dialect's SQL or a particular server.
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"sensorhub/internal/store"
+)
+
+// Run runs the suite. open must return a new, empty, migrated store each
+// time it is called and arrange its Close with t.Cleanup; Run calls it once
+// per subtest, so subtests never see each other's rows.
+func Run(t *testing.T, open func(t *testing.T) store.Store) {
+	tests := []struct {
+		name string
+		fn   func(*testing.T, store.Store)
+	}{
+		{"Basics", testBasics},
+		{"Users", testUsers},
+		{"UserUpdateKeepsCreatedAt", testUserUpdate},
+		{"ListUsers", testListUsers},
+		{"InsertAndGetTest", testInsertAndGet},
+		{"InsertIdempotency", testInsertIdempotency},
+		{"InsertIdempotencyConcurrent", testInsertConcurrent},
+		{"InsertIsOneTransaction", testInsertAtomic},
+		{"InsertLargeBatch", testInsertLargeBatch},
+		{"CompleteTests", testCompleteTests},
+		{"CompleteTestsIsOneTransaction", testCompleteAtomic},
+		{"ClaimExpired", testClaimExpired},
+		{"ClaimExpiredLimit", testClaimLimit},
+		{"ClaimExpiredConcurrent", testClaimConcurrent},
+		{"CountTests", testCountTests},
+		{"Outbox", testOutbox},
+		{"HostileStrings", testHostileStrings},
+		{"Context", testContext},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := open(t)
+			tc.fn(t, s)
+		})
+	}
+}
+
+// now is a time both dialects round trip exactly (microseconds, UTC).
+func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+func newID(t *testing.T) string {
+	t.Helper()
+	id, err := uuid.NewV7()
+	if err != nil {
+		t.Fatalf("new uuid: %v", err)
+	}
+	return id.String()
+}
+
+func ctxFor(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// newTest returns a valid NewTest of owner with key and lease.
+func newTest(t *testing.T, owner, key string, lease time.Time) store.NewTest {
+	t.Helper()
+	return store.NewTest{
+		ID:             newID(t),
+		Owner:          owner,
+		SensorType:     "temperature",
+		SensorID:       "sensor-1",
+		Request:        []byte(`{"readings":[21.5,22]}`),
+		IdempotencyKey: key,
+		AuthMode:       "online",
+		LeaseUntil:     lease,
+	}
+}
+
+func insert(t *testing.T, s store.Store, tests ...store.NewTest) []store.InsertResult {
+	t.Helper()
+	res, err := s.InsertTests(ctxFor(t), tests)
+	if err != nil {
+		t.Fatalf("InsertTests: %v", err)
+	}
+	if len(res) != len(tests) {
+		t.Fatalf("InsertTests returned %d results for %d tests", len(res), len(tests))
+	}
+	return res
+}
+
+func getTest(t *testing.T, s store.Store, id string) store.Test {
+	t.Helper()
+	got, err := s.GetTest(ctxFor(t), id)
+	if err != nil {
+		t.Fatalf("GetTest(%q): %v", id, err)
+	}
+	return got
+}
+
+func complete(t *testing.T, s store.Store, cs ...store.Completion) []bool {
+	t.Helper()
+	applied, err := s.CompleteTests(ctxFor(t), cs)
+	if err != nil {
+		t.Fatalf("CompleteTests: %v", err)
+	}
+	if len(applied) != len(cs) {
+		t.Fatalf("CompleteTests returned %d results for %d completions", len(applied), len(cs))
+	}
+	return applied
+}
+
+// completion finishes testID as completed with a fresh event.
+func completion(t *testing.T, testID string, at time.Time) store.Completion {
+	t.Helper()
+	eventID := newID(t)
+	return store.Completion{
+		TestID: testID,
+		Status: store.StatusCompleted,
+		Result: []byte(`{"verdict":"pass","mean":21.75}`),
+		Event: store.OutboxEvent{
+			EventID: eventID,
+			Subject: "sensorhub.events.temperature.completed",
+			Payload: []byte(`{"event_id":"` + eventID + `","test_id":"` + testID + `"}`),
+		},
+		At: at,
+	}
+}
+
+func backlog(t *testing.T, s store.Store) int64 {
+	t.Helper()
+	n, err := s.OutboxBacklog(ctxFor(t))
+	if err != nil {
+		t.Fatalf("OutboxBacklog: %v", err)
+	}
+	return n
+}
+
+func pending(t *testing.T, s store.Store, limit int) []store.OutboxRow {
+	t.Helper()
+	rows, err := s.OutboxPending(ctxFor(t), limit)
+	if err != nil {
+		t.Fatalf("OutboxPending: %v", err)
+	}
+	return rows
+}
+
+func counts(t *testing.T, s store.Store) map[string]int64 {
+	t.Helper()
+	c, err := s.CountTests(ctxFor(t))
+	if err != nil {
+		t.Fatalf("CountTests: %v", err)
+	}
+	return c
+}
+
+func wantNotFound(t *testing.T, err error, what string) {
+	t.Helper()
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("%s: got error %v, want ErrNotFound", what, err)
+	}
+}
+
+// assertNewTest checks that got holds exactly what in described, as a fresh
+// processing test.
+func assertNewTest(t *testing.T, got store.Test, in store.NewTest) {
+	t.Helper()
+	checks := []struct {
+		field     string
+		got, want any
+	}{
+		{"ID", got.ID, in.ID},
+		{"Owner", got.Owner, in.Owner},
+		{"SensorType", got.SensorType, in.SensorType},
+		{"SensorID", got.SensorID, in.SensorID},
+		{"Request", string(got.Request), string(in.Request)},
+		{"IdempotencyKey", got.IdempotencyKey, in.IdempotencyKey},
+		{"AuthMode", got.AuthMode, in.AuthMode},
+		{"Status", got.Status, store.StatusProcessing},
+		{"Attempts", got.Attempts, 0},
+		{"Result", got.Result == nil, true},
+		{"Reason", got.Reason, ""},
+		{"CompletedAt", got.CompletedAt == nil, true},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("test %s: %s = %#v, want %#v", in.ID, c.field, c.got, c.want)
+		}
+	}
+	if !got.LeaseUntil.Equal(in.LeaseUntil) {
+		t.Errorf("test %s: LeaseUntil = %v, want %v", in.ID, got.LeaseUntil, in.LeaseUntil)
+	}
+	if got.CreatedAt.IsZero() || got.UpdatedAt.IsZero() {
+		t.Errorf("test %s: CreatedAt %v / UpdatedAt %v not set", in.ID, got.CreatedAt, got.UpdatedAt)
+	}
+	if d := time.Since(got.CreatedAt); d < -time.Minute || d > time.Hour {
+		t.Errorf("test %s: CreatedAt %v is not about now", in.ID, got.CreatedAt)
+	}
+}
+
+func testBasics(t *testing.T, s store.Store) {
+	if d := s.Dialect(); d != "postgres" && d != "sqlite" {
+		t.Errorf("Dialect() = %q, want postgres or sqlite", d)
+	}
+	if err := s.Ping(ctxFor(t)); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	users, err := s.ListUsers(ctxFor(t))
+	if err != nil || len(users) != 0 {
+		t.Fatalf("ListUsers on an empty store = %v, %v; want none", users, err)
+	}
+	for status, n := range counts(t, s) {
+		if n != 0 {
+			t.Errorf("empty store: CountTests()[%q] = %d", status, n)
+		}
+	}
+	if n := backlog(t, s); n != 0 {
+		t.Errorf("empty store: OutboxBacklog = %d", n)
+	}
+}
+
+func testUsers(t *testing.T, s store.Store) {
+	cases := []struct {
+		name string
+		user store.User
+	}{
+		{"roles", store.User{Username: "alice", PasswordHash: []byte("$2a$10$abcdefghijklmnopqrstuv"), Roles: []string{"admin", "user"}}},
+		{"disabled no roles", store.User{Username: "bob", PasswordHash: []byte("$2a$10$x"), Disabled: true}},
+		{"binary hash", store.User{Username: "carol", PasswordHash: []byte{0, 1, 2, 0xfe, 0xff, 0}, Roles: []string{"user"}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := s.UpsertUser(ctxFor(t), tc.user); err != nil {
+				t.Fatalf("UpsertUser: %v", err)
+			}
+			got, err := s.GetUser(ctxFor(t), tc.user.Username)
+			if err != nil {
+				t.Fatalf("GetUser: %v", err)
+			}
+			assertUser(t, got, tc.user)
+			if got.CreatedAt.IsZero() || got.UpdatedAt.Before(got.CreatedAt) {
+				t.Errorf("CreatedAt %v, UpdatedAt %v: want set and UpdatedAt >= CreatedAt", got.CreatedAt, got.UpdatedAt)
+			}
+		})
+	}
+	t.Run("not found", func(t *testing.T) {
+		_, err := s.GetUser(ctxFor(t), "nobody")
+		wantNotFound(t, err, "GetUser(nobody)")
+		_, err = s.GetUser(ctxFor(t), "ALICE")
+		wantNotFound(t, err, "GetUser(ALICE): usernames are case-sensitive")
+	})
+}
+
+func assertUser(t *testing.T, got, want store.User) {
+	t.Helper()
+	if got.Username != want.Username {
+		t.Errorf("Username = %q, want %q", got.Username, want.Username)
+	}
+	if !bytes.Equal(got.PasswordHash, want.PasswordHash) {
+		t.Errorf("%s: PasswordHash = %q, want %q", want.Username, got.PasswordHash, want.PasswordHash)
+	}
+	if !slices.Equal(got.Roles, want.Roles) && (len(got.Roles) != 0 || len(want.Roles) != 0) {
+		t.Errorf("%s: Roles = %q, want %q", want.Username, got.Roles, want.Roles)
+	}
+	if got.Disabled != want.Disabled {
+		t.Errorf("%s: Disabled = %v, want %v", want.Username, got.Disabled, want.Disabled)
+	}
+}
+
+func testUserUpdate(t *testing.T, s store.Store) {
+	first := store.User{Username: "dave", PasswordHash: []byte("old"), Roles: []string{"user"}}
+	if err := s.UpsertUser(ctxFor(t), first); err != nil {
+		t.Fatalf("UpsertUser: %v", err)
+	}
+	before, err := s.GetUser(ctxFor(t), "dave")
+	if err != nil {
+		t.Fatalf("GetUser: %v", err)
+	}
+	second := store.User{Username: "dave", PasswordHash: []byte("new"), Roles: []string{"admin"}, Disabled: true}
+	if err := s.UpsertUser(ctxFor(t), second); err != nil {
+		t.Fatalf("UpsertUser again: %v", err)
+	}
+	after, err := s.GetUser(ctxFor(t), "dave")
+	if err != nil {
+		t.Fatalf("GetUser: %v", err)
+	}
+	assertUser(t, after, second)
+	if !after.CreatedAt.Equal(before.CreatedAt) {
+		t.Errorf("CreatedAt changed on update: %v -> %v", before.CreatedAt, after.CreatedAt)
+	}
+	if after.UpdatedAt.Before(before.UpdatedAt) {
+		t.Errorf("UpdatedAt went back on update: %v -> %v", before.UpdatedAt, after.UpdatedAt)
+	}
+	users, err := s.ListUsers(ctxFor(t))
+	if err != nil || len(users) != 1 {
+		t.Fatalf("ListUsers after two upserts of one user = %d users, %v; want 1", len(users), err)
+	}
+}
+
+func testListUsers(t *testing.T, s store.Store) {
+	// Byte order: upper case before lower case, whatever the collation.
+	names := []string{"bob", "Zed", "alice", "älg", "a_b"}
+	for _, n := range names {
+		if err := s.UpsertUser(ctxFor(t), store.User{Username: n, PasswordHash: []byte("h-" + n), Roles: []string{"r-" + n}}); err != nil {
+			t.Fatalf("UpsertUser(%q): %v", n, err)
+		}
+	}
+	users, err := s.ListUsers(ctxFor(t))
+	if err != nil {
+		t.Fatalf("ListUsers: %v", err)
+	}
+	var got []string
+	for _, u := range users {
+		got = append(got, u.Username)
+		if string(u.PasswordHash) != "h-"+u.Username || !slices.Equal(u.Roles, []string{"r-" + u.Username}) {
+			t.Errorf("ListUsers: %q has hash %q roles %q", u.Username, u.PasswordHash, u.Roles)
+		}
+	}
+	want := slices.Clone(names)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("ListUsers order = %q, want %q", got, want)
+	}
+}
+
+func testInsertAndGet(t *testing.T, s store.Store) {
+	lease := now().Add(time.Minute)
+	withKey := newTest(t, "alice", "key-1", lease)
+	// Key order and spacing must survive: the request is stored as given.
+	withKey.Request = []byte(`{"z": 1,  "a":[3, 2,1], "u":"ünïcødé \"q\" \\ \u00e9"}`)
+	noKey := newTest(t, "alice", "", lease.Add(time.Second))
+	noKey.AuthMode = "fallback"
+	noKey.Request = nil
+
+	res := insert(t, s, withKey, noKey)
+	for i, in := range []store.NewTest{withKey, noKey} {
+		if res[i].ID != in.ID || res[i].Duplicate {
+			t.Errorf("result %d = %+v, want {ID:%s Duplicate:false}", i, res[i], in.ID)
+		}
+		assertNewTest(t, getTest(t, s, in.ID), in)
+	}
+
+	_, err := s.GetTest(ctxFor(t), newID(t))
+	wantNotFound(t, err, "GetTest(unknown uuid)")
+	_, err = s.GetTest(ctxFor(t), "not-a-uuid")
+	wantNotFound(t, err, "GetTest(not-a-uuid)")
+
+	empty, err := s.InsertTests(ctxFor(t), nil)
+	if err != nil || len(empty) != 0 {
+		t.Errorf("InsertTests(nil) = %v, %v; want no results, no error", empty, err)
+	}
+}
+
+func testInsertIdempotency(t *testing.T, s store.Store) {
+	type spec struct{ label, owner, key string }
+	type want struct {
+		dup  bool
+		idOf string // label of the test whose id the result carries
+	}
+	cases := []struct {
+		name     string
+		existing []spec
+		batch    []spec
+		want     []want
+	}{
+		{
+			name:     "duplicate of a stored test",
+			existing: []spec{{"x", "alice", "k1"}},
+			batch:    []spec{{"a", "alice", "k1"}, {"b", "alice", "k2"}, {"c", "bob", "k1"}, {"d", "alice", ""}},
+			want:     []want{{true, "x"}, {false, "b"}, {false, "c"}, {false, "d"}},
+		},
+		{
+			name:  "duplicates within the batch",
+			batch: []spec{{"a", "carol", "k"}, {"b", "carol", "k"}, {"c", "carol", ""}, {"d", "carol", ""}, {"e", "dave", "k"}, {"f", "carol", "k"}},
+			want:  []want{{false, "a"}, {true, "a"}, {false, "c"}, {false, "d"}, {false, "e"}, {true, "a"}},
+		},
+		{
+			name:     "stored and repeated in the batch",
+			existing: []spec{{"x", "erin", "k"}},
+			batch:    []spec{{"a", "erin", "k"}, {"b", "erin", "k"}, {"c", "frank", "k"}, {"d", "frank", "k"}},
+			want:     []want{{true, "x"}, {true, "x"}, {false, "c"}, {true, "c"}},
+		},
+		{
+			name:     "keys differ only in case",
+			existing: []spec{{"x", "gina", "Key"}},
+			batch:    []spec{{"a", "gina", "key"}, {"b", "Gina", "Key"}},
+			want:     []want{{false, "a"}, {false, "b"}},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			lease := now().Add(time.Minute)
+			ids := map[string]string{}
+			build := func(specs []spec) []store.NewTest {
+				var out []store.NewTest
+				for _, sp := range specs {
+					nt := newTest(t, sp.owner, sp.key, lease)
+					ids[sp.label] = nt.ID
+					out = append(out, nt)
+				}
+				return out
+			}
+			if len(tc.existing) > 0 {
+				insert(t, s, build(tc.existing)...)
+			}
+			before := counts(t, s)[store.StatusProcessing]
+			batch := build(tc.batch)
+			res := insert(t, s, batch...)
+			inserted := int64(0)
+			for i, w := range tc.want {
+				if res[i].Duplicate != w.dup || res[i].ID != ids[w.idOf] {
+					t.Errorf("%s: result = %+v, want {ID:%s (%s) Duplicate:%v}", tc.batch[i].label, res[i], ids[w.idOf], w.idOf, w.dup)
+				}
+				_, err := s.GetTest(ctxFor(t), batch[i].ID)
+				switch {
+				case w.dup:
+					wantNotFound(t, err, "GetTest of a duplicate (it must not be inserted)")
+				case err != nil:
+					t.Errorf("GetTest(%s): %v", tc.batch[i].label, err)
+				default:
+					inserted++
+				}
+			}
+			if after := counts(t, s)[store.StatusProcessing]; after-before != inserted {
+				t.Errorf("processing count grew by %d, want %d", after-before, inserted)
+			}
+			// A retry of the keyed tests (new ids, as a client retrying
+			// would send) returns the first ids, all duplicates.
+			var retry []store.NewTest
+			var first []store.InsertResult
+			for i, nt := range batch {
+				if nt.IdempotencyKey != "" {
+					nt.ID = newID(t)
+					retry = append(retry, nt)
+					first = append(first, res[i])
+				}
+			}
+			for i, r := range insert(t, s, retry...) {
+				if !r.Duplicate || r.ID != first[i].ID {
+					t.Errorf("retry of %s/%s: result = %+v, want {ID:%s Duplicate:true}", retry[i].Owner, retry[i].IdempotencyKey, r, first[i].ID)
+				}
+			}
+		})
+	}
+}
+
+// Concurrent batches (several sensor processes) that share idempotency
+// keys, in different orders, agree on one test per key.
+func testInsertConcurrent(t *testing.T, s store.Store) {
+	const (
+		writers = 4
+		keys    = 20
+	)
+	lease := now().Add(time.Minute)
+	ctx := ctxFor(t)
+	type outcome struct {
+		res   []store.InsertResult
+		batch []store.NewTest
+		err   error
+	}
+	results := make(chan outcome, writers)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range writers {
+		batch := make([]store.NewTest, keys)
+		for k := range keys {
+			// Writers walk the keys in different orders.
+			key := fmt.Sprintf("key-%02d", (k*(w+1))%keys)
+			if w%2 == 1 {
+				key = fmt.Sprintf("key-%02d", keys-1-k)
+			}
+			batch[k] = newTest(t, "alice", key, lease)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			res, err := s.InsertTests(ctx, batch)
+			results <- outcome{res, batch, err}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(results)
+
+	idOf := map[string]string{}
+	firsts := map[string]int{}
+	for o := range results {
+		if o.err != nil {
+			// A deadlock or serialization failure is allowed to surface
+			// as ErrRetry, but nothing else.
+			if !errors.Is(o.err, store.ErrRetry) {
+				t.Errorf("concurrent InsertTests: %v", o.err)
+			}
+			continue
+		}
+		for i, r := range o.res {
+			key := o.batch[i].IdempotencyKey
+			if id, ok := idOf[key]; ok && id != r.ID {
+				t.Errorf("key %s: got ids %s and %s", key, id, r.ID)
+			}
+			idOf[key] = r.ID
+			if !r.Duplicate {
+				firsts[key]++
+				if r.ID != o.batch[i].ID {
+					t.Errorf("key %s: new test reported with id %s, sent %s", key, r.ID, o.batch[i].ID)
+				}
+			}
+		}
+	}
+	for key, n := range firsts {
+		if n != 1 {
+			t.Errorf("key %s inserted %d times", key, n)
+		}
+	}
+	if got := counts(t, s)[store.StatusProcessing]; got != int64(len(idOf)) || len(idOf) != keys {
+		t.Errorf("processing = %d for %d keys seen, want %d", got, len(idOf), keys)
+	}
+}
+
+func testInsertAtomic(t *testing.T, s store.Store) {
+	lease := now().Add(time.Minute)
+	first := newTest(t, "alice", "", lease)
+	insert(t, s, first)
+
+	fresh := newTest(t, "alice", "fresh-key", lease)
+	clash := newTest(t, "alice", "", lease)
+	clash.ID = first.ID // the primary key refuses it
+	_, err := s.InsertTests(ctxFor(t), []store.NewTest{fresh, clash})
+	if !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("InsertTests with a reused id: got %v, want ErrConflict", err)
+	}
+	if errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("a conflict must not look like an outage: %v", err)
+	}
+	_, err = s.GetTest(ctxFor(t), fresh.ID)
+	wantNotFound(t, err, "GetTest of the batch's other test (the batch must roll back)")
+	// Its key was not taken either.
+	res := insert(t, s, newTest(t, "alice", "fresh-key", lease))
+	if res[0].Duplicate {
+		t.Errorf("a rolled back batch left its idempotency key behind: %+v", res[0])
+	}
+	if got := getTest(t, s, first.ID); got.Owner != first.Owner || got.SensorID != first.SensorID {
+		t.Errorf("the first test changed: %+v", got)
+	}
+}
+
+func testInsertLargeBatch(t *testing.T, s store.Store) {
+	const n = 500
+	lease := now().Add(time.Minute)
+	batch := make([]store.NewTest, n)
+	for i := range batch {
+		key := ""
+		if i%2 == 0 {
+			key = fmt.Sprintf("key-%d", i%100) // 50 distinct keys, each 5 times
+		}
+		batch[i] = newTest(t, "loader", key, lease)
+	}
+	res := insert(t, s, batch...)
+	firstByKey := map[string]string{}
+	var dups int
+	for i, r := range res {
+		key := batch[i].IdempotencyKey
+		if key == "" {
+			if r.Duplicate || r.ID != batch[i].ID {
+				t.Fatalf("test %d without key: %+v", i, r)
+			}
+			continue
+		}
+		if id, ok := firstByKey[key]; ok {
+			dups++
+			if !r.Duplicate || r.ID != id {
+				t.Fatalf("test %d (%s): %+v, want duplicate of %s", i, key, r, id)
+			}
+			continue
+		}
+		firstByKey[key] = r.ID
+		if r.Duplicate || r.ID != batch[i].ID {
+			t.Fatalf("test %d (%s first): %+v", i, key, r)
+		}
+	}
+	if dups != 200 {
+		t.Errorf("%d duplicates, want 200", dups)
+	}
+	if got := counts(t, s)[store.StatusProcessing]; got != n-200 {
+		t.Errorf("processing = %d, want %d", got, n-200)
+	}
+}
+
+func testCompleteTests(t *testing.T, s store.Store) {
+	lease := now().Add(time.Minute)
+	t1, t2, t3 := newTest(t, "alice", "", lease), newTest(t, "alice", "", lease), newTest(t, "bob", "", lease)
+	insert(t, s, t1, t2, t3)
+
+	at := now()
+	c1 := completion(t, t1.ID, at)
+	c2 := completion(t, t2.ID, at.Add(time.Millisecond))
+	c2.Status, c2.Result, c2.Reason = store.StatusFailed, nil, "processor crashed 3 times"
+	cUnknown := completion(t, newID(t), at)
+	if got := complete(t, s, c1, c2, cUnknown); !slices.Equal(got, []bool{true, true, false}) {
+		t.Fatalf("applied = %v, want [true true false]", got)
+	}
+
+	g1 := getTest(t, s, t1.ID)
+	if g1.Status != store.StatusCompleted || string(g1.Result) != string(c1.Result) || g1.Reason != "" {
+		t.Errorf("t1 = status %q result %q reason %q", g1.Status, g1.Result, g1.Reason)
+	}
+	if g1.CompletedAt == nil || !g1.CompletedAt.Equal(at) || !g1.UpdatedAt.Equal(at) {
+		t.Errorf("t1 CompletedAt %v UpdatedAt %v, want %v", g1.CompletedAt, g1.UpdatedAt, at)
+	}
+	g2 := getTest(t, s, t2.ID)
+	if g2.Status != store.StatusFailed || g2.Result != nil || g2.Reason != c2.Reason || g2.CompletedAt == nil {
+		t.Errorf("t2 = status %q result %q reason %q completed %v", g2.Status, g2.Result, g2.Reason, g2.CompletedAt)
+	}
+	if g3 := getTest(t, s, t3.ID); g3.Status != store.StatusProcessing || g3.CompletedAt != nil {
+		t.Errorf("t3 was not in the batch but is %q", g3.Status)
+	}
+	assertEvents(t, s, c1.Event, c2.Event)
+
+	// A second completion (another worker, a redelivery) changes nothing
+	// and writes no second event.
+	again := completion(t, t1.ID, at.Add(time.Hour))
+	again.Status, again.Reason = store.StatusFailed, "late"
+	if got := complete(t, s, again); !slices.Equal(got, []bool{false}) {
+		t.Errorf("second completion applied = %v, want [false]", got)
+	}
+	if g := getTest(t, s, t1.ID); g.Status != store.StatusCompleted || !g.CompletedAt.Equal(at) || g.Reason != "" {
+		t.Errorf("second completion changed t1: %q %v %q", g.Status, g.CompletedAt, g.Reason)
+	}
+	assertEvents(t, s, c1.Event, c2.Event)
+
+	// The same test twice in one batch: the first wins.
+	d1, d2 := completion(t, t3.ID, at), completion(t, t3.ID, at)
+	d2.Status = store.StatusFailed
+	if got := complete(t, s, d1, d2); !slices.Equal(got, []bool{true, false}) {
+		t.Errorf("same test twice in a batch: applied = %v, want [true false]", got)
+	}
+	if g := getTest(t, s, t3.ID); g.Status != store.StatusCompleted {
+		t.Errorf("t3 = %q, want completed (the first completion of the batch)", g.Status)
+	}
+	assertEvents(t, s, c1.Event, c2.Event, d1.Event)
+
+	if got, err := s.CompleteTests(ctxFor(t), nil); err != nil || len(got) != 0 {
+		t.Errorf("CompleteTests(nil) = %v, %v", got, err)
+	}
+}
+
+// assertEvents checks that the outbox holds exactly want, in order.
+func assertEvents(t *testing.T, s store.Store, want ...store.OutboxEvent) {
+	t.Helper()
+	rows := pending(t, s, 1000)
+	if len(rows) != len(want) {
+		t.Fatalf("outbox has %d rows, want %d: %+v", len(rows), len(want), rows)
+	}
+	for i, r := range rows {
+		w := want[i]
+		if r.EventID != w.EventID || r.Subject != w.Subject || !bytes.Equal(r.Payload, w.Payload) {
+			t.Errorf("outbox row %d = %s %q %q, want %s %q %q", i, r.EventID, r.Subject, r.Payload, w.EventID, w.Subject, w.Payload)
+		}
+		if i > 0 && r.Seq <= rows[i-1].Seq {
+			t.Errorf("outbox seq not increasing: %d after %d", r.Seq, rows[i-1].Seq)
+		}
+		if r.CreatedAt.IsZero() {
+			t.Errorf("outbox row %d has no CreatedAt", i)
+		}
+	}
+	if n := backlog(t, s); n != int64(len(want)) {
+		t.Errorf("OutboxBacklog = %d, want %d", n, len(want))
+	}
+}
+
+func testCompleteAtomic(t *testing.T, s store.Store) {
+	lease := now().Add(time.Minute)
+	t1, t2, t3 := newTest(t, "alice", "", lease), newTest(t, "alice", "", lease), newTest(t, "alice", "", lease)
+	insert(t, s, t1, t2, t3)
+	c1 := completion(t, t1.ID, now())
+	complete(t, s, c1)
+
+	// t3's event reuses c1's event id: the whole batch must fail, t2 too.
+	c2, c3 := completion(t, t2.ID, now()), completion(t, t3.ID, now())
+	c3.Event.EventID = c1.Event.EventID
+	_, err := s.CompleteTests(ctxFor(t), []store.Completion{c2, c3})
+	if !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("CompleteTests with a reused event id: got %v, want ErrConflict", err)
+	}
+	for _, id := range []string{t2.ID, t3.ID} {
+		if g := getTest(t, s, id); g.Status != store.StatusProcessing {
+			t.Errorf("test %s is %q after a failed batch, want processing", id, g.Status)
+		}
+	}
+	assertEvents(t, s, c1.Event)
+
+	// A completion that can only be a bug is refused before anything runs.
+	bad := completion(t, t2.ID, now())
+	bad.Status = store.StatusProcessing
+	if _, err := s.CompleteTests(ctxFor(t), []store.Completion{completion(t, t3.ID, now()), bad}); err == nil {
+		t.Fatal("CompleteTests with status processing: no error")
+	}
+	for _, id := range []string{t2.ID, t3.ID} {
+		if g := getTest(t, s, id); g.Status != store.StatusProcessing {
+			t.Errorf("test %s is %q after a refused batch, want processing", id, g.Status)
+		}
+	}
+	assertEvents(t, s, c1.Event)
+}
+
+func testClaimExpired(t *testing.T, s store.Store) {
+	base := now()
+	const lease = 30 * time.Second
+	type row struct {
+		label string
+		lease time.Time
+		done  bool
+	}
+	rows := []row{
+		{"expired long ago", base.Add(-10 * time.Minute), false},
+		{"expired", base.Add(-time.Millisecond), false},
+		{"lease ends now", base, false},
+		{"lease in the future", base.Add(time.Minute), false},
+		{"completed and expired", base.Add(-10 * time.Minute), true},
+	}
+	ids := map[string]string{}
+	for _, r := range rows {
+		nt := newTest(t, "alice", "", r.lease)
+		insert(t, s, nt)
+		ids[r.label] = nt.ID
+		if r.done {
+			complete(t, s, completion(t, nt.ID, base))
+		}
+	}
+
+	steps := []struct {
+		name     string
+		now      time.Time
+		want     []string       // labels claimed
+		attempts map[string]int // after the claim
+	}{
+		{"only processing tests with a lease before now", base, []string{"expired long ago", "expired"}, map[string]int{"expired long ago": 1, "expired": 1}},
+		{"a claimed test's lease is extended", base, nil, nil},
+		{"claimed again once the new lease ended", base.Add(lease + time.Microsecond),
+			[]string{"expired long ago", "expired", "lease ends now"},
+			map[string]int{"expired long ago": 2, "expired": 2, "lease ends now": 1, "lease in the future": 0}},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			claimed, err := s.ClaimExpired(ctxFor(t), st.now, lease, 100)
+			if err != nil {
+				t.Fatalf("ClaimExpired: %v", err)
+			}
+			var got []string
+			for _, c := range claimed {
+				got = append(got, c.ID)
+				if !c.LeaseUntil.Equal(st.now.Add(lease)) {
+					t.Errorf("claimed %s: LeaseUntil = %v, want %v", c.ID, c.LeaseUntil, st.now.Add(lease))
+				}
+				if c.Status != store.StatusProcessing || c.Owner != "alice" || c.SensorType != "temperature" || len(c.Request) == 0 {
+					t.Errorf("claimed %s is not returned whole: %+v", c.ID, c)
+				}
+				if stored := getTest(t, s, c.ID); stored.Attempts != c.Attempts || !stored.LeaseUntil.Equal(c.LeaseUntil) {
+					t.Errorf("claimed %s: returned attempts %d lease %v, stored %d %v", c.ID, c.Attempts, c.LeaseUntil, stored.Attempts, stored.LeaseUntil)
+				}
+			}
+			var want []string
+			for _, l := range st.want {
+				want = append(want, ids[l])
+			}
+			slices.Sort(got)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Errorf("claimed %v, want %v (%q)", got, want, st.want)
+			}
+			for label, n := range st.attempts {
+				if g := getTest(t, s, ids[label]); g.Attempts != n {
+					t.Errorf("%s: Attempts = %d, want %d", label, g.Attempts, n)
+				}
+			}
+		})
+	}
+	if g := getTest(t, s, ids["completed and expired"]); g.Attempts != 0 || g.Status != store.StatusCompleted {
+		t.Errorf("a completed test was claimed: %+v", g)
+	}
+}
+
+func testClaimLimit(t *testing.T, s store.Store) {
+	base := now()
+	for range 5 {
+		insert(t, s, newTest(t, "alice", "", base.Add(-time.Minute)))
+	}
+	for _, step := range []struct{ limit, want int }{{0, 0}, {2, 2}, {10, 3}, {10, 0}} {
+		claimed, err := s.ClaimExpired(ctxFor(t), base, time.Hour, step.limit)
+		if err != nil {
+			t.Fatalf("ClaimExpired(limit %d): %v", step.limit, err)
+		}
+		if len(claimed) != step.want {
+			t.Fatalf("ClaimExpired(limit %d) claimed %d, want %d", step.limit, len(claimed), step.want)
+		}
+	}
+}
+
+func testClaimConcurrent(t *testing.T, s store.Store) {
+	const (
+		n        = 60
+		claimers = 4
+		limit    = 3
+	)
+	base := now()
+	batch := make([]store.NewTest, n)
+	for i := range batch {
+		batch[i] = newTest(t, "alice", "", base.Add(-time.Duration(i+1)*time.Second))
+	}
+	insert(t, s, batch...)
+
+	type outcome struct {
+		ids []string
+		err error
+	}
+	ctx := ctxFor(t)
+	results := make(chan outcome, claimers)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for range claimers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			var o outcome
+			for {
+				claimed, err := s.ClaimExpired(ctx, base, time.Hour, limit)
+				if err != nil {
+					o.err = err
+					break
+				}
+				if len(claimed) == 0 {
+					break
+				}
+				for _, c := range claimed {
+					o.ids = append(o.ids, c.ID)
+				}
+			}
+			results <- o
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(results)
+
+	seen := map[string]bool{}
+	for o := range results {
+		if o.err != nil {
+			t.Errorf("a claimer failed: %v", o.err)
+		}
+		for _, id := range o.ids {
+			if seen[id] {
+				t.Errorf("test %s claimed twice", id)
+			}
+			seen[id] = true
+		}
+	}
+	if len(seen) != n {
+		t.Errorf("claimed %d distinct tests, want %d", len(seen), n)
+	}
+	for _, nt := range batch {
+		if g := getTest(t, s, nt.ID); g.Attempts != 1 {
+			t.Errorf("test %s: Attempts = %d, want 1", nt.ID, g.Attempts)
+		}
+	}
+}
+
+func testCountTests(t *testing.T, s store.Store) {
+	lease := now().Add(time.Minute)
+	var batch []store.NewTest
+	for range 6 {
+		batch = append(batch, newTest(t, "alice", "", lease))
+	}
+	insert(t, s, batch...)
+	failed := completion(t, batch[1].ID, now())
+	failed.Status = store.StatusFailed
+	complete(t, s, completion(t, batch[0].ID, now()), failed, completion(t, batch[2].ID, now()))
+
+	got := counts(t, s)
+	want := map[string]int64{store.StatusProcessing: 3, store.StatusCompleted: 2, store.StatusFailed: 1}
+	for status, n := range want {
+		if got[status] != n {
+			t.Errorf("CountTests()[%q] = %d, want %d (all: %v)", status, got[status], n, got)
+		}
+	}
+	for status := range got {
+		if !slices.Contains(store.Statuses(), status) {
+			t.Errorf("CountTests() has unknown status %q", status)
+		}
+	}
+}
+
+func testOutbox(t *testing.T, s store.Store) {
+	lease := now().Add(time.Minute)
+	var events []store.OutboxEvent
+	for range 5 {
+		nt := newTest(t, "alice", "", lease)
+		insert(t, s, nt)
+		c := completion(t, nt.ID, now())
+		complete(t, s, c)
+		events = append(events, c.Event)
+	}
+	assertEvents(t, s, events...)
+
+	first := pending(t, s, 2)
+	if len(first) != 2 || first[0].EventID != events[0].EventID || first[1].EventID != events[1].EventID {
+		t.Fatalf("OutboxPending(2) = %+v, want the first two events", first)
+	}
+	if got := pending(t, s, 0); len(got) != 0 {
+		t.Errorf("OutboxPending(0) = %d rows, want none", len(got))
+	}
+
+	if err := s.DeleteOutbox(ctxFor(t), []int64{first[0].Seq, first[1].Seq}); err != nil {
+		t.Fatalf("DeleteOutbox: %v", err)
+	}
+	assertEvents(t, s, events[2:]...)
+
+	// Unknown seqs and an empty list are no-ops.
+	if err := s.DeleteOutbox(ctxFor(t), []int64{first[0].Seq, 1 << 40}); err != nil {
+		t.Fatalf("DeleteOutbox(unknown): %v", err)
+	}
+	if err := s.DeleteOutbox(ctxFor(t), nil); err != nil {
+		t.Fatalf("DeleteOutbox(nil): %v", err)
+	}
+	assertEvents(t, s, events[2:]...)
+
+	// Drain, then a new event still gets a higher seq: seqs are never reused.
+	rest := pending(t, s, 100)
+	maxSeq := rest[len(rest)-1].Seq
+	var seqs []int64
+	for _, r := range rest {
+		seqs = append(seqs, r.Seq)
+	}
+	if err := s.DeleteOutbox(ctxFor(t), seqs); err != nil {
+		t.Fatalf("DeleteOutbox(all): %v", err)
+	}
+	assertEvents(t, s)
+	nt := newTest(t, "alice", "", lease)
+	insert(t, s, nt)
+	c := completion(t, nt.ID, now())
+	complete(t, s, c)
+	assertEvents(t, s, c.Event)
+	if r := pending(t, s, 1); r[0].Seq <= maxSeq {
+		t.Errorf("seq %d after draining, want > %d", r[0].Seq, maxSeq)
+	}
+}
+
+// hostile are strings that break naive quoting, encoding or collation.
+var hostile = []string{
+	`'; DROP TABLE tests; --`,
+	`Robert'); DELETE FROM users WHERE ('1'='1`,
+	`"double" 'single' ` + "`back`" + ` \backslash\ \'`,
+	`% _ * ? [a-z] LIKE wildcards`,
+	`$1 $2 ? ?1 :name @p1 placeholders`,
+	"日本語テキスト, émoji 🚀🔥, עברית, e\u0301 combining",
+	"line\nbreak\ttab\r\nCRLF",
+	"\x01\x1b[31mcontrol\x7f",
+	`{"json":"looking","x":[1,2]}`,
+	`E'\\x41' \u0000 as literal text`,
+	"<script>alert(1)</script>",
+	"  leading and trailing spaces  ",
+	strings.Repeat("long✓", 2000),
+}
+
+func testHostileStrings(t *testing.T, s store.Store) {
+	lease := now().Add(time.Minute)
+	for i, h := range hostile {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			u := store.User{Username: h, PasswordHash: []byte(h), Roles: []string{h, "user"}, Disabled: true}
+			if err := s.UpsertUser(ctxFor(t), u); err != nil {
+				t.Fatalf("UpsertUser: %v", err)
+			}
+			got, err := s.GetUser(ctxFor(t), h)
+			if err != nil {
+				t.Fatalf("GetUser: %v", err)
+			}
+			assertUser(t, got, u)
+
+			nt := store.NewTest{
+				ID: newID(t), Owner: h, SensorType: h, SensorID: h, IdempotencyKey: h, AuthMode: h,
+				Request:    []byte(fmt.Sprintf(`{"sensor_id":%s,"nul":"\u0000"}`, jsonString(t, h))),
+				LeaseUntil: lease,
+			}
+			insert(t, s, nt)
+			assertNewTest(t, getTest(t, s, nt.ID), nt)
+			if res := insert(t, s, store.NewTest{ID: newID(t), Owner: h, IdempotencyKey: h, LeaseUntil: lease}); !res[0].Duplicate || res[0].ID != nt.ID {
+				t.Errorf("hostile idempotency key not matched: %+v", res[0])
+			}
+
+			c := store.Completion{
+				TestID: nt.ID, Status: store.StatusFailed, Reason: h,
+				Event: store.OutboxEvent{EventID: fmt.Sprintf("ev-%d-%s", i, h), Subject: h, Payload: []byte(h)},
+				At:    now(),
+			}
+			complete(t, s, c)
+			if g := getTest(t, s, nt.ID); g.Reason != h {
+				t.Errorf("Reason = %q, want %q", g.Reason, h)
+			}
+			rows := pending(t, s, 1000)
+			last := rows[len(rows)-1]
+			if last.EventID != c.Event.EventID || last.Subject != h || string(last.Payload) != h {
+				t.Errorf("outbox row = %q %q %q", last.EventID, last.Subject, last.Payload)
+			}
+
+			_, err = s.GetTest(ctxFor(t), h)
+			wantNotFound(t, err, "GetTest(hostile id)")
+		})
+	}
+	users, err := s.ListUsers(ctxFor(t))
+	if err != nil || len(users) != len(hostile) {
+		t.Fatalf("ListUsers = %d users, %v; want %d", len(users), err, len(hostile))
+	}
+	if n := counts(t, s)[store.StatusFailed]; n != int64(len(hostile)) {
+		t.Errorf("failed tests = %d, want %d", n, len(hostile))
+	}
+}
+
+func jsonString(t *testing.T, s string) string {
+	t.Helper()
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatalf("marshal %q: %v", s, err)
+	}
+	return string(b)
+}
+
+func testContext(t *testing.T, s store.Store) {
+	lease := now().Add(time.Minute)
+	nt := newTest(t, "alice", "", lease)
+	insert(t, s, nt)
+
+	canceled, cancel := context.WithCancel(t.Context())
+	cancel()
+	expired, cancel2 := context.WithDeadline(t.Context(), time.Now().Add(-time.Second))
+	defer cancel2()
+
+	calls := []struct {
+		name string
+		call func(ctx context.Context) error
+	}{
+		{"Ping", s.Ping},
+		{"GetUser", func(ctx context.Context) error { _, err := s.GetUser(ctx, "alice"); return err }},
+		{"UpsertUser", func(ctx context.Context) error {
+			return s.UpsertUser(ctx, store.User{Username: "x", PasswordHash: []byte("h")})
+		}},
+		{"GetTest", func(ctx context.Context) error { _, err := s.GetTest(ctx, nt.ID); return err }},
+		{"InsertTests", func(ctx context.Context) error {
+			_, err := s.InsertTests(ctx, []store.NewTest{newTest(t, "alice", "", lease)})
+			return err
+		}},
+		{"CompleteTests", func(ctx context.Context) error {
+			_, err := s.CompleteTests(ctx, []store.Completion{completion(t, nt.ID, now())})
+			return err
+		}},
+		{"ClaimExpired", func(ctx context.Context) error { _, err := s.ClaimExpired(ctx, now(), time.Minute, 10); return err }},
+		{"CountTests", func(ctx context.Context) error { _, err := s.CountTests(ctx); return err }},
+		{"OutboxPending", func(ctx context.Context) error { _, err := s.OutboxPending(ctx, 10); return err }},
+		{"OutboxBacklog", func(ctx context.Context) error { _, err := s.OutboxBacklog(ctx); return err }},
+	}
+	for _, c := range calls {
+		t.Run(c.name, func(t *testing.T) {
+			// The caller gave up: not an outage, so breakers must not count it.
+			err := c.call(canceled)
+			if !errors.Is(err, context.Canceled) || errors.Is(err, store.ErrUnavailable) {
+				t.Errorf("canceled context: got %v, want context.Canceled and not ErrUnavailable", err)
+			}
+			// The deadline passed before a connection was had: unavailable.
+			err = c.call(expired)
+			if !errors.Is(err, store.ErrUnavailable) {
+				t.Errorf("expired deadline: got %v, want ErrUnavailable", err)
+			}
+		})
+	}
+	if g := getTest(t, s, nt.ID); g.Status != store.StatusProcessing {
+		t.Errorf("a canceled CompleteTests changed the test: %q", g.Status)
+	}
+	if n := counts(t, s)[store.StatusProcessing]; n != 1 {
+		t.Errorf("canceled InsertTests inserted: %d processing tests, want 1", n)
+	}
+}
