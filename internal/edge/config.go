@@ -1,0 +1,112 @@
+package edge
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"sensorhub/internal/breaker"
+	"sensorhub/messages"
+)
+
+// Defaults of Config.
+const (
+	DefaultAddr           = ":8000"
+	DefaultRequestTimeout = 2 * time.Second
+	DefaultHealthTimeout  = 500 * time.Millisecond
+	// ShutdownTimeout bounds the graceful shutdown of Serve.
+	ShutdownTimeout = 5 * time.Second
+)
+
+// Default login rate limits.
+var (
+	DefaultLoginPerUser = RateLimit{Every: time.Second, Burst: 10}
+	DefaultLoginPerAddr = RateLimit{Every: 200 * time.Millisecond, Burst: 50}
+)
+
+// RateLimit is a token bucket: it holds at most Burst tokens and gains one
+// every Every; each attempt takes one.
+type RateLimit struct {
+	Every time.Duration
+	Burst int
+}
+
+// Config configures the edge. Zero fields take the defaults.
+type Config struct {
+	// Addr is the listen address of ListenAndServe (default ":8000").
+	Addr     string
+	Subjects messages.Subjects
+	Logger   *slog.Logger
+	// AuthBreaker, SensorBreaker and BridgeBreaker guard the calls to each
+	// downstream service ("edge.auth", "edge.sensor", "edge.bridge"). A zero
+	// CallTimeout takes RequestTimeout.
+	AuthBreaker, SensorBreaker, BridgeBreaker breaker.Config
+	// RequestTimeout is the NATS request deadline (default 2s: login may
+	// take bcrypt time).
+	RequestTimeout time.Duration
+	// HealthTimeout bounds each role's answer in /health (default 500ms).
+	HealthTimeout time.Duration
+	// MaxBodyBytes bounds every request body (default messages.MaxBodyBytes).
+	MaxBodyBytes int64
+	// LoginPerUser and LoginPerAddr rate-limit POST /auth/token per
+	// username and per client address (defaults: 1/s burst 10, 5/s burst 50).
+	LoginPerUser, LoginPerAddr RateLimit
+	// TrustForwardedFor takes the client address from the last
+	// X-Forwarded-For entry (the one our own proxy appended). Set it only
+	// behind a proxy that sets the header: otherwise clients choose their
+	// address and dodge the per-address limit.
+	TrustForwardedFor bool
+}
+
+func (c *Config) setDefaults() {
+	if c.Addr == "" {
+		c.Addr = DefaultAddr
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if c.HealthTimeout == 0 {
+		c.HealthTimeout = DefaultHealthTimeout
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = messages.MaxBodyBytes
+	}
+	if c.LoginPerUser == (RateLimit{}) {
+		c.LoginPerUser = DefaultLoginPerUser
+	}
+	if c.LoginPerAddr == (RateLimit{}) {
+		c.LoginPerAddr = DefaultLoginPerAddr
+	}
+	for _, b := range []*breaker.Config{&c.AuthBreaker, &c.SensorBreaker, &c.BridgeBreaker} {
+		if b.CallTimeout == 0 {
+			b.CallTimeout = c.RequestTimeout
+		}
+	}
+}
+
+// Validate refuses settings that cannot work. It expects defaults applied.
+func (c Config) Validate() error {
+	var errs []error
+	if c.RequestTimeout < 0 {
+		errs = append(errs, errors.New("request timeout must not be negative"))
+	}
+	if c.HealthTimeout < 0 {
+		errs = append(errs, errors.New("health timeout must not be negative"))
+	}
+	if c.MaxBodyBytes < 0 {
+		errs = append(errs, errors.New("max body bytes must not be negative"))
+	}
+	for name, rl := range map[string]RateLimit{"login per user": c.LoginPerUser, "login per address": c.LoginPerAddr} {
+		if rl.Every <= 0 || rl.Burst < 1 {
+			errs = append(errs, fmt.Errorf("%s rate limit: want Every > 0 and Burst >= 1, got %v and %d", name, rl.Every, rl.Burst))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("invalid edge config: %w", err)
+	}
+	return nil
+}

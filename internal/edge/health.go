@@ -1,0 +1,121 @@
+package edge
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+
+	"sensorhub/internal/natsx"
+	"sensorhub/messages"
+)
+
+// handleHealth is GET /health: every role asked at once (each within
+// HealthTimeout, bypassing the breakers so it shows the truth), a role that
+// does not answer shown "down", and every breaker of every role plus the
+// edge's own. It is "ok" only when every role says ok and every breaker is
+// closed. It answers 200 whatever the state: the edge itself serves.
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	replies := make([]messages.HealthReply, len(messages.Roles))
+	var wg sync.WaitGroup
+	for i, role := range messages.Roles {
+		wg.Go(func() { replies[i] = s.roleHealth(r.Context(), role) })
+	}
+	wg.Wait()
+
+	out := messages.EdgeHealth{
+		Status:          messages.HealthOK,
+		Services:        make(map[string]messages.HealthReply, len(replies)+1),
+		CircuitBreakers: map[string]messages.BreakerHealth{},
+	}
+	for _, h := range replies {
+		out.Services[h.Role] = h
+		if h.Status != messages.HealthOK {
+			out.Status = messages.HealthDegraded
+		}
+		for name, b := range h.CircuitBreakers {
+			out.CircuitBreakers[name] = b
+		}
+	}
+	edge := s.edgeHealth()
+	out.Services[edge.Role] = edge
+	for name, b := range edge.CircuitBreakers {
+		out.CircuitBreakers[name] = b
+	}
+	for _, b := range out.CircuitBreakers {
+		if b.State != messages.BreakerClosed {
+			out.Status = messages.HealthDegraded
+		}
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeValue(w, http.StatusOK, out)
+}
+
+// roleHealth asks one role for its health; no answer (or an error answer)
+// means "down".
+func (s *Server) roleHealth(ctx context.Context, role string) messages.HealthReply {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.HealthTimeout)
+	defer cancel()
+	var h messages.HealthReply
+	if _, err := natsx.Request(ctx, s.nc, s.subj.Health(role), nil, nil, &h); err != nil {
+		s.log.Debug("role health unavailable", "health_of", role, "err", err)
+		return messages.HealthReply{
+			Role:            role,
+			Status:          messages.HealthDown,
+			Dependencies:    map[string]messages.DependencyHealth{},
+			CircuitBreakers: map[string]messages.BreakerHealth{},
+		}
+	}
+	h.Role = role
+	if h.Status == "" {
+		h.Status = messages.HealthDegraded
+	}
+	// Roles key their breakers "<role>.<dependency>"; one that does not is
+	// prefixed here so that two roles can never collide in the merged map.
+	breakers := make(map[string]messages.BreakerHealth, len(h.CircuitBreakers))
+	for name, b := range h.CircuitBreakers {
+		if !strings.HasPrefix(name, role+".") {
+			name = role + "." + name
+		}
+		breakers[name] = b
+	}
+	h.CircuitBreakers = breakers
+	if h.Dependencies == nil {
+		h.Dependencies = map[string]messages.DependencyHealth{}
+	}
+	return h
+}
+
+// edgeHealth is the edge's own entry: its NATS connection and its breakers.
+func (s *Server) edgeHealth() messages.HealthReply {
+	h := messages.HealthReply{
+		Role:            messages.RoleEdge,
+		Status:          messages.HealthOK,
+		Dependencies:    map[string]messages.DependencyHealth{"nats": {Status: messages.HealthUp}},
+		CircuitBreakers: s.breakers.Health(),
+	}
+	if !s.nc.IsConnected() {
+		h.Status = messages.HealthDegraded
+		h.Dependencies["nats"] = messages.DependencyHealth{Status: messages.HealthDown, LastError: "nats disconnected"}
+	}
+	for _, b := range h.CircuitBreakers {
+		if b.State != messages.BreakerClosed {
+			h.Status = messages.HealthDegraded
+		}
+	}
+	return h
+}
+
+// handleHealthz is GET /healthz: liveness, 200 while the process serves.
+func (s *Server) handleHealthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, []byte(`{"status":"ok"}`))
+}
+
+// handleReadyz is GET /readyz: ready while the NATS connection is up.
+func (s *Server) handleReadyz(w http.ResponseWriter, _ *http.Request) {
+	if !s.nc.IsConnected() {
+		writeError(w, errNATSDown)
+		return
+	}
+	writeJSON(w, http.StatusOK, []byte(`{"status":"ok"}`))
+}

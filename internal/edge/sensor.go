@@ -1,0 +1,120 @@
+package edge
+
+import (
+	"net/http"
+
+	"github.com/nats-io/nats.go"
+
+	"sensorhub/messages"
+)
+
+// bearer returns the Authorization header when it carries a usable bearer
+// token, else "".
+func bearer(r *http.Request) string {
+	h := r.Header.Get(hdrAuthorization)
+	if tok := messages.BearerToken(h); tok == "" || len(tok) > messages.MaxTokenLen {
+		return ""
+	}
+	return h
+}
+
+// handleSubmit is POST /test/sensor/{sensor_type}: the body is checked here,
+// so bad input costs no NATS trip, then forwarded to sensorhub.sensor.submit
+// with the caller's Authorization and Idempotency-Key as NATS headers.
+func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
+	authz := bearer(r)
+	if authz == "" {
+		writeError(w, messages.ErrUnauthorized)
+		return
+	}
+	body, rerr := readBody(w, r, s.cfg.MaxBodyBytes)
+	if rerr != nil {
+		writeError(w, rerr)
+		return
+	}
+	req, err := decodeSubmit(body, r.PathValue("sensor_type"), r.Header.Values(hdrIdempotencyKey))
+	if err != nil {
+		writeError(w, messages.AsError(err))
+		return
+	}
+	hdr := nats.Header{}
+	hdr.Set(hdrAuthorization, authz)
+	if req.IdempotencyKey != "" {
+		hdr.Set(hdrIdempotencyKey, req.IdempotencyKey)
+	}
+	var acc messages.TestAccepted
+	msg, err := s.call(r.Context(), s.sensor, s.subj.SensorSubmit(), req, hdr, &acc)
+	if err != nil {
+		s.fail(w, r, s.sensor, messages.ErrSensorUnavailable, err)
+		return
+	}
+	if acc.AuthMode == messages.AuthModeOnline || acc.AuthMode == messages.AuthModeFallback {
+		w.Header().Set(hdrAuthMode, acc.AuthMode)
+	}
+	if messages.ValidTestID(acc.TestID) {
+		w.Header().Set("Location", "/test/"+acc.TestID)
+	}
+	writeJSON(w, http.StatusAccepted, msg.Data)
+}
+
+// decodeSubmit decodes and validates a submission. A non-empty
+// Idempotency-Key header wins over the body's idempotency_key and is
+// validated like it; more than one header is ambiguous and refused.
+func decodeSubmit(body []byte, pathType string, idemKeys []string) (messages.SubmitTest, error) {
+	if len(idemKeys) > 1 {
+		return messages.SubmitTest{}, messages.NewError(messages.CodeBadRequest, "more than one Idempotency-Key header")
+	}
+	req, err := messages.DecodeSubmitTest(body, pathType)
+	if err != nil {
+		return messages.SubmitTest{}, err
+	}
+	if len(idemKeys) == 1 && idemKeys[0] != "" {
+		req.IdempotencyKey = idemKeys[0]
+		if err := req.Validate(); err != nil {
+			return messages.SubmitTest{}, err
+		}
+	}
+	return req, nil
+}
+
+// handleResult is GET /test/{test_id}: sensorhub.sensor.result with the
+// caller's Authorization; the record, 404 and 403 come back as they are.
+func (s *Server) handleResult(w http.ResponseWriter, r *http.Request) {
+	authz := bearer(r)
+	if authz == "" {
+		writeError(w, messages.ErrUnauthorized)
+		return
+	}
+	req := messages.GetResult{TestID: r.PathValue("test_id")}
+	if err := req.Validate(); err != nil {
+		writeError(w, messages.AsError(err))
+		return
+	}
+	hdr := nats.Header{}
+	hdr.Set(hdrAuthorization, authz)
+	msg, err := s.call(r.Context(), s.sensor, s.subj.SensorResult(), req, hdr, &messages.TestRecord{})
+	if err != nil {
+		s.fail(w, r, s.sensor, messages.ErrSensorUnavailable, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, msg.Data)
+}
+
+// handleSensorTypes is GET /sensor/types: the catalogue.
+func (s *Server) handleSensorTypes(w http.ResponseWriter, r *http.Request) {
+	msg, err := s.call(r.Context(), s.sensor, s.subj.SensorTypes(), nil, nil, &messages.SensorTypesReply{})
+	if err != nil {
+		s.fail(w, r, s.sensor, messages.ErrSensorUnavailable, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, msg.Data)
+}
+
+// Header names, the same over HTTP and as NATS headers (NATS header names
+// are case-sensitive: the sensor role reads exactly these).
+const (
+	hdrAuthorization  = "Authorization"
+	hdrIdempotencyKey = "Idempotency-Key"
+	hdrAuthMode       = "X-Auth-Mode"
+)

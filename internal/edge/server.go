@@ -1,0 +1,130 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"sensorhub/internal/breaker"
+	"sensorhub/internal/natsx"
+	"sensorhub/messages"
+)
+
+// Server is the HTTP edge. Its handler is safe for concurrent use.
+type Server struct {
+	nc       *nats.Conn
+	cfg      Config
+	log      *slog.Logger
+	subj     messages.Subjects
+	breakers *breaker.Set
+	auth     *breaker.Breaker
+	sensor   *breaker.Breaker
+	bridge   *breaker.Breaker
+	logins   *loginLimiter
+	jwks     jwksCache
+	handler  http.Handler
+	now      func() time.Time
+}
+
+// New returns an edge that talks to the other roles over nc.
+func New(nc *nats.Conn, cfg Config) (*Server, error) {
+	if nc == nil {
+		return nil, ErrNoConn
+	}
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger.With("role", messages.RoleEdge)
+	s := &Server{
+		nc:       nc,
+		cfg:      cfg,
+		log:      log,
+		subj:     cfg.Subjects,
+		breakers: &breaker.Set{},
+		logins:   newLoginLimiter(cfg.LoginPerUser, cfg.LoginPerAddr, maxLimiterKeys),
+		now:      time.Now,
+	}
+	// Only "the service did not answer" opens a breaker: a 4xx envelope
+	// proves the service is up, and a client that went away proves nothing.
+	s.auth = s.breakers.Add(breaker.New("edge.auth", cfg.AuthBreaker, natsx.IsUnreachable, log))
+	s.sensor = s.breakers.Add(breaker.New("edge.sensor", cfg.SensorBreaker, natsx.IsUnreachable, log))
+	s.bridge = s.breakers.Add(breaker.New("edge.bridge", cfg.BridgeBreaker, natsx.IsUnreachable, log))
+	s.handler = s.routes()
+	return s, nil
+}
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /auth/token", s.handleLogin)
+	mux.HandleFunc("POST /test/sensor/{sensor_type}", s.handleSubmit)
+	mux.HandleFunc("GET /test/{test_id}", s.handleResult)
+	mux.HandleFunc("GET /sensor/types", s.handleSensorTypes)
+	mux.HandleFunc("GET /kafka/stats", s.handleBridgeStats)
+	mux.HandleFunc("GET /health", s.handleHealth)
+	mux.HandleFunc("GET /healthz", s.handleHealthz)
+	mux.HandleFunc("GET /readyz", s.handleReadyz)
+	mux.HandleFunc("GET /.well-known/jwks.json", s.handleJWKS)
+	return s.instrument(jsonMuxErrors(mux))
+}
+
+// Handler is the edge's HTTP handler, middleware included.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Breakers are the edge's breakers: "edge.auth", "edge.sensor", "edge.bridge".
+func (s *Server) Breakers() *breaker.Set { return s.breakers }
+
+func (s *Server) httpServer() *http.Server {
+	return &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		// A 1 MiB body over a slow link, then the NATS call and the answer.
+		ReadTimeout:    15 * time.Second,
+		WriteTimeout:   15*time.Second + max(s.cfg.RequestTimeout, s.cfg.HealthTimeout),
+		IdleTimeout:    60 * time.Second,
+		MaxHeaderBytes: 32 << 10,
+		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+}
+
+// Serve answers HTTP on ln until ctx ends, then shuts down gracefully,
+// giving in-flight requests up to ShutdownTimeout. It returns nil after a
+// shutdown caused by ctx.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := s.httpServer()
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	select {
+	case err := <-done:
+		return fmt.Errorf("serve http on %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownTimeout)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if err != nil {
+		_ = srv.Close()
+		err = fmt.Errorf("shut down http server: %w", err)
+	}
+	if serr := <-done; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = fmt.Errorf("serve http on %s: %w", ln.Addr(), serr)
+	}
+	return err
+}
+
+// ListenAndServe listens on cfg.Addr and serves until ctx ends; see Serve.
+func (s *Server) ListenAndServe(ctx context.Context) error {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
+	}
+	s.log.Info("http edge listening", "addr", ln.Addr().String())
+	return s.Serve(ctx, ln)
+}
