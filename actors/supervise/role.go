@@ -31,6 +31,9 @@ type RoleConfig struct {
 	OnGiveUp func(err error)
 }
 
+// spawnTimeout bounds Spawn's wait for the children to exist.
+const spawnTimeout = 10 * time.Second
+
 // ErrGaveUp is the error passed to OnGiveUp.
 var ErrGaveUp = errors.New("role supervisor gave up")
 
@@ -47,6 +50,9 @@ type Role struct {
 type roleActor struct {
 	*Strategy
 	cfg RoleConfig
+	// spawned reports the outcome of the first spawn of the children to
+	// Spawn (later calls do nothing).
+	spawned func(error)
 }
 
 func (r *roleActor) Receive(ctx actor.Context) {
@@ -54,17 +60,22 @@ func (r *roleActor) Receive(ctx actor.Context) {
 	case *actor.Started:
 		// Also on a restart of the role supervisor, which has stopped all
 		// children: create them again under the same names.
+		var errs []error
 		for _, c := range r.cfg.Children {
 			if _, err := ctx.SpawnNamed(c.Props, c.Name); err != nil {
 				ctx.Logger().Error("spawn child", "child", c.Name, "err", err)
+				errs = append(errs, fmt.Errorf("spawn child %s: %w", c.Name, err))
 			}
 		}
+		r.spawned(errors.Join(errs...))
 	case *actor.Terminated:
 		_ = msg
 	}
 }
 
-// Spawn starts a role supervisor with its children under system's root.
+// Spawn starts a role supervisor with its children under system's root and
+// returns once every child exists, so messages sent to Role.Child right
+// away are delivered.
 func Spawn(system *actor.ActorSystem, cfg RoleConfig) (*Role, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -89,10 +100,26 @@ func Spawn(system *actor.ActorSystem, cfg RoleConfig) (*Role, error) {
 			})
 		},
 	}
-	props := actor.PropsFromProducer(func() actor.Actor { return &roleActor{Strategy: strategy, cfg: cfg} })
+	// The children are spawned by the supervisor's Started, on its own
+	// goroutine: wait for it, or a message sent right after Spawn returns
+	// would go to a child that does not exist yet (dead letters).
+	spawnedCh := make(chan error, 1)
+	var spawnedOnce sync.Once
+	spawned := func(err error) { spawnedOnce.Do(func() { spawnedCh <- err }) }
+	props := actor.PropsFromProducer(func() actor.Actor { return &roleActor{Strategy: strategy, cfg: cfg, spawned: spawned} })
 	pid, err := system.Root.SpawnNamed(props, cfg.Role)
 	if err != nil {
 		return nil, fmt.Errorf("spawn role supervisor %s: %w", cfg.Role, err)
+	}
+	select {
+	case err := <-spawnedCh:
+		if err != nil {
+			system.Root.Stop(pid)
+			return nil, fmt.Errorf("spawn role supervisor %s: %w", cfg.Role, err)
+		}
+	case <-time.After(spawnTimeout):
+		system.Root.Stop(pid)
+		return nil, fmt.Errorf("spawn role supervisor %s: children not started within %s", cfg.Role, spawnTimeout)
 	}
 	children := make(map[string]*actor.PID, len(cfg.Children))
 	for _, c := range cfg.Children {

@@ -14,16 +14,21 @@ import (
 // Policy says what a failure of one child means.
 type Policy struct {
 	// Directive for a failure: actor.RestartDirective (the default),
-	// actor.StopDirective, actor.ResumeDirective or actor.EscalateDirective
-	// (the role gives up at once).
+	// actor.StopDirective or actor.EscalateDirective (the role gives up at
+	// once). actor.ResumeDirective is the zero value of actor.Directive, so
+	// it cannot be told from "not set" and means restart here: set Resume.
 	Directive actor.Directive
+	// Resume keeps the actor and its state after a failure (only the
+	// message that failed is lost). It overrides Directive.
+	Resume bool
 	// MaxRestarts within Window; one more failure stops the child for good
 	// (default 10 within 10s).
 	MaxRestarts int
 	Window      time.Duration
-	// Backoff delays each restart by Backoff times the failures counted in
-	// Window, capped at MaxBackoff (default 0: restart at once). The child's
-	// mailbox keeps its messages meanwhile.
+	// Backoff delays each restart by Backoff times the earlier failures
+	// counted in Window (the first restart is immediate), capped at
+	// MaxBackoff (default 0: restart at once). The child's mailbox keeps its
+	// messages meanwhile.
 	Backoff    time.Duration
 	MaxBackoff time.Duration
 	// Critical: when this child stops for good, the whole role gives up
@@ -32,6 +37,12 @@ type Policy struct {
 }
 
 func (p Policy) withDefaults() Policy {
+	switch {
+	case p.Resume:
+		p.Directive = actor.ResumeDirective
+	case p.Directive == actor.ResumeDirective:
+		p.Directive = actor.RestartDirective
+	}
 	if p.MaxRestarts == 0 {
 		p.MaxRestarts = 10
 	}
@@ -101,16 +112,16 @@ func (s *Strategy) HandleFailure(system *actor.ActorSystem, sup actor.Supervisor
 		}
 	}
 	gaveUp := directive == actor.StopDirective || directive == actor.EscalateDirective
-	s.log(child, reason, directive, failures, p, gaveUp)
+	var delay time.Duration
+	if directive == actor.RestartDirective {
+		delay = min(time.Duration(failures-1)*p.Backoff, p.MaxBackoff)
+	}
+	s.log(child, reason, directive, failures, delay, p, gaveUp)
 
 	switch directive {
 	case actor.ResumeDirective:
 		sup.ResumeChildren(child)
 	case actor.RestartDirective:
-		delay := time.Duration(failures-1) * p.Backoff
-		if delay > p.MaxBackoff {
-			delay = p.MaxBackoff
-		}
 		if delay <= 0 {
 			sup.RestartChildren(child)
 		} else {
@@ -124,7 +135,7 @@ func (s *Strategy) HandleFailure(system *actor.ActorSystem, sup actor.Supervisor
 	}
 }
 
-func (s *Strategy) log(child *actor.PID, reason any, d actor.Directive, failures int, p Policy, gaveUp bool) {
+func (s *Strategy) log(child *actor.PID, reason any, d actor.Directive, failures int, delay time.Duration, p Policy, gaveUp bool) {
 	logger := s.Logger
 	if logger == nil {
 		logger = slog.Default()
@@ -147,6 +158,9 @@ func (s *Strategy) log(child *actor.PID, reason any, d actor.Directive, failures
 		"failures_in_window", failures,
 		"max_restarts", p.MaxRestarts,
 		"window", p.Window.String(),
+	}
+	if delay > 0 {
+		attrs = append(attrs, "backoff", delay.String())
 	}
 	var pe *Panic
 	if s.LogStacks && errors.As(asError(reason), &pe) {

@@ -1,0 +1,215 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/nats-io/nats.go"
+	"golang.org/x/crypto/bcrypt"
+
+	"sensorhub/actors/actortest"
+	"sensorhub/internal/natsx"
+	"sensorhub/internal/store"
+	"sensorhub/internal/store/sqlite"
+	"sensorhub/internal/testenv"
+	"sensorhub/messages"
+)
+
+const wait = 10 * time.Second
+
+// hash is a bcrypt hash at the lowest cost, to keep tests fast.
+func hash(t testing.TB, password string) []byte {
+	t.Helper()
+	h, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// flakyStore wraps a real store; while down is set, user reads and pings
+// fail with store.ErrUnavailable, as a lost database would.
+type flakyStore struct {
+	store.Store
+	down     atomic.Bool
+	getUsers atomic.Int64
+}
+
+func (f *flakyStore) GetUser(ctx context.Context, username string) (store.User, error) {
+	f.getUsers.Add(1)
+	if f.down.Load() {
+		return store.User{}, store.ErrUnavailable
+	}
+	return f.Store.GetUser(ctx, username)
+}
+
+func (f *flakyStore) Ping(ctx context.Context) error {
+	if f.down.Load() {
+		return store.ErrUnavailable
+	}
+	return f.Store.Ping(ctx)
+}
+
+type env struct {
+	nats   *testenv.NATSServer
+	nc     *nats.Conn
+	system *actor.ActorSystem
+	logs   *actortest.LogBuffer
+	store  *flakyStore
+	subj   messages.Subjects
+	cfg    Config
+	svc    *Service
+}
+
+// newEnv starts embedded NATS, a sqlite store with users alice (user),
+// root (admin) and bob (disabled), all with password "secret", and the auth
+// role. configure may change the config first.
+func newEnv(t *testing.T, configure func(*Config)) *env {
+	t.Helper()
+	e := &env{nats: testenv.NATS(t), subj: messages.DefaultSubjects()}
+	logger, logs := actortest.CaptureLogs(t)
+	e.logs = logs
+	nc, err := natsx.Connect(natsx.ConnectConfig{URL: e.nats.URL(), Name: t.Name(), Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	e.nc = nc
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if err := natsx.WaitConnected(ctx, nc); err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "auth.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	e.store = &flakyStore{Store: st}
+	for _, u := range []store.User{
+		{Username: "alice", PasswordHash: hash(t, "secret"), Roles: []string{"user"}},
+		{Username: "root", PasswordHash: hash(t, "secret"), Roles: []string{messages.RoleAdmin}},
+		{Username: "bob", PasswordHash: hash(t, "secret"), Roles: []string{"user"}, Disabled: true},
+	} {
+		if err := st.UpsertUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.system = actortest.NewSystemWithLogger(t, logger)
+	e.cfg = Config{
+		Subjects:     e.subj,
+		Store:        e.store,
+		KeyFile:      filepath.Join(t.TempDir(), "keys", "auth.pem"),
+		LoginWorkers: 2,
+		Logger:       logger,
+	}
+	if configure != nil {
+		configure(&e.cfg)
+	}
+	e.start(t)
+	return e
+}
+
+func (e *env) start(t *testing.T) {
+	t.Helper()
+	svc, err := Start(context.Background(), e.nc, e.system, e.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := svc.Stop(wait); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	})
+	e.svc = svc
+}
+
+// request calls subject and decodes the reply into out.
+func (e *env) request(t *testing.T, subject string, req, out any) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	_, err := natsx.Request(ctx, e.nc, subject, req, nil, out)
+	return err
+}
+
+func (e *env) login(t *testing.T, user, password string) (messages.TokenReply, error) {
+	t.Helper()
+	var r messages.TokenReply
+	err := e.request(t, e.subj.AuthToken(), messages.TokenRequest{Username: user, Password: password}, &r)
+	return r, err
+}
+
+func (e *env) mustLogin(t *testing.T, user string) string {
+	t.Helper()
+	r, err := e.login(t, user, "secret")
+	if err != nil {
+		t.Fatalf("login %s: %v", user, err)
+	}
+	return r.AccessToken
+}
+
+// wantCode fails unless err is a *messages.Error with code.
+func wantCode(t *testing.T, err error, code messages.Code) *messages.Error {
+	t.Helper()
+	var e *messages.Error
+	if !errors.As(err, &e) {
+		t.Fatalf("error = %v (%T), want code %s", err, err, code)
+	}
+	if e.Code != code {
+		t.Fatalf("code = %s (%q), want %s", e.Code, e.Message, code)
+	}
+	return e
+}
+
+// memStore is a small in-memory Store for unit tests: users only.
+type memStore struct {
+	store.Store // nil: other methods panic if called
+	mu          sync.Mutex
+	users       map[string]store.User
+	err         error
+}
+
+func (m *memStore) UpsertUser(_ context.Context, u store.User) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.users == nil {
+		m.users = map[string]store.User{}
+	}
+	m.users[u.Username] = u
+	return nil
+}
+
+func (m *memStore) GetUser(_ context.Context, name string) (store.User, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.err != nil {
+		return store.User{}, m.err
+	}
+	u, ok := m.users[name]
+	if !ok {
+		return store.User{}, store.ErrNotFound
+	}
+	return u, nil
+}
+
+func (m *memStore) ListUsers(context.Context) ([]store.User, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.err != nil {
+		return nil, m.err
+	}
+	var out []store.User
+	for _, u := range m.users {
+		out = append(out, u)
+	}
+	return out, nil
+}
+
+func (m *memStore) Ping(context.Context) error { return m.err }
