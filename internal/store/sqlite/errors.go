@@ -51,7 +51,8 @@ func Classify(err error) error {
 	if errors.Is(err, context.Canceled) {
 		return err
 	}
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, sql.ErrConnDone) {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, sql.ErrConnDone) ||
+		err.Error() == "sql: database is closed" { // database/sql keeps that sentinel unexported
 		return wrap(store.ErrUnavailable, err)
 	}
 	return err

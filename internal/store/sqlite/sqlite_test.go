@@ -170,3 +170,21 @@ func TestWriterQueueHonoursDeadline(t *testing.T) {
 		t.Fatalf("holder: %v", err)
 	}
 }
+
+// A closed store is a store that cannot serve: callers must see
+// ErrUnavailable (503 and a breaker failure), not an internal error.
+func TestClosedStoreIsUnavailable(t *testing.T) {
+	st, err := sqlite.Open(context.Background(), sqlite.Config{Path: filepath.Join(t.TempDir(), "closed.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.GetUser(context.Background(), "x"); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("GetUser on a closed store: %v, want ErrUnavailable", err)
+	}
+	if err := st.Ping(context.Background()); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("Ping on a closed store: %v, want ErrUnavailable", err)
+	}
+}
