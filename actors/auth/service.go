@@ -91,7 +91,7 @@ func (p *pool) release() { p.pending.Add(-1) }
 func (p *pool) pick() *actor.PID { return p.pids[p.next.Add(1)%uint64(len(p.pids))] }
 
 // request is a micro request handed to an actor (detached: see
-// detachedRequest); done must run once it is answered.
+// natsx.Detach); done must run once it is answered.
 type request struct {
 	req  micro.Request
 	done func()
@@ -211,7 +211,7 @@ func (s *Service) handleToken(req micro.Request) {
 		s.reply(req, nil, errLoginsPending)
 		return
 	}
-	s.system.Root.Send(s.logins.pick(), &loginRequest{request{req: detach(s.nc, req), done: s.logins.release}})
+	s.system.Root.Send(s.logins.pick(), &loginRequest{request{req: natsx.Detach(s.nc, req), done: s.logins.release}})
 }
 
 func (s *Service) handleValidate(req micro.Request) {
@@ -219,15 +219,15 @@ func (s *Service) handleValidate(req micro.Request) {
 		s.reply(req, nil, errChecksPending)
 		return
 	}
-	s.system.Root.Send(s.validates.pick(), &validateRequest{request{req: detach(s.nc, req), done: s.validates.release}})
+	s.system.Root.Send(s.validates.pick(), &validateRequest{request{req: natsx.Detach(s.nc, req), done: s.validates.release}})
 }
 
 func (s *Service) handleJWKS(req micro.Request) {
-	s.system.Root.Send(s.role.Child(ActorJWKS), &jwksRequest{request{req: detach(s.nc, req), done: func() {}}})
+	s.system.Root.Send(s.role.Child(ActorJWKS), &jwksRequest{request{req: natsx.Detach(s.nc, req), done: func() {}}})
 }
 
 func (s *Service) handleHealth(req micro.Request) {
-	s.system.Root.Send(s.role.Child(ActorHealth), &healthRequest{request{req: detach(s.nc, req), done: func() {}}})
+	s.system.Root.Send(s.role.Child(ActorHealth), &healthRequest{request{req: natsx.Detach(s.nc, req), done: func() {}}})
 }
 
 // reply answers req with v, or with err when it is not nil.

@@ -1,4 +1,4 @@
-package auth
+package natsx
 
 import (
 	"encoding/json"
@@ -26,8 +26,9 @@ type detachedRequest struct {
 
 var _ micro.Request = (*detachedRequest)(nil)
 
-// detach copies what an actor needs from req; call it in the handler.
-func detach(nc *nats.Conn, req micro.Request) *detachedRequest {
+// Detach copies what an actor needs from req, in the micro handler, and
+// returns a request the actor may answer later from any goroutine.
+func Detach(nc *nats.Conn, req micro.Request) micro.Request {
 	return &detachedRequest{nc: nc, subject: req.Subject(), reply: req.Reply(), data: req.Data(), headers: req.Headers()}
 }
 

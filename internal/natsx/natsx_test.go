@@ -1,0 +1,112 @@
+package natsx_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/micro"
+
+	"sensorhub/internal/natsx"
+	"sensorhub/internal/testenv"
+	"sensorhub/messages"
+)
+
+func TestRequestReplyAndErrors(t *testing.T) {
+	srv := testenv.NATS(t)
+	nc, err := natsx.Connect(natsx.ConnectConfig{URL: srv.URL(), Name: "test", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	subj := messages.DefaultSubjects()
+	block := make(chan struct{})
+	t.Cleanup(func() { close(block) })
+	svc, err := natsx.AddService(nc, subj, "auth", "test",
+		natsx.Endpoint{Name: "token", Handler: func(req micro.Request) {
+			_ = natsx.ReplyJSON(req, messages.TokenReply{AccessToken: "t", TokenType: "bearer", ExpiresIn: 60})
+		}},
+		natsx.Endpoint{Name: "validate", Handler: func(req micro.Request) {
+			_ = natsx.ReplyError(req, messages.ErrUnauthorized)
+		}},
+		natsx.Endpoint{Name: "jwks", Handler: func(req micro.Request) {
+			_ = natsx.ReplyError(req, errors.New("secret detail"))
+		}},
+		natsx.Endpoint{Name: "health", Handler: func(req micro.Request) { <-block }},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Stop() })
+	ctx := context.Background()
+
+	var tok messages.TokenReply
+	if _, err := natsx.Request(ctx, nc, subj.AuthToken(), messages.TokenRequest{Username: "u", Password: "p"}, nil, &tok); err != nil || tok.AccessToken != "t" {
+		t.Fatalf("token: %+v, %v", tok, err)
+	}
+
+	msg, err := natsx.Request(ctx, nc, subj.AuthValidate(), messages.ValidateRequest{Token: "x"}, nil, nil)
+	if !errors.Is(err, messages.ErrUnauthorized) || messages.CodeOf(err) != messages.CodeUnauthorized {
+		t.Fatalf("validate: err = %v, want unauthorized envelope", err)
+	}
+	if got := msg.Header.Get(micro.ErrorCodeHeader); got != "401" {
+		t.Fatalf("error code header = %q, want 401", got)
+	}
+
+	_, err = natsx.Request(ctx, nc, subj.AuthJWKS(), nil, nil, nil)
+	if e := messages.AsError(err); e.Code != messages.CodeInternal || e.Message == "secret detail" {
+		t.Fatalf("jwks: %+v: an unknown error must leave as a generic internal error", e)
+	}
+
+	_, err = natsx.Request(ctx, nc, subj.SensorSubmit(), nil, nil, nil)
+	if !errors.Is(err, natsx.ErrNoResponders) || !natsx.IsUnreachable(err) {
+		t.Fatalf("no service: err = %v, want ErrNoResponders", err)
+	}
+
+	tctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	_, err = natsx.Request(tctx, nc, subj.Health("auth"), nil, nil, nil)
+	if !errors.Is(err, natsx.ErrTimeout) || !natsx.IsUnreachable(err) {
+		t.Fatalf("hung service: err = %v, want ErrTimeout", err)
+	}
+
+	info := svc.Info()
+	if info.Name != "sensorhub-auth" || len(info.Endpoints) != 4 || info.Endpoints[0].Subject != "sensorhub.auth.token" {
+		t.Fatalf("service info = %+v", info)
+	}
+}
+
+func TestEmbeddedRefusesBusyPortUnlessFallback(t *testing.T) {
+	srv := testenv.NATS(t)
+	busy := srv.Srv.Addr().String()
+	if _, err := natsx.StartEmbedded(natsx.EmbeddedConfig{Listen: busy}); err == nil {
+		t.Fatal("second server on a busy port started")
+	}
+	ns, err := natsx.StartEmbedded(natsx.EmbeddedConfig{Listen: busy, FallbackFreePort: true, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer natsx.ShutdownEmbedded(ns)
+	if ns.Addr().String() == busy {
+		t.Fatalf("fallback server on the busy address %s", busy)
+	}
+}
+
+func TestRequestWhenDisconnected(t *testing.T) {
+	srv := testenv.NATS(t)
+	nc, err := natsx.Connect(natsx.ConnectConfig{URL: srv.URL(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	if err := natsx.WaitConnected(context.Background(), nc); err != nil {
+		t.Fatal(err)
+	}
+	srv.Shutdown()
+	_, err = natsx.Request(context.Background(), nc, "x.y", nil, nil, nil)
+	if !natsx.IsUnreachable(err) {
+		t.Fatalf("err = %v, want unreachable", err)
+	}
+}
