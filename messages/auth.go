@@ -28,6 +28,8 @@ func (r TokenRequest) Validate() error {
 		return &Error{Code: CodeBadRequest, Message: "username too long or not UTF-8"}
 	case len(r.Password) > MaxPasswordLen:
 		return &Error{Code: CodeBadRequest, Message: "password longer than 72 bytes"}
+	case !utf8.ValidString(r.Password):
+		return &Error{Code: CodeBadRequest, Message: "password is not UTF-8"}
 	}
 	return nil
 }
