@@ -1,0 +1,221 @@
+package sensor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/micro"
+
+	"sensorhub/actors/supervise"
+	"sensorhub/internal/natsx"
+	"sensorhub/internal/store"
+	"sensorhub/messages"
+)
+
+// Request headers the submit endpoint reads.
+const (
+	headerAuthorization  = "Authorization"
+	headerIdempotencyKey = "Idempotency-Key"
+)
+
+// submission is one submit request on its way through the role. It is
+// answered exactly once, and answering frees its in-flight slot.
+type submission struct {
+	s        *Service
+	req      micro.Request
+	answered atomic.Bool
+
+	// Set by the intake, read by the writer once it owns the submission.
+	body  messages.SubmitTest
+	token string
+	test  store.NewTest
+}
+
+func (p *submission) accept(a messages.TestAccepted) {
+	if p.answered.CompareAndSwap(false, true) {
+		if err := natsx.ReplyJSON(p.req, a); err != nil {
+			p.s.log.Debug("reply to submission", "err", err)
+		}
+		p.s.inflight.Add(-1)
+	}
+}
+
+func (p *submission) fail(err error) {
+	if p.answered.CompareAndSwap(false, true) {
+		if rerr := natsx.ReplyError(p.req, err); rerr != nil {
+			p.s.log.Debug("reply to submission", "err", rerr)
+		}
+		p.s.inflight.Add(-1)
+	}
+}
+
+// Messages of the intake.
+type (
+	// submitReceived hands a submission from the micro handler to the intake.
+	submitReceived struct{ sub *submission }
+	// submitAuthenticated is the outcome of checking a submission's token.
+	submitAuthenticated struct {
+		sub   *submission
+		reply messages.ValidateReply
+		err   error
+	}
+)
+
+// handleSubmit is the micro handler of sensorhub.sensor.submit. It never
+// blocks: past MaxInFlight it refuses at once, else it hands the request to
+// the intake actor.
+func (s *Service) handleSubmit(req micro.Request) {
+	if s.stopping.Load() {
+		_ = natsx.ReplyError(req, errStopping)
+		return
+	}
+	if !s.admit() {
+		_ = natsx.ReplyError(req, errOverloaded)
+		return
+	}
+	s.send(s.intakePID, &submitReceived{sub: &submission{s: s, req: natsx.Detach(s.nc, req)}})
+}
+
+// intake validates submissions, has their tokens checked off the actor's
+// goroutine, and hands the authenticated tests to the writer.
+type intake struct {
+	s *Service
+}
+
+func (a *intake) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *submitReceived:
+		a.received(msg.sub)
+	case *submitAuthenticated:
+		a.authenticated(ctx, msg)
+	}
+}
+
+func (a *intake) received(sub *submission) {
+	defer supervise.ReplyOnPanic(func(any) { sub.fail(errInternal) })
+	body, token, err := decodeSubmit(sub.req.Data(), sub.req.Headers())
+	if err != nil {
+		sub.fail(err)
+		return
+	}
+	sub.body, sub.token = body, token
+	// The token check is a network call: it runs on its own goroutine,
+	// bounded by the in-flight limit, and comes back as a message.
+	s := a.s
+	if !s.goTracked(func() {
+		ctx, cancel := context.WithTimeout(s.ctx, authTimeout)
+		defer cancel()
+		reply, err := s.cfg.Auth.Validate(ctx, token)
+		s.send(s.intakePID, &submitAuthenticated{sub: sub, reply: reply, err: err})
+	}) {
+		sub.fail(errStopping)
+	}
+}
+
+func (a *intake) authenticated(ctx actor.Context, msg *submitAuthenticated) {
+	sub := msg.sub
+	defer supervise.ReplyOnPanic(func(any) { sub.fail(errInternal) })
+	if msg.err != nil {
+		sub.fail(a.s.authError(msg.err))
+		return
+	}
+	if !msg.reply.Valid || msg.reply.Subject == "" {
+		sub.fail(messages.ErrUnauthorized)
+		return
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		a.s.log.Error("new test id", "err", err)
+		sub.fail(errInternal)
+		return
+	}
+	request, err := json.Marshal(sub.body) // the token was cleared by decodeSubmit
+	if err != nil {
+		sub.fail(errInternal)
+		return
+	}
+	mode := msg.reply.AuthMode
+	if mode == "" {
+		mode = messages.AuthModeOnline
+	}
+	sub.test = store.NewTest{
+		ID:             id.String(),
+		Owner:          msg.reply.Subject,
+		SensorType:     sub.body.SensorType,
+		SensorID:       sub.body.SensorID,
+		Request:        request,
+		IdempotencyKey: sub.body.IdempotencyKey,
+		AuthMode:       mode,
+		LeaseUntil:     time.Now().Add(a.s.cfg.Lease).UTC(),
+	}
+	ctx.Send(a.s.writerPID, &insertTest{sub: sub})
+}
+
+// decodeSubmit parses a submission: the body (messages.DecodeSubmitTest),
+// the sensor type against the catalogue, the idempotency key (header first,
+// then body) and the token (Authorization header first, then body). The
+// returned body carries no token.
+func decodeSubmit(data []byte, hdr micro.Headers) (messages.SubmitTest, string, error) {
+	body, err := messages.DecodeSubmitTest(data, "")
+	if err != nil {
+		return messages.SubmitTest{}, "", err
+	}
+	if _, ok := LookupSpec(body.SensorType); !ok {
+		// The shape was validated: the type is a short [a-z0-9_] token.
+		return messages.SubmitTest{}, "", &messages.Error{Code: messages.CodeUnknownSensorType,
+			Message: fmt.Sprintf("unknown sensor type %q", body.SensorType)}
+	}
+	if key := headerValue(hdr, headerIdempotencyKey); key != "" {
+		body.IdempotencyKey = key
+		if err := body.Validate(); err != nil {
+			return messages.SubmitTest{}, "", err
+		}
+	}
+	token := body.Token
+	if h := headerValue(hdr, headerAuthorization); h != "" {
+		// A header that is there but not a bearer token is refused rather
+		// than silently replaced by the body's token.
+		token = messages.BearerToken(h)
+	}
+	body.Token = ""
+	if token == "" || len(token) > messages.MaxTokenLen {
+		return messages.SubmitTest{}, "", messages.ErrUnauthorized
+	}
+	return body, token, nil
+}
+
+// authError turns an Authenticator error into what the caller gets: its own
+// envelope (unauthorized, auth unavailable...), else auth unavailable.
+func (s *Service) authError(err error) *messages.Error {
+	var e *messages.Error
+	switch {
+	case errors.As(err, &e) && e != nil:
+		return e
+	case errors.Is(err, context.Canceled) && s.ctx.Err() != nil:
+		return errStopping
+	}
+	s.log.Warn("token check failed", "err", err)
+	return messages.ErrAuthUnavailable
+}
+
+// headerValue returns the first value of the header key, matched without
+// regard to case (NATS headers are case-sensitive, HTTP ones are not, and
+// `nats req -H` sends what the user typed).
+func headerValue(h micro.Headers, key string) string {
+	if v := h.Get(key); v != "" {
+		return v
+	}
+	for k, v := range h {
+		if len(v) > 0 && strings.EqualFold(k, key) {
+			return v[0]
+		}
+	}
+	return ""
+}

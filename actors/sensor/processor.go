@@ -1,0 +1,365 @@
+package sensor
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/google/uuid"
+
+	"sensorhub/actors/supervise"
+	"sensorhub/internal/store"
+	"sensorhub/messages"
+)
+
+// Messages of the processor pool and its processors.
+type (
+	// dispatch hands tests to the pool. Its sender has added len(jobs) to
+	// Service.queued.
+	dispatch struct{ jobs []dispatchedTest }
+	// process hands one job to a processor.
+	process struct {
+		seq  uint64
+		test store.Test
+	}
+	// jobDone: the processor sent the job's completion to the writer.
+	jobDone struct{ seq uint64 }
+	// jobFailed: the processor panicked on the job (sent before the panic
+	// propagates, since the mailbox drops the message that panicked).
+	jobFailed struct {
+		seq    uint64
+		reason string
+	}
+)
+
+// dispatchedTest is a test to process and the attempts it already failed.
+type dispatchedTest struct {
+	test     store.Test
+	failures int
+}
+
+// job is a test owned by the pool: queued (proc < 0) or sent to a processor.
+type job struct {
+	seq      uint64
+	test     store.Test
+	failures int
+	proc     int
+}
+
+// procSlot is one processor child and the jobs it holds.
+type procSlot struct {
+	name        string
+	pid         *actor.PID
+	outstanding int
+}
+
+// pool owns the processors (bounded mailboxes) and a queue in front of them.
+// It never sends a processor more than processorCredit jobs, so no send ever
+// blocks on a full mailbox; the queue itself is bounded by MaxInFlight
+// through admission. A processor that panics hands its job back and is
+// restarted by the pool's supervise.Strategy; the job is dispatched again
+// until it failed MaxAttempts times, then its test ends "failed".
+type pool struct {
+	s        *Service
+	procs    []*procSlot
+	queue    []*job
+	jobs     map[uint64]*job   // queued or outstanding, by seq
+	byTest   map[string]uint64 // the same, by test id
+	stopping bool
+}
+
+func newPool(s *Service) *pool {
+	return &pool{s: s, jobs: map[uint64]*job{}, byTest: map[string]uint64{}}
+}
+
+// processorStrategy supervises the pool's processors.
+func (s *Service) processorStrategy() *supervise.Strategy {
+	return &supervise.Strategy{
+		Logger:    s.log,
+		LogStacks: s.cfg.LogStacks,
+		Policies: map[string]supervise.Policy{
+			// A processor is stateless and its job is handed back before a
+			// panic; MaxAttempts bounds a poison input, so restarting at
+			// once is always right. Past the limit the pool replaces it.
+			actorProcessor: {Directive: actor.RestartDirective, MaxRestarts: 100, Window: 10 * time.Second},
+		},
+	}
+}
+
+func (p *pool) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *actor.Started:
+		for i := 0; i < p.s.cfg.Workers; i++ {
+			p.procs = append(p.procs, &procSlot{name: actorProcessor + "-" + strconv.Itoa(i)})
+			p.spawn(ctx, i)
+		}
+	case *dispatch:
+		for _, d := range msg.jobs {
+			p.add(d)
+		}
+		p.pump(ctx)
+	case *jobDone:
+		if j := p.jobs[msg.seq]; j != nil {
+			p.remove(j)
+			p.pump(ctx)
+		}
+	case *jobFailed:
+		p.failed(ctx, msg)
+		p.pump(ctx)
+	case *actor.Terminated:
+		p.terminated(ctx, msg.Who)
+		p.pump(ctx)
+	case *actor.Restarting:
+		p.handOver(ctx)
+	case *actor.Stopping:
+		p.stopping = true
+		p.s.queued.Add(-int64(len(p.jobs)))
+	}
+}
+
+func (p *pool) spawn(ctx actor.Context, i int) {
+	slot := p.procs[i]
+	props := supervise.Props(func() actor.Actor { return &processor{s: p.s} },
+		actor.WithMailbox(actor.Bounded(processorMailbox)))
+	pid, err := ctx.SpawnNamed(props, slot.name)
+	if err != nil {
+		p.s.log.Error("spawn processor", "actor", slot.name, "err", err)
+		return
+	}
+	slot.pid = pid
+}
+
+// add queues a test, unless the pool already holds it (a sweeper claimed a
+// test whose lease ended while it waited here).
+func (p *pool) add(d dispatchedTest) {
+	if _, dup := p.byTest[d.test.ID]; dup {
+		p.s.queued.Add(-1)
+		return
+	}
+	j := &job{seq: p.s.jobSeq.Add(1), test: d.test, failures: d.failures, proc: -1}
+	p.jobs[j.seq] = j
+	p.byTest[j.test.ID] = j.seq
+	p.queue = append(p.queue, j)
+}
+
+// remove forgets a job that left the pool.
+func (p *pool) remove(j *job) {
+	if j.proc >= 0 {
+		p.procs[j.proc].outstanding--
+	}
+	delete(p.jobs, j.seq)
+	delete(p.byTest, j.test.ID)
+	p.s.queued.Add(-1)
+}
+
+// pump sends queued jobs to the least busy processors with credit left.
+func (p *pool) pump(ctx actor.Context) {
+	for len(p.queue) > 0 {
+		best := -1
+		for i, slot := range p.procs {
+			if slot.pid != nil && slot.outstanding < processorCredit &&
+				(best < 0 || slot.outstanding < p.procs[best].outstanding) {
+				best = i
+			}
+		}
+		if best < 0 {
+			return
+		}
+		j := p.queue[0]
+		p.queue[0] = nil
+		p.queue = p.queue[1:]
+		j.proc = best
+		p.procs[best].outstanding++
+		ctx.Send(p.procs[best].pid, &process{seq: j.seq, test: j.test})
+	}
+}
+
+// failed handles a job whose processor panicked: once more at the head of
+// the queue, or "failed" after MaxAttempts.
+func (p *pool) failed(ctx actor.Context, msg *jobFailed) {
+	j := p.jobs[msg.seq]
+	if j == nil {
+		return
+	}
+	if j.proc >= 0 {
+		p.procs[j.proc].outstanding--
+		j.proc = -1
+	}
+	j.failures++
+	if j.failures < p.s.cfg.MaxAttempts {
+		p.s.log.Warn("processing panicked; retrying the test", "test_id", j.test.ID, "attempt", j.failures, "reason", msg.reason)
+		p.queue = append([]*job{j}, p.queue...)
+		return
+	}
+	reason := truncate(fmt.Sprintf("processing failed %d times: %s", j.failures, msg.reason))
+	p.s.log.Error("giving up on a test that keeps crashing its processor", "test_id", j.test.ID, "reason", reason)
+	p.s.completing.Add(1)
+	p.remove(j)
+	ctx.Send(p.s.writerPID, &completeTest{c: p.s.failedCompletion(j.test, reason)})
+}
+
+// terminated replaces a processor that its strategy stopped for good,
+// after queueing again the jobs its mailbox held.
+func (p *pool) terminated(ctx actor.Context, who *actor.PID) {
+	if p.stopping {
+		return
+	}
+	for i, slot := range p.procs {
+		if slot.pid == nil || slot.pid.GetId() != who.GetId() {
+			continue
+		}
+		var back []*job
+		for _, j := range p.jobs {
+			if j.proc == i {
+				j.proc = -1
+				back = append(back, j)
+			}
+		}
+		slot.outstanding, slot.pid = 0, nil
+		p.queue = append(back, p.queue...)
+		p.s.log.Warn("replacing a processor that was stopped", "actor", slot.name, "requeued", len(back))
+		p.spawn(ctx, i)
+	}
+}
+
+// handOver runs on the failed incarnation before the restart (which stops
+// the processors, dropping their mailboxes): every job goes to the next
+// incarnation, still counted in queued.
+func (p *pool) handOver(ctx actor.Context) {
+	p.stopping = true
+	if len(p.jobs) == 0 {
+		return
+	}
+	jobs := make([]dispatchedTest, 0, len(p.jobs))
+	for _, j := range p.jobs {
+		jobs = append(jobs, dispatchedTest{test: j.test, failures: j.failures})
+	}
+	ctx.Send(ctx.Self(), &dispatch{jobs: jobs})
+}
+
+// processor evaluates one test at a time.
+type processor struct {
+	s *Service
+}
+
+func (p *processor) Receive(ctx actor.Context) {
+	if msg, ok := ctx.Message().(*process); ok {
+		p.process(ctx, msg)
+	}
+}
+
+func (p *processor) process(ctx actor.Context, msg *process) {
+	defer func() {
+		if r := recover(); r != nil {
+			ctx.Send(ctx.Parent(), &jobFailed{seq: msg.seq, reason: panicReason(r)})
+			panic(r)
+		}
+	}()
+	if h := p.s.cfg.hooks; h != nil {
+		if h.beforeProcess != nil {
+			h.beforeProcess(msg.test)
+		}
+		if h.panicOn != nil && h.panicOn(msg.test) {
+			panic("test hook: processor panics on test " + msg.test.ID)
+		}
+	}
+	c := p.s.evaluateTest(msg.test)
+	p.s.completing.Add(1)
+	ctx.Send(p.s.writerPID, &completeTest{c: c})
+	ctx.Send(ctx.Parent(), &jobDone{seq: msg.seq})
+}
+
+// evaluateTest judges a stored test: its submitted readings, or a simulated
+// acquisition when it has none. A test that cannot be evaluated at all (its
+// stored request unreadable, its type gone from the catalogue) ends "failed".
+func (s *Service) evaluateTest(t store.Test) store.Completion {
+	var req messages.SubmitTest
+	if err := json.Unmarshal(t.Request, &req); err != nil {
+		return s.failedCompletion(t, "stored request is unreadable")
+	}
+	spec, ok := LookupSpec(t.SensorType)
+	if !ok {
+		return s.failedCompletion(t, "sensor type "+strconv.Quote(t.SensorType)+" is no longer in the catalogue")
+	}
+	readings, interval, source := req.Readings, req.IntervalMS, messages.SourceSubmitted
+	if len(readings) == 0 {
+		readings, interval = Simulate(spec, t.ID)
+		source = messages.SourceSimulated
+	}
+	ev := Evaluate(spec, readings, interval, req.Reference)
+	ev.Source = source
+	result, err := json.Marshal(ev)
+	if err != nil {
+		return s.failedCompletion(t, "evaluation cannot be encoded")
+	}
+	return s.completion(t, store.StatusCompleted, result, "", &ev)
+}
+
+// failedCompletion ends a test "failed" with reason.
+func (s *Service) failedCompletion(t store.Test, reason string) store.Completion {
+	return s.completion(t, store.StatusFailed, nil, truncate(reason), nil)
+}
+
+// completion builds the completion of t and its event (a new UUIDv7 event
+// id: exactly one completion of a test is ever applied, so exactly one event
+// id reaches the outbox).
+func (s *Service) completion(t store.Test, status string, result []byte, reason string, ev *Evaluation) store.Completion {
+	now := time.Now().UTC()
+	eventID := uuid.Must(uuid.NewV7()).String()
+	e := messages.TestCompleted{
+		Schema:      messages.EventSchema,
+		EventID:     eventID,
+		Type:        messages.EventTypeCompleted,
+		TestID:      t.ID,
+		SensorType:  t.SensorType,
+		SensorID:    t.SensorID,
+		Owner:       t.Owner,
+		Status:      status,
+		Reason:      reason,
+		CreatedAt:   t.CreatedAt,
+		CompletedAt: now,
+	}
+	if status == store.StatusFailed {
+		e.Type = messages.EventTypeFailed
+	}
+	if ev != nil {
+		stats := ev.Stats
+		e.Verdict, e.Source, e.Stats = ev.Verdict, ev.Source, &stats
+	}
+	payload, err := e.Encode()
+	if err != nil {
+		// Evaluate returns finite numbers only; this is a bug, and the
+		// processor's restart and retry path handles it.
+		panic(fmt.Errorf("encode event of test %s: %w", t.ID, err))
+	}
+	return store.Completion{
+		TestID: t.ID,
+		Status: status,
+		Result: result,
+		Reason: reason,
+		Event:  store.OutboxEvent{EventID: eventID, Subject: s.cfg.Subjects.Event(t.SensorType, e.Kind()), Payload: payload},
+		At:     now,
+	}
+}
+
+// panicReason is the text of a panic value, bounded.
+func panicReason(r any) string {
+	var p *supervise.Panic
+	if err, ok := r.(error); ok && errors.As(err, &p) {
+		r = p.Value
+	}
+	return truncate(fmt.Sprint(r))
+}
+
+// truncate bounds a reason stored and returned to callers, and keeps it
+// valid UTF-8 without NUL bytes (which a PostgreSQL text column refuses).
+func truncate(s string) string {
+	if len(s) > maxReasonLen {
+		s = s[:maxReasonLen] + "..."
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "")
+}

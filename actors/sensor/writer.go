@@ -1,0 +1,315 @@
+package sensor
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"sensorhub/internal/breaker"
+	"sensorhub/internal/store"
+	"sensorhub/messages"
+)
+
+// Messages of the writer.
+type (
+	// insertTest asks the writer to store an authenticated submission.
+	insertTest struct{ sub *submission }
+	// insertsDone is the outcome of one InsertTests group commit. It
+	// carries its submissions, so that a restarted writer still answers them.
+	insertsDone struct {
+		batch   []*submission
+		results []store.InsertResult
+		err     error
+		at      time.Time
+	}
+	// completeTest asks the writer to finish a test. Its sender has added
+	// one to Service.completing.
+	completeTest struct{ c store.Completion }
+	// completionsDone is the outcome of one CompleteTests group commit.
+	completionsDone struct {
+		batch   []*pendingCompletion
+		applied []bool
+		err     error
+	}
+	// retryCompletions ends the backoff after a failed CompleteTests.
+	retryCompletions struct{}
+)
+
+// pendingCompletion is a completion waiting for its commit.
+type pendingCompletion struct {
+	c store.Completion
+	// failures counts commits that failed for anything but an outage; solo
+	// marks one to be retried alone, so that one bad completion cannot
+	// hold a whole batch back.
+	failures int
+	solo     bool
+}
+
+const (
+	// completionBackoffMin and Max bound the wait between two commits of
+	// completions while the database is down.
+	completionBackoffMin = 100 * time.Millisecond
+	completionBackoffMax = 5 * time.Second
+	// maxCompletionFailures is how often a completion may fail for a reason
+	// other than an outage before it is dropped (logged; the sweeper
+	// processes its test again once the lease ends).
+	maxCompletionFailures = 3
+)
+
+// writer is the store writer: it group-commits inserts and completions.
+// While one transaction of a kind runs (on its own goroutine, the result
+// coming back as a message), new requests accumulate; when it ends, the
+// next batch goes at once. Inserts and completions run independently.
+type writer struct {
+	s *Service
+
+	inserts    []*submission // waiting for the next insert batch
+	insertBusy bool
+
+	completions  []*pendingCompletion // waiting for the next completion batch
+	completeBusy bool
+	backoff      time.Duration // current wait after an outage; 0 when healthy
+	waiting      bool          // a retryCompletions is scheduled
+}
+
+func newWriter(s *Service) *writer { return &writer{s: s} }
+
+func (w *writer) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *insertTest:
+		w.inserts = append(w.inserts, msg.sub)
+		w.flushInserts(ctx)
+	case *insertsDone:
+		w.insertsDone(ctx, msg)
+	case *completeTest:
+		w.completions = append(w.completions, &pendingCompletion{c: msg.c})
+		w.flushCompletions(ctx)
+	case *completionsDone:
+		w.completionsDone(ctx, msg)
+	case *retryCompletions:
+		w.waiting = false
+		w.flushCompletions(ctx)
+	case *actor.Restarting:
+		w.handOver(ctx)
+	case *actor.Stopping:
+		w.fail(errStopping)
+		w.s.completing.Add(-int64(len(w.completions)))
+		w.completions = nil
+	}
+	w.s.waitingInserts.Store(int64(len(w.inserts)))
+}
+
+// handOver runs on the failed incarnation before the restart. The queued
+// submissions were never told "processing": they get an error and may be
+// retried. The queued completions are sent to the next incarnation (they
+// stay counted in completing); a batch in flight comes back to it by itself.
+func (w *writer) handOver(ctx actor.Context) {
+	w.fail(errInternal)
+	for _, p := range w.completions {
+		ctx.Send(ctx.Self(), &completeTest{c: p.c})
+	}
+	w.completions = nil
+}
+
+func (w *writer) fail(err error) {
+	for _, sub := range w.inserts {
+		sub.fail(err)
+	}
+	w.inserts = nil
+}
+
+func (w *writer) flushInserts(ctx actor.Context) {
+	if w.insertBusy || len(w.inserts) == 0 {
+		return
+	}
+	n, size := 0, 0
+	for n < len(w.inserts) && n < w.s.cfg.InsertBatch {
+		size += len(w.inserts[n].test.Request)
+		if n > 0 && size > maxInsertBytes {
+			break
+		}
+		n++
+	}
+	batch := w.inserts[:n:n]
+	w.inserts = w.inserts[n:]
+	tests := make([]store.NewTest, len(batch))
+	for i, sub := range batch {
+		tests[i] = sub.test
+	}
+	w.insertBusy = true
+	s, self := w.s, ctx.Self()
+	at := time.Now().UTC()
+	if !s.goTracked(func() {
+		res, err := dbCall(s, func(ctx context.Context) ([]store.InsertResult, error) {
+			return s.cfg.Store.InsertTests(ctx, tests)
+		})
+		if err == nil && len(res) != len(tests) {
+			err = errors.New("insert tests: store returned a result per test of another batch")
+		}
+		s.send(self, &insertsDone{batch: batch, results: res, err: err, at: at})
+	}) {
+		w.insertsDone(ctx, &insertsDone{batch: batch, err: context.Canceled})
+	}
+}
+
+// insertsDone answers every caller of the batch: "processing" only now that
+// the tests are committed. The new tests (not the duplicates of an earlier
+// submission) go to the processor pool.
+func (w *writer) insertsDone(ctx actor.Context, msg *insertsDone) {
+	w.insertBusy = false
+	if msg.err != nil {
+		e := w.s.dbError(msg.err, "insert tests")
+		for _, sub := range msg.batch {
+			sub.fail(e)
+		}
+	} else {
+		// Dispatch first: the tests are counted in queued before their
+		// submissions stop counting in inflight, so Stop's wait for an idle
+		// pipeline never sees a gap.
+		var jobs []store.Test
+		for i, sub := range msg.batch {
+			if !msg.results[i].Duplicate {
+				jobs = append(jobs, testOf(sub.test, msg.at))
+			}
+		}
+		w.s.dispatch(ctx, jobs)
+		for i, sub := range msg.batch {
+			r := msg.results[i]
+			sub.accept(messages.TestAccepted{
+				TestID:    r.ID,
+				Status:    messages.StatusProcessing,
+				AuthMode:  sub.test.AuthMode,
+				Duplicate: r.Duplicate,
+			})
+		}
+	}
+	w.flushInserts(ctx)
+}
+
+// testOf is the stored form of a test just inserted. CreatedAt is the
+// writer's clock when the batch went out; the store's own timestamp is
+// microseconds later.
+func testOf(t store.NewTest, at time.Time) store.Test {
+	return store.Test{
+		ID:             t.ID,
+		Owner:          t.Owner,
+		SensorType:     t.SensorType,
+		SensorID:       t.SensorID,
+		Request:        t.Request,
+		IdempotencyKey: t.IdempotencyKey,
+		AuthMode:       t.AuthMode,
+		Status:         store.StatusProcessing,
+		LeaseUntil:     t.LeaseUntil,
+		CreatedAt:      at,
+		UpdatedAt:      at,
+	}
+}
+
+// dispatch sends tests to the processor pool, counting them as queued.
+func (s *Service) dispatch(ctx actor.Context, tests []store.Test) {
+	if len(tests) == 0 {
+		return
+	}
+	jobs := make([]dispatchedTest, len(tests))
+	for i, t := range tests {
+		jobs[i] = dispatchedTest{test: t, failures: t.Attempts}
+	}
+	s.queued.Add(int64(len(jobs)))
+	ctx.Send(s.poolPID, &dispatch{jobs: jobs})
+}
+
+func (w *writer) flushCompletions(ctx actor.Context) {
+	if w.completeBusy || w.waiting || len(w.completions) == 0 {
+		return
+	}
+	n := min(len(w.completions), w.s.cfg.CompleteBatch)
+	if w.completions[0].solo {
+		n = 1
+	} else {
+		for i := 1; i < n; i++ {
+			if w.completions[i].solo {
+				n = i
+				break
+			}
+		}
+	}
+	batch := w.completions[:n:n]
+	w.completions = w.completions[n:]
+	cs := make([]store.Completion, len(batch))
+	for i, p := range batch {
+		cs[i] = p.c
+	}
+	w.completeBusy = true
+	s, self := w.s, ctx.Self()
+	if !s.goTracked(func() {
+		applied, err := dbCall(s, func(ctx context.Context) ([]bool, error) {
+			return s.cfg.Store.CompleteTests(ctx, cs)
+		})
+		if err == nil && len(applied) != len(cs) {
+			err = errors.New("complete tests: store returned a result per completion of another batch")
+		}
+		s.send(self, &completionsDone{batch: batch, applied: applied, err: err})
+	}) {
+		// Stopping: the tests stay "processing" until a sweeper claims them.
+		w.completeBusy = false
+		w.s.completing.Add(-int64(len(batch) + len(w.completions)))
+		w.completions = nil
+	}
+}
+
+// completionsDone ends a completion commit. On success the outbox relay is
+// nudged. An outage puts the batch back at the head of the queue and waits
+// with an exponential backoff (the sweeper is the safety net should this
+// process die meanwhile). Any other error retries each completion alone, and
+// drops one that keeps failing.
+func (w *writer) completionsDone(ctx actor.Context, msg *completionsDone) {
+	w.completeBusy = false
+	s := w.s
+	switch {
+	case msg.err == nil:
+		w.backoff = 0
+		s.completing.Add(-int64(len(msg.batch)))
+		ctx.Send(s.outboxPID, &outboxNudge{})
+	case errors.Is(msg.err, context.Canceled) && s.ctx.Err() != nil:
+		s.completing.Add(-int64(len(msg.batch)))
+	case isDatabaseOutage(msg.err) || errors.Is(msg.err, breaker.ErrOpen) || errors.Is(msg.err, store.ErrRetry):
+		w.completions = append(msg.batch, w.completions...)
+		w.retryLater(ctx)
+	default:
+		var keep []*pendingCompletion
+		for _, p := range msg.batch {
+			p.failures++
+			if p.failures >= maxCompletionFailures {
+				s.log.Error("dropping a completion the store keeps refusing; the sweeper will process the test again",
+					"test_id", p.c.TestID, "err", msg.err)
+				s.completing.Add(-1)
+				continue
+			}
+			p.solo = true
+			keep = append(keep, p)
+		}
+		w.completions = append(keep, w.completions...)
+		w.retryLater(ctx)
+	}
+	w.flushCompletions(ctx)
+}
+
+// retryLater schedules the next completion commit after the backoff.
+func (w *writer) retryLater(ctx actor.Context) {
+	w.backoff = min(max(2*w.backoff, completionBackoffMin), completionBackoffMax)
+	w.waiting = true
+	s, self, d := w.s, ctx.Self(), w.backoff
+	if !s.goTracked(func() {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			s.send(self, &retryCompletions{})
+		case <-s.ctx.Done():
+		}
+	}) {
+		w.waiting = false
+	}
+}
