@@ -78,9 +78,10 @@ func New(name string, cfg Config, isFailure func(error) bool, logger *slog.Logge
 		Timeout:     cfg.OpenFor,
 		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= cfg.Failures },
 		OnStateChange: func(name string, from, to gobreaker.State) {
-			lvl := slog.LevelWarn
-			if to == gobreaker.StateClosed {
-				lvl = slog.LevelInfo
+			// Opening is the news; probing and closing again are routine.
+			lvl := slog.LevelInfo
+			if to == gobreaker.StateOpen {
+				lvl = slog.LevelWarn
 			}
 			logger.Log(context.Background(), lvl, "circuit breaker state changed",
 				"breaker", name, "from", from.String(), "to", to.String())

@@ -11,7 +11,9 @@ import (
 var errDown = errors.New("dependency down")
 var errBadInput = errors.New("bad input")
 
-func isDown(err error) bool { return errors.Is(err, errDown) || errors.Is(err, context.DeadlineExceeded) }
+func isDown(err error) bool {
+	return errors.Is(err, errDown) || errors.Is(err, context.DeadlineExceeded)
+}
 
 func newTest(cfg Config) *Breaker {
 	return New("test.dep", cfg, isDown, slog.New(slog.DiscardHandler))

@@ -1,0 +1,62 @@
+package bridge_test
+
+import (
+	"testing"
+	"time"
+
+	"sensorhub/bridge"
+)
+
+// benchConfig is the production batch size and pacing, with the test's
+// short waits only where they do not affect throughput.
+func benchConfig(e *env) bridge.Config {
+	cfg := e.config()
+	cfg.BatchSize = 0     // default: 500 per fetch and per WriteMessages
+	cfg.MaxAckPending = 0 // default: 10 batches
+	return cfg
+}
+
+// relayBacklog publishes n events, then starts a bridge and returns how
+// long it took to relay them all to Kafka (acknowledged in JetStream).
+// Setting up and publishing are not timed.
+func relayBacklog(b *testing.B, n int) time.Duration {
+	b.StopTimer()
+	e := newEnv(b)
+	e.publish(b, events(n, 100))
+	cfg := benchConfig(e)
+	b.StartTimer()
+	start := time.Now()
+	br := e.start(b, cfg)
+	deadline := start.Add(5 * time.Minute)
+	for stats(b, br).Successful < uint64(n) {
+		if time.Now().After(deadline) {
+			b.Fatalf("relayed %d of %d events within 5 minutes", stats(b, br).Successful, n)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the counter
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if s := stats(b, br); s.Queued != 0 || s.Failed != 0 {
+		b.Fatalf("after the relay: %+v", s)
+	}
+	return elapsed
+}
+
+// BenchmarkRelay measures events relayed per second from a JetStream
+// backlog of b.N events to the in-process Kafka broker, one bridge.
+func BenchmarkRelay(b *testing.B) {
+	elapsed := relayBacklog(b, b.N)
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
+}
+
+// BenchmarkDrain100k measures the time one bridge takes to drain a backlog
+// of 100,000 events. Run it once: -run='^$' -bench=Drain100k -benchtime=1x.
+func BenchmarkDrain100k(b *testing.B) {
+	const n = 100_000
+	var total time.Duration
+	for range b.N {
+		total += relayBacklog(b, n)
+	}
+	b.ReportMetric(total.Seconds()/float64(b.N), "s/drain")
+	b.ReportMetric(float64(n*b.N)/total.Seconds(), "events/s")
+}

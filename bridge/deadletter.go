@@ -1,0 +1,52 @@
+package bridge
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"sensorhub/internal/natsx"
+	"sensorhub/messages"
+)
+
+// deadLetter moves an event Kafka can never take to SENSOR_EVENTS_DLQ with
+// the reason, then acknowledges it, so that one poison event does not stop
+// the others behind it. If the dead-letter stream does not take it (NATS
+// trouble, or the DLQ is full) the event is neither lost nor acknowledged:
+// it is released for a later try.
+func (r *relay) deadLetter(ctx context.Context, m jetstream.Msg, seq uint64, ev *messages.TestCompleted, reason string) {
+	hdr := nats.Header{}
+	for k, vs := range m.Headers() {
+		hdr[k] = append([]string(nil), vs...)
+	}
+	// The event id dedupes the event stream; the dead letter is deduped
+	// by its place in the stream instead, so that dead-lettering the same
+	// message twice (a lost ack) stores it once.
+	hdr.Set(jetstream.MsgIDHeader, messages.StreamEvents+":"+strconv.FormatUint(seq, 10))
+	hdr.Set(HeaderDeadLetterReason, reason)
+	hdr.Set(HeaderOriginalSubject, m.Subject())
+	hdr.Set(HeaderOriginalStream, messages.StreamEvents)
+	hdr.Set(HeaderOriginalSequence, strconv.FormatUint(seq, 10))
+	if ev != nil {
+		hdr.Set(HeaderEventID, ev.EventID)
+	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	_, err := r.b.js.PublishMsg(pctx, &nats.Msg{Subject: natsx.DeadLetterSubject(r.cfg.Subjects), Header: hdr, Data: m.Data()})
+	if err != nil {
+		err = fmt.Errorf("dead-letter stream sequence %d: %w", seq, err)
+		r.b.counts.recordError(err)
+		r.log.Warn("relay: could not dead-letter an event; it stays pending", "seq", seq, "reason", reason, "err", err)
+		_ = m.NakWithDelay(r.cfg.Breaker.OpenFor)
+		return
+	}
+	if err := m.Ack(); err != nil {
+		r.log.Debug("relay: ack of a dead-lettered event failed; it may be dead-lettered again", "seq", seq, "err", err)
+	}
+	r.b.counts.deadLettered.Add(1)
+	r.log.Warn("relay: event dead-lettered", "seq", seq, "subject", m.Subject(), "reason", reason)
+}

@@ -1,0 +1,490 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/segmentio/kafka-go"
+
+	"sensorhub/internal/breaker"
+	"sensorhub/internal/natsx"
+	"sensorhub/messages"
+)
+
+// pending is one event between JetStream and Kafka: fetched, not yet
+// acknowledged.
+type pending struct {
+	msg  jetstream.Msg
+	rec  kafka.Message
+	key  string
+	seq  uint64 // stream sequence
+	size int
+	// solo: the broker refused the record as too large in the company of
+	// others; write it alone to learn whether it is too large by itself.
+	solo bool
+}
+
+// relay moves events from the durable consumer to Kafka. One relay runs
+// per bridge process, on the goroutine of relayActor; its state is lost on
+// a restart, which is safe: what it held unacknowledged is redelivered.
+//
+// It holds at most two batches (the one being written and, while writes
+// succeed, the next one fetched meanwhile). While a write fails it fetches
+// nothing more, retries what failed (in order, with backoff) and tells
+// JetStream the held events are still in progress, so that AckWait does
+// not expire and nothing is redelivered while Kafka is down.
+type relay struct {
+	b   *Bridge
+	cfg *Config
+	log *slog.Logger
+
+	cons jetstream.Consumer
+	held []*pending
+
+	lastKeepAlive time.Time // last InProgress (or fetch) of the held batch
+	lastProbe     time.Time // last time the relay learnt whether Kafka answers
+	backoff       time.Duration
+	lastWriteOK   bool // the last Kafka write succeeded: worth fetching ahead
+}
+
+func newRelay(b *Bridge) *relay {
+	return &relay{b: b, cfg: &b.cfg, log: b.log.With("actor", RelayActor), cons: b.currentConsumer()}
+}
+
+// run relays until ctx is cancelled. On the way out, the events it still
+// holds are released (Nak) so that another bridge, or the restarted relay,
+// takes them at once rather than after AckWait.
+func (r *relay) run(ctx context.Context) {
+	defer r.release()
+	for ctx.Err() == nil {
+		if !r.b.nc.IsConnected() {
+			r.b.deps.set(DepNATS, natsx.ErrNotConnected)
+			r.pause(ctx, 100*time.Millisecond)
+			continue
+		}
+		r.b.deps.set(DepNATS, nil)
+		if r.cons == nil {
+			if err := r.setup(ctx); err != nil {
+				r.fail(ctx, err)
+				continue
+			}
+		}
+		if len(r.held) == 0 {
+			if r.b.kafka.Open() || r.b.kafka.State() == messages.BreakerHalfOpen {
+				// Kafka is down: fetch nothing (events stay pending in
+				// JetStream), and probe when the breaker lets a call through.
+				r.probeWhenAllowed(ctx)
+				continue
+			}
+			if err := r.fetch(ctx); err != nil {
+				r.fail(ctx, err)
+				continue
+			}
+			if len(r.held) == 0 {
+				r.probeIfIdle(ctx)
+				continue
+			}
+		}
+		r.drain(ctx)
+	}
+}
+
+func (r *relay) setup(ctx context.Context) error {
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	c, err := r.b.ensure(sctx)
+	if err != nil {
+		return err
+	}
+	r.cons = c
+	return nil
+}
+
+// fail records a NATS-side failure and backs off before the next attempt.
+func (r *relay) fail(ctx context.Context, err error) {
+	if ctx.Err() != nil {
+		return
+	}
+	r.b.counts.recordError(err)
+	r.log.Debug("relay: jetstream step failed", "err", err)
+	r.pause(ctx, r.nextBackoff())
+}
+
+// fetch takes whatever is available, up to a batch, without waiting; when
+// nothing is, it waits up to FetchWait for one event and then takes what
+// came with it. (A Fetch of a whole batch would wait for the batch to fill
+// or the wait to expire, delaying a trickle of events by FetchWait.)
+func (r *relay) fetch(ctx context.Context) error {
+	msgs, err := collect(r.cons.FetchNoWait(r.cfg.BatchSize))
+	if err != nil && ackPendingFull(err) {
+		// All bridges together hold MaxAckPending events: JetStream is
+		// fine, there is just nothing this bridge may take yet.
+		r.b.deps.set(DepJetStream, nil)
+		r.pause(ctx, 100*time.Millisecond)
+		return nil
+	}
+	if err != nil {
+		return r.fetchFailed(err)
+	}
+	if len(msgs) == 0 {
+		fctx, cancel := context.WithTimeout(ctx, r.cfg.FetchWait)
+		msgs, err = collect(r.cons.Fetch(1, jetstream.FetchContext(fctx)))
+		cancel()
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+			return r.fetchFailed(err)
+		}
+		if len(msgs) > 0 && r.cfg.BatchSize > 1 {
+			more, err := collect(r.cons.FetchNoWait(r.cfg.BatchSize - 1))
+			msgs = append(msgs, more...)
+			if err != nil {
+				r.log.Debug("relay: fetch after wait", "err", err)
+			}
+		}
+	}
+	r.b.deps.set(DepJetStream, nil)
+	r.backoff = 0
+	r.admit(ctx, msgs)
+	return nil
+}
+
+func collect(batch jetstream.MessageBatch, err error) ([]jetstream.Msg, error) {
+	if err != nil {
+		return nil, err
+	}
+	var msgs []jetstream.Msg
+	for m := range batch.Messages() {
+		msgs = append(msgs, m)
+	}
+	return msgs, batch.Error()
+}
+
+// ackPendingFull reports JetStream's answer to a pull when the consumer's
+// MaxAckPending is reached (a status without a sentinel error).
+func ackPendingFull(err error) bool {
+	return strings.Contains(strings.ToLower(err.Error()), "maxackpending")
+}
+
+func (r *relay) fetchFailed(err error) error {
+	err = fmt.Errorf("fetch from %s: %w", messages.ConsumerBridge, err)
+	r.b.deps.set(DepJetStream, err)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) ||
+		errors.Is(err, jetstream.ErrConsumerDeleted) {
+		// Deleted under us (an operator, or a store lost): create again.
+		r.cons = nil
+	}
+	return err
+}
+
+// admit turns fetched messages into held records, dead-lettering those
+// that can never be written.
+func (r *relay) admit(ctx context.Context, msgs []jetstream.Msg) {
+	if len(r.held) == 0 {
+		// The AckWait of these events starts now; events already held
+		// keep their own schedule.
+		r.lastKeepAlive = time.Now()
+	}
+	for _, m := range msgs {
+		var seq uint64
+		if meta, err := m.Metadata(); err == nil {
+			seq = meta.Sequence.Stream
+		}
+		ev, err := messages.DecodeEvent(m.Data())
+		if err != nil {
+			r.deadLetter(ctx, m, seq, nil, fmt.Sprintf("undecodable event: %v", err))
+			continue
+		}
+		rec := kafka.Message{
+			Value: m.Data(),
+			Headers: []kafka.Header{
+				{Key: HeaderEventID, Value: []byte(ev.EventID)},
+				{Key: HeaderEventType, Value: []byte(ev.Type)},
+				{Key: HeaderStream, Value: []byte(messages.StreamEvents)},
+				{Key: HeaderSequence, Value: []byte(strconv.FormatUint(seq, 10))},
+				{Key: HeaderContentType, Value: []byte(ContentTypeJSON)},
+			},
+		}
+		if ev.SensorID != "" {
+			rec.Key = []byte(ev.SensorID)
+		}
+		p := &pending{msg: m, rec: rec, key: ev.SensorID, seq: seq}
+		p.size = recordSize(&p.rec)
+		if p.size > r.cfg.MaxMessageBytes {
+			r.deadLetter(ctx, m, seq, &ev, fmt.Sprintf("record of %d bytes exceeds the %d-byte limit", p.size, r.cfg.MaxMessageBytes))
+			continue
+		}
+		r.held = append(r.held, p)
+	}
+}
+
+// drain writes the held batch to Kafka until all of it is acknowledged, or
+// ctx ends. Events of one key are written in fetch order: when one fails,
+// every later event of its key waits for it, so Kafka never holds them out
+// of order.
+func (r *relay) drain(ctx context.Context) {
+	for len(r.held) > 0 && ctx.Err() == nil {
+		r.keepAlive()
+		if r.b.kafka.Open() {
+			r.waitBreaker(ctx)
+			continue
+		}
+		n := r.chunkLen()
+		chunk := r.held[:n]
+		next := r.prefetch()
+		errs, err := r.write(ctx, chunk)
+		r.admitPrefetched(ctx, next)
+		if errors.Is(err, breaker.ErrOpen) {
+			continue
+		}
+		var (
+			retry    []*pending
+			failed   uint64
+			firstErr error
+			blocked  = map[string]bool{}
+		)
+		for i, p := range chunk {
+			var e error
+			if errs != nil {
+				e = errs[i]
+			}
+			switch {
+			case e == nil && !blocked[p.key]:
+				r.ack(p)
+			case e == nil:
+				// Written, but behind an event of its key that was not:
+				// write it again after that one (a duplicate, in order).
+				retry = append(retry, p)
+			case tooLarge(e) && (p.solo || n == 1):
+				r.deadLetter(ctx, p.msg, p.seq, nil, fmt.Sprintf("kafka refused the record as too large: %v", e))
+			case tooLarge(e):
+				p.solo = true
+				blocked[p.key] = true
+				retry = append(retry, p)
+			default:
+				blocked[p.key] = true
+				retry = append(retry, p)
+				failed++
+				if firstErr == nil {
+					firstErr = e
+				}
+			}
+		}
+		r.held = append(retry, r.held[n:]...)
+		r.lastWriteOK = failed == 0
+		if failed > 0 {
+			r.b.counts.failed.Add(failed)
+			werr := fmt.Errorf("write to kafka topic %s: %w", r.cfg.Topic, firstErr)
+			r.b.counts.recordError(werr)
+			r.b.deps.set(DepKafka, werr)
+			r.log.Debug("relay: kafka write failed", "failed", failed, "err", firstErr)
+			r.pause(ctx, r.nextBackoff())
+			continue
+		}
+		r.b.deps.set(DepKafka, nil)
+		r.lastProbe = time.Now()
+		r.backoff = 0
+	}
+}
+
+// prefetch starts fetching the next batch while Kafka writes the current
+// one, so that the two round trips overlap (they are the bulk of the time
+// per batch). Only while all is well: the breaker closed, the last write
+// clean, and no more than one batch held; so the relay holds at most two
+// batches, and after a failed write no more than it had.
+func (r *relay) prefetch() <-chan fetched {
+	if r.cons == nil || !r.lastWriteOK || len(r.held) > r.cfg.BatchSize || r.b.kafka.State() != messages.BreakerClosed {
+		return nil
+	}
+	ch := make(chan fetched, 1)
+	cons, size := r.cons, r.cfg.BatchSize
+	go func() {
+		msgs, err := collect(cons.FetchNoWait(size))
+		ch <- fetched{msgs: msgs, err: err}
+	}()
+	return ch
+}
+
+type fetched struct {
+	msgs []jetstream.Msg
+	err  error
+}
+
+// admitPrefetched waits for the prefetch (a no-wait fetch: at most about a
+// second) and queues what it brought behind the events already held, which
+// keeps stream order.
+func (r *relay) admitPrefetched(ctx context.Context, next <-chan fetched) {
+	if next == nil {
+		return
+	}
+	f := <-next
+	if f.err != nil && !ackPendingFull(f.err) {
+		// The main loop's next fetch reports it if it persists.
+		r.log.Debug("relay: prefetch failed", "err", f.err)
+	}
+	r.admit(ctx, f.msgs)
+}
+
+// chunkLen is how many held records the next WriteMessages call takes:
+// at most a batch, within chunkBytes, at least one, and a solo record
+// alone. The writer's BatchSize is a batch, so each partition's share of a
+// call is one produce request.
+func (r *relay) chunkLen() int {
+	if r.held[0].solo {
+		return 1
+	}
+	n, size := 0, 0
+	for _, p := range r.held {
+		if p.solo || n == r.cfg.BatchSize || (n > 0 && size+p.size > chunkBytes) {
+			break
+		}
+		n++
+		size += p.size
+	}
+	return n
+}
+
+// write makes one WriteMessages call through the breaker and returns the
+// per-record outcome (nil: all written) or breaker.ErrOpen. The call gets
+// the breaker's deadline but not ctx's cancellation: a write in flight
+// when the bridge stops finishes, so that its events are acknowledged
+// rather than written twice.
+func (r *relay) write(ctx context.Context, chunk []*pending) ([]error, error) {
+	recs := make([]kafka.Message, len(chunk))
+	for i, p := range chunk {
+		recs[i] = p.rec
+	}
+	var errs []error
+	err := r.b.kafka.Do(context.WithoutCancel(ctx), func(cctx context.Context) error {
+		werr := r.b.writer.WriteMessages(cctx, recs...)
+		errs = perMessage(werr, len(recs))
+		for _, e := range errs {
+			// Records too large say nothing about Kafka's health.
+			if e != nil && !tooLarge(e) {
+				return werr
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, breaker.ErrOpen) {
+		return nil, err
+	}
+	return errs, nil
+}
+
+// ack acknowledges an event Kafka has taken; it counts as successful even
+// if the ack is lost, since Kafka has it.
+func (r *relay) ack(p *pending) {
+	// A plain ack (no confirmation round trip): if it is lost, the event
+	// is redelivered and written again, which at-least-once allows.
+	if err := p.msg.Ack(); err != nil {
+		r.b.counts.recordError(fmt.Errorf("ack stream sequence %d: %w", p.seq, err))
+		r.log.Debug("relay: ack failed; the event will be written again", "seq", p.seq, "err", err)
+	}
+	r.b.counts.successful.Add(1)
+}
+
+// keepAlive resets the AckWait of every held event, at most every third
+// of AckWait.
+func (r *relay) keepAlive() {
+	if len(r.held) == 0 || time.Since(r.lastKeepAlive) < r.cfg.AckWait/3 {
+		return
+	}
+	for _, p := range r.held {
+		if err := p.msg.InProgress(); err != nil {
+			r.log.Debug("relay: in-progress signal failed", "seq", p.seq, "err", err)
+		}
+	}
+	r.lastKeepAlive = time.Now()
+}
+
+// waitBreaker waits, keeping the held events alive, until the breaker lets
+// a call through again (half-open) or ctx ends.
+func (r *relay) waitBreaker(ctx context.Context) {
+	step := r.cfg.Breaker.OpenFor / 10
+	step = min(max(step, 10*time.Millisecond), 250*time.Millisecond)
+	for r.b.kafka.Open() && ctx.Err() == nil {
+		r.pause(ctx, step)
+	}
+}
+
+// probeWhenAllowed is the breaker's trial call when the relay holds no
+// events: a metadata request on a fresh connection. Success closes the
+// breaker and fetching resumes.
+func (r *relay) probeWhenAllowed(ctx context.Context) {
+	r.waitBreaker(ctx)
+	if ctx.Err() != nil {
+		return
+	}
+	r.probe(ctx)
+}
+
+// probeIfIdle checks Kafka when the relay has had nothing to write for
+// ProbeInterval, so that health and kafka_reachable stay current, and so
+// that a Kafka lost while idle opens the breaker before events arrive.
+func (r *relay) probeIfIdle(ctx context.Context) {
+	if time.Since(r.lastProbe) < r.cfg.ProbeInterval {
+		return
+	}
+	r.probe(ctx)
+}
+
+func (r *relay) probe(ctx context.Context) {
+	err := r.b.kafka.Do(ctx, func(cctx context.Context) error { return probeKafka(cctx, r.cfg) })
+	switch {
+	case errors.Is(err, breaker.ErrOpen), ctx.Err() != nil:
+		return
+	case err != nil:
+		r.b.counts.recordError(err)
+		r.b.deps.set(DepKafka, err)
+	default:
+		r.b.deps.set(DepKafka, nil)
+	}
+	r.lastProbe = time.Now()
+}
+
+// nextBackoff doubles the pause between failed attempts, from 50ms up to
+// the breaker's OpenFor (at most 2s).
+func (r *relay) nextBackoff() time.Duration {
+	limit := min(r.cfg.Breaker.OpenFor, 2*time.Second)
+	switch {
+	case r.backoff <= 0:
+		r.backoff = 50 * time.Millisecond
+	case r.backoff < limit:
+		r.backoff *= 2
+	}
+	r.backoff = min(r.backoff, limit)
+	return r.backoff
+}
+
+// pause waits d or until ctx ends, keeping held events alive meanwhile.
+func (r *relay) pause(ctx context.Context, d time.Duration) {
+	step := r.cfg.AckWait / 3
+	for d > 0 && ctx.Err() == nil {
+		s := min(d, step)
+		t := time.NewTimer(s)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+		d -= s
+		r.keepAlive()
+	}
+}
+
+// release hands the held events back to JetStream for immediate
+// redelivery.
+func (r *relay) release() {
+	for _, p := range r.held {
+		_ = p.msg.Nak()
+	}
+	if len(r.held) > 0 {
+		r.log.Info("relay stopped with events not yet in kafka; released them for redelivery", "events", len(r.held))
+	}
+	r.held = nil
+}

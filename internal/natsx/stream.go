@@ -1,0 +1,115 @@
+package natsx
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"sensorhub/messages"
+)
+
+// StreamConfig sizes the event stream and its dead-letter stream. The sensor
+// role (which publishes) and the bridge (which consumes) both ensure the
+// stream, so they must be given the same values: the last one to start
+// wins, since ensuring updates a stream whose config differs.
+type StreamConfig struct {
+	// Replicas is the JetStream replication factor (default 1; 3 on a
+	// NATS cluster, so that one lost server loses no event).
+	Replicas int
+	// MaxBytes bounds the stream on disk (default 1 GiB). A full stream
+	// refuses new events (DiscardNew): the publisher gets an error and keeps
+	// the event in its outbox, instead of the oldest unrelayed events being
+	// deleted without a trace.
+	MaxBytes int64
+	// MaxAge, when set, expires events older than this even if they were
+	// never relayed. Zero (the default) keeps them until acknowledged;
+	// setting it trades the no-loss guarantee for bounded disk use.
+	MaxAge time.Duration
+	// DuplicateWindow is how long JetStream remembers a Nats-Msg-Id to drop
+	// a republished event (default 2m). It must cover the outbox relay's
+	// longest retry of one event.
+	DuplicateWindow time.Duration
+}
+
+// DefaultStreamMaxBytes is the default size bound of the event stream.
+const DefaultStreamMaxBytes = 1 << 30
+
+func (c *StreamConfig) setDefaults() {
+	if c.Replicas <= 0 {
+		c.Replicas = 1
+	}
+	if c.MaxBytes <= 0 {
+		c.MaxBytes = DefaultStreamMaxBytes
+	}
+	if c.DuplicateWindow <= 0 {
+		c.DuplicateWindow = 2 * time.Minute
+	}
+}
+
+// DeadLetterSubject is the subject the bridge publishes events Kafka can
+// never take to: <prefix>.deadletter.events. It sits outside
+// <prefix>.events.> on purpose, so that a dead letter never lands back in
+// the event stream.
+//
+// It belongs in messages.Subjects (nothing else should build a subject);
+// it lives here until that package grows a builder for it.
+func DeadLetterSubject(subj messages.Subjects) string {
+	return subj.Prefix() + ".deadletter.events"
+}
+
+// EnsureEventStream creates the stream SENSOR_EVENTS on subj.Events(), or
+// updates it to cfg, and returns it. It is idempotent, so every role that
+// needs the stream calls it at start.
+//
+// The stream is a work queue: an event is deleted once the bridge's durable
+// consumer acknowledges it (that is, once Kafka has it), so MaxBytes bounds
+// the backlog in front of Kafka and never the history. File storage keeps
+// the backlog across a NATS restart; DiscardNew turns a full buffer into an
+// error for the publisher rather than a silent loss.
+func EnsureEventStream(ctx context.Context, js jetstream.JetStream, subj messages.Subjects, cfg StreamConfig) (jetstream.Stream, error) {
+	cfg.setDefaults()
+	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        messages.StreamEvents,
+		Description: "completed-test events waiting to be relayed to Kafka",
+		Subjects:    []string{subj.Events()},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		Discard:     jetstream.DiscardNew,
+		MaxBytes:    cfg.MaxBytes,
+		MaxMsgs:     -1,
+		MaxAge:      cfg.MaxAge,
+		Replicas:    cfg.Replicas,
+		Duplicates:  cfg.DuplicateWindow,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ensure stream %s: %w", messages.StreamEvents, err)
+	}
+	return s, nil
+}
+
+// EnsureDeadLetterStream creates or updates the stream SENSOR_EVENTS_DLQ on
+// DeadLetterSubject(subj). Dead letters are kept (limits retention) until
+// an operator looks at them; a full dead-letter stream refuses more
+// (DiscardNew), which leaves the poison event pending in SENSOR_EVENTS
+// rather than losing it.
+func EnsureDeadLetterStream(ctx context.Context, js jetstream.JetStream, subj messages.Subjects, cfg StreamConfig) (jetstream.Stream, error) {
+	cfg.setDefaults()
+	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        messages.StreamDeadLetter,
+		Description: "events the bridge could not relay to Kafka, with the reason",
+		Subjects:    []string{DeadLetterSubject(subj)},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		Discard:     jetstream.DiscardNew,
+		MaxBytes:    cfg.MaxBytes,
+		MaxMsgs:     -1,
+		Replicas:    cfg.Replicas,
+		Duplicates:  cfg.DuplicateWindow,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ensure stream %s: %w", messages.StreamDeadLetter, err)
+	}
+	return s, nil
+}
