@@ -1,0 +1,191 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strings"
+	"time"
+
+	"sensorhub/internal/app"
+	"sensorhub/internal/breaker"
+)
+
+var (
+	errHelp  = errors.New("help shown")
+	errUsage = errors.New("usage error")
+)
+
+// env is what a command may read from its surroundings.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
+}
+
+// runner runs a command whose flags were parsed into its config.
+type runner func(ctx context.Context, e env) error
+
+// command is one subcommand. flags builds its flag set bound to a fresh
+// config, and the runner that uses that config.
+type command struct {
+	name    string
+	summary string
+	flags   func() (*flag.FlagSet, runner)
+}
+
+func (c *command) run(ctx context.Context, args []string, e env) error {
+	if c.name == "user" {
+		if len(args) == 0 || args[0] != "add" {
+			if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+				fmt.Fprintln(e.stdout, "Usage: sensorhub user add --username U (--password P | --password-stdin) [--roles r1,r2] --database-url URL")
+				return errHelp
+			}
+			fmt.Fprintln(e.stderr, "usage: sensorhub user add --username U (--password P | --password-stdin) [--roles r1,r2] --database-url URL")
+			return errUsage
+		}
+		args = args[1:]
+	}
+	fs, r := c.flags()
+	if err := parse(fs, args, e); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(e.stderr, "sensorhub %s: unexpected arguments %q\n", c.name, fs.Args())
+		return errUsage
+	}
+	return r(ctx, e)
+}
+
+// EnvPrefix prefixes the environment variable of every flag:
+// --nats-url is SENSORHUB_NATS_URL.
+const EnvPrefix = "SENSORHUB_"
+
+// EnvName is the environment variable that sets flag name.
+func EnvName(flagName string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func commands() map[string]*command {
+	cmds := []*command{
+		devCommand(), edgeCommand(), authCommand(), sensorCommand(), bridgeCommand(),
+		migrateCommand(), userCommand(), healthCommand(),
+	}
+	m := make(map[string]*command, len(cmds))
+	for _, c := range cmds {
+		m[c.name] = c
+	}
+	return m
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "sensorhub: a resilient sensor-testing platform (NATS actors, PostgreSQL, Kafka)")
+	fmt.Fprintln(w, "\nUsage: sensorhub <command> [flags]\n\nCommands:")
+	cmds := commands()
+	names := make([]string, 0, len(cmds))
+	for n := range cmds {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-8s %s\n", n, cmds[n].summary)
+	}
+	fmt.Fprintln(w, "\nRun 'sensorhub <command> --help' for its flags. Every flag can also be set")
+	fmt.Fprintln(w, "through the environment: --nats-url is SENSORHUB_NATS_URL.")
+}
+
+// parse parses args into fs, then fills every flag not given on the command
+// line from its SENSORHUB_* variable.
+func parse(fs *flag.FlagSet, args []string, e env) error {
+	fs.SetOutput(e.stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errHelp
+		}
+		return errUsage
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var bad error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || bad != nil {
+			return
+		}
+		if v := e.getenv(EnvName(f.Name)); v != "" {
+			if err := fs.Set(f.Name, v); err != nil {
+				bad = fmt.Errorf("%s=%q: %w", EnvName(f.Name), v, err)
+			}
+		}
+	})
+	if bad != nil {
+		fmt.Fprintln(e.stderr, bad)
+		return errUsage
+	}
+	return nil
+}
+
+// newFlagSet returns a flag set whose usage lists each flag's variable.
+func newFlagSet(name, summary string) *flag.FlagSet {
+	fs := flag.NewFlagSet("sensorhub "+name, flag.ContinueOnError)
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintf(w, "Usage: sensorhub %s [flags]\n\n%s\n\nFlags (environment variable in brackets):\n", name, summary)
+		fs.VisitAll(func(f *flag.Flag) {
+			def := ""
+			if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
+				def = fmt.Sprintf(" (default %s)", f.DefValue)
+			}
+			fmt.Fprintf(w, "  --%s [%s]\n      %s%s\n", f.Name, EnvName(f.Name), f.Usage, def)
+		})
+	}
+	return fs
+}
+
+// commonFlags are shared by every long-running role.
+type commonFlags struct {
+	natsURL   string
+	prefix    string
+	logFormat string
+	logLevel  string
+	logStacks bool
+	chaos     bool
+	pprof     string
+}
+
+func (c *commonFlags) register(fs *flag.FlagSet, withNATSURL bool) {
+	if withNATSURL {
+		fs.StringVar(&c.natsURL, "nats-url", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated")
+	}
+	fs.StringVar(&c.prefix, "subject-prefix", "sensorhub", "prefix of every NATS subject")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.BoolVar(&c.logStacks, "log-stacks", false, "add the stack of a panic to supervision log lines")
+	fs.BoolVar(&c.chaos, "chaos", false, "enable the sensorhub.chaos.panic endpoint (demos only)")
+	fs.StringVar(&c.pprof, "pprof", "", "serve net/http/pprof on this localhost address (e.g. 127.0.0.1:6060)")
+}
+
+func (c *commonFlags) logger(w io.Writer) (*slog.Logger, error) {
+	return app.NewLogger(w, c.logFormat, c.logLevel)
+}
+
+func (c *commonFlags) common() app.Common {
+	return app.Common{NATSURL: c.natsURL, SubjectPrefix: c.prefix, LogStacks: c.logStacks, Chaos: c.chaos, PprofAddr: c.pprof}
+}
+
+// breakerFlags registers the settings of one breaker as --<name>-breaker-*.
+func breakerFlags(fs *flag.FlagSet, name string, cfg *breaker.Config, defTimeout time.Duration) {
+	fs.DurationVar(&cfg.CallTimeout, name+"-breaker-timeout", defTimeout, "deadline of each call to "+name)
+	fs.DurationVar(&cfg.OpenFor, name+"-breaker-open-for", 5*time.Second, "how long the "+name+" breaker stays open before a probe")
+	fs.Func(name+"-breaker-failures", "consecutive failures that open the "+name+" breaker (default 5)", func(s string) error {
+		var n uint32
+		if _, err := fmt.Sscanf(s, "%d", &n); err != nil || n == 0 {
+			return fmt.Errorf("want a positive integer")
+		}
+		cfg.Failures = n
+		return nil
+	})
+}

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"sensorhub/internal/app"
+)
+
+func runCmd(t *testing.T, stdin string, getenv func(string) string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	cmd, ok := commands()[firstOr(args)]
+	code := 0
+	if ok {
+		err := cmd.run(context.Background(), args[1:], env{stdin: strings.NewReader(stdin), stdout: &out, stderr: &errb, getenv: getenv})
+		switch {
+		case err == nil, err == errHelp:
+		case err == errUsage:
+			code = 2
+		default:
+			errb.WriteString(err.Error())
+			code = 1
+		}
+		return code, out.String(), errb.String()
+	}
+	code = run(context.Background(), args, strings.NewReader(stdin), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func firstOr(args []string) string {
+	if len(args) == 0 {
+		return ""
+	}
+	return args[0]
+}
+
+func TestTopLevelUsage(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"--help"}, nil, &out, &errb); code != 0 {
+		t.Fatalf("--help exit %d", code)
+	}
+	for _, c := range []string{"dev", "edge", "auth", "sensor", "bridge", "migrate", "user", "health"} {
+		if !strings.Contains(out.String(), "  "+c+" ") {
+			t.Errorf("usage does not list %s:\n%s", c, out.String())
+		}
+	}
+	out.Reset()
+	if code := run(context.Background(), []string{"nope"}, nil, &out, &errb); code != 2 {
+		t.Fatalf("unknown command exit %d, want 2", code)
+	}
+	if code := run(context.Background(), nil, nil, &out, &errb); code != 2 {
+		t.Fatalf("no command exit %d, want 2", code)
+	}
+}
+
+// Every subcommand has --help, and it names each flag's variable.
+func TestEverySubcommandHasHelp(t *testing.T) {
+	for name, c := range commands() {
+		args := []string{"--help"}
+		if name == "user" {
+			args = []string{"add", "--help"}
+		}
+		var out, errb bytes.Buffer
+		err := c.run(context.Background(), args, env{stdout: &out, stderr: &errb, getenv: func(string) string { return "" }})
+		if err != errHelp {
+			t.Errorf("%s --help: %v", name, err)
+			continue
+		}
+		fs, _ := c.flags()
+		fs.VisitAll(func(f *flag.Flag) {
+			if !strings.Contains(errb.String(), "--"+f.Name+" ["+EnvName(f.Name)+"]") {
+				t.Errorf("%s --help does not show --%s [%s]", name, f.Name, EnvName(f.Name))
+			}
+		})
+	}
+}
+
+func TestEnvironmentSetsFlagsButCommandLineWins(t *testing.T) {
+	fs := newFlagSet("x", "")
+	var httpAddr, natsURL string
+	fs.StringVar(&httpAddr, "http", ":8000", "")
+	fs.StringVar(&natsURL, "nats-url", "nats://a", "")
+	vars := map[string]string{"SENSORHUB_HTTP": ":9000", "SENSORHUB_NATS_URL": "nats://from-env"}
+	var errb bytes.Buffer
+	err := parse(fs, []string{"--nats-url", "nats://from-flag"}, env{stderr: &errb, getenv: func(k string) string { return vars[k] }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if httpAddr != ":9000" || natsURL != "nats://from-flag" {
+		t.Fatalf("http=%q nats=%q", httpAddr, natsURL)
+	}
+
+	fs2 := newFlagSet("y", "")
+	var n int
+	fs2.IntVar(&n, "workers", 1, "")
+	err = parse(fs2, nil, env{stderr: &errb, getenv: func(k string) string {
+		if k == "SENSORHUB_WORKERS" {
+			return "many"
+		}
+		return ""
+	}})
+	if err != errUsage || !strings.Contains(errb.String(), "SENSORHUB_WORKERS") {
+		t.Fatalf("bad env value: err=%v stderr=%q", err, errb.String())
+	}
+}
+
+func TestUserAddAndMigrateOnSQLite(t *testing.T) {
+	db := "sqlite:" + filepath.Join(t.TempDir(), "u.db")
+	if code, _, errs := runCmd(t, "", nil, "migrate", "--database-url", db); code != 0 {
+		t.Fatalf("migrate: %d %s", code, errs)
+	}
+	code, _, errs := runCmd(t, "s3cret-pass\n", nil, "user", "add", "--username", "alice", "--password-stdin", "--roles", "admin, ops", "--database-url", db)
+	if code != 0 {
+		t.Fatalf("user add: %d %s", code, errs)
+	}
+	st, err := app.OpenStore(context.Background(), db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	u, err := st.GetUser(context.Background(), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bcrypt.CompareHashAndPassword(u.PasswordHash, []byte("s3cret-pass")) != nil {
+		t.Fatal("stored hash does not match the password from stdin (newline kept?)")
+	}
+	if len(u.Roles) != 2 || u.Roles[0] != "admin" || u.Roles[1] != "ops" {
+		t.Fatalf("roles = %v", u.Roles)
+	}
+	if code, _, _ := runCmd(t, "", nil, "user", "add", "--username", "bob", "--database-url", db); code == 0 {
+		t.Fatal("user add without a password succeeded")
+	}
+	if code, _, _ := runCmd(t, "", nil, "user", "remove"); code != 2 {
+		t.Fatal("unknown user verb accepted")
+	}
+	if code, _, _ := runCmd(t, "", nil, "migrate", "--database-url", "mysql://x"); code != 1 {
+		t.Fatal("unsupported database URL accepted")
+	}
+}
+
+// The production auth role refuses to start while a user still has the
+// seed's password; only dev creates it.
+func TestAuthRefusesTheDefaultPassword(t *testing.T) {
+	db := "sqlite:" + filepath.Join(t.TempDir(), "a.db")
+	if code, _, errs := runCmd(t, "admin123\n", nil, "user", "add", "--username", "admin", "--password-stdin", "--roles", "admin", "--database-url", db); code != 0 {
+		t.Fatalf("user add: %s", errs)
+	}
+	code, _, errs := runCmd(t, "", nil, "auth", "--database-url", db, "--nats-url", "nats://127.0.0.1:1", "--jwt-key-file", filepath.Join(t.TempDir(), "k.pem"))
+	if code != 1 || !strings.Contains(errs, "default password") {
+		t.Fatalf("auth with admin/admin123: exit %d, stderr %q; want exit 1 naming the password", code, errs)
+	}
+}

@@ -1,0 +1,69 @@
+package app
+
+import (
+	"encoding/json"
+	"log/slog"
+	"sort"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+
+	"sensorhub/actors/supervise"
+	"sensorhub/messages"
+)
+
+// chaosTarget is a role whose actors the chaos switch may panic.
+type chaosTarget struct {
+	role    string
+	tree    *supervise.Role
+	primary string // the actor that {"actor":"<role>"} names
+}
+
+// startChaos answers sensorhub.chaos.panic when --chaos is given: it sends a
+// supervise.Crash to the named actor, so a person can watch a supervised
+// restart in the logs. "auth" names the role's primary actor (the first
+// login actor); "auth/validate-0" names one by its child name. Every process subscribes without a queue group and only the
+// process that hosts the actor answers.
+func startChaos(l *lifecycle, nc *nats.Conn, c Common, logger *slog.Logger, targets ...chaosTarget) error {
+	if !c.Chaos {
+		return nil
+	}
+	subj, err := subjects(c)
+	if err != nil {
+		return err
+	}
+	logger.Warn("chaos switch enabled: " + subj.ChaosPanic() + " can crash actors on request")
+	sub, err := nc.Subscribe(subj.ChaosPanic(), func(m *nats.Msg) {
+		req, err := messages.DecodeChaosPanic(m.Data)
+		if err != nil {
+			return
+		}
+		role, child, _ := strings.Cut(req.Actor, "/")
+		for _, t := range targets {
+			if t.role != role || t.tree == nil {
+				continue
+			}
+			names := t.tree.Names()
+			sort.Strings(names)
+			if child == "" {
+				child = t.primary
+			}
+			pid := t.tree.Child(child)
+			if pid == nil {
+				b := (&messages.Error{Code: messages.CodeUnknownActor, Message: "no actor " + req.Actor + "; known: " + strings.Join(names, ", ")}).JSON()
+				_ = m.Respond(b)
+				return
+			}
+			logger.Warn("chaos: panicking actor on request", "actor", pid.GetId())
+			t.tree.Send(pid, &supervise.Crash{Reason: "requested through " + subj.ChaosPanic()})
+			b, _ := json.Marshal(messages.ChaosReply{Actor: pid.GetId(), Panicked: true})
+			_ = m.Respond(b)
+			return
+		}
+	})
+	if err != nil {
+		return err
+	}
+	l.defer_("chaos", func() { _ = sub.Unsubscribe() })
+	return nil
+}

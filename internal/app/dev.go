@@ -1,0 +1,212 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"sensorhub/actors/auth"
+	"sensorhub/actors/supervise"
+	"sensorhub/internal/kafkadev"
+	"sensorhub/internal/natsx"
+	"sensorhub/internal/store"
+	"sensorhub/messages"
+)
+
+// DevConfig configures `sensorhub dev`: every role in one process.
+type DevConfig struct {
+	Common
+	HTTP         string
+	DataDir      string
+	NATSListen   string // embedded NATS, unless NATSURL is set
+	DatabaseURL  string // PostgreSQL instead of SQLite in DataDir
+	KafkaListen  string // embedded Kafka-protocol broker, unless KafkaBrokers is set
+	KafkaBrokers string
+	KafkaTopic   string
+	Workers      int
+	// Ready, if set, receives the addresses once every role serves (tests).
+	Ready chan<- DevAddrs
+}
+
+// DevAddrs are the addresses `dev` ended up on (ports may differ from the
+// flags when those were busy).
+type DevAddrs struct {
+	HTTP  string
+	NATS  string
+	Kafka string
+}
+
+// RunDev runs everything in one process until ctx ends.
+func RunDev(ctx context.Context, cfg DevConfig, logger *slog.Logger) error {
+	l := newLifecycle(logger)
+	defer l.shutdown()
+	start := time.Now()
+	if cfg.DataDir == "" {
+		cfg.DataDir = "./sensorhub-data"
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	if err := l.startPprof(cfg.PprofAddr); err != nil {
+		return err
+	}
+	if cfg.KafkaTopic == "" {
+		cfg.KafkaTopic = messages.DefaultKafkaTopic
+	}
+
+	// NATS: embedded, JetStream on disk under the data dir.
+	if cfg.NATSURL == "" {
+		ns, err := natsx.StartEmbedded(natsx.EmbeddedConfig{
+			Listen:           cfg.NATSListen,
+			FallbackFreePort: true,
+			StoreDir:         filepath.Join(cfg.DataDir, "jetstream"),
+			Logger:           logger,
+		})
+		if err != nil {
+			return err
+		}
+		l.defer_("embedded nats", func() { natsx.ShutdownEmbedded(ns) })
+		cfg.NATSURL = "nats://" + ns.Addr().String()
+	}
+
+	// Kafka: an in-process Kafka-protocol broker (memory only).
+	if cfg.KafkaBrokers == "" {
+		kb, err := kafkadev.Start(kafkadev.Config{
+			Listen:           cfg.KafkaListen,
+			FallbackFreePort: true,
+			Topics:           []string{cfg.KafkaTopic},
+			Logger:           logger,
+		})
+		if err != nil {
+			return fmt.Errorf("start embedded kafka: %w", err)
+		}
+		l.defer_("embedded kafka", kb.Close)
+		cfg.KafkaBrokers = kb.Addr()
+	}
+
+	// The store: SQLite in the data dir unless PostgreSQL was given.
+	dbURL := cfg.DatabaseURL
+	if dbURL == "" {
+		dbURL = "sqlite:" + filepath.Join(cfg.DataDir, "sensorhub.db")
+	}
+	st, err := OpenStore(ctx, dbURL, logger)
+	if err != nil {
+		return err
+	}
+	l.defer_("store", func() { _ = st.Close() })
+	if err := ensureDevAdmin(ctx, st, logger); err != nil {
+		return err
+	}
+
+	system := supervise.NewSystem(logger)
+	common := cfg.Common
+
+	ncAuth, err := connect(l, common, "sensorhub-auth", logger.With("role", "auth"))
+	if err != nil {
+		return err
+	}
+	authSvc, err := startAuth(ctx, l, ncAuth, system, st, AuthConfig{
+		Common:               common,
+		KeyFile:              filepath.Join(cfg.DataDir, "jwt-ed25519.pem"),
+		Issuer:               "sensorhub",
+		Audience:             "sensorhub",
+		TokenTTL:             time.Hour,
+		AllowDefaultPassword: true,
+	}, logger)
+	if err != nil {
+		return err
+	}
+
+	ncSensor, err := connect(l, common, "sensorhub-sensor", logger.With("role", "sensor"))
+	if err != nil {
+		return err
+	}
+	sensorSvc, err := startSensor(ctx, l, ncSensor, system, st, SensorConfig{
+		Common:   common,
+		Workers:  cfg.Workers,
+		Issuer:   "sensorhub",
+		Audience: "sensorhub",
+	}, logger)
+	if err != nil {
+		return err
+	}
+
+	ncBridge, err := connect(l, common, "sensorhub-bridge", logger.With("role", "bridge"))
+	if err != nil {
+		return err
+	}
+	bridgeSvc, err := startBridge(ctx, l, ncBridge, system, BridgeConfig{
+		Common:       common,
+		KafkaBrokers: cfg.KafkaBrokers,
+		KafkaTopic:   cfg.KafkaTopic,
+	}, logger)
+	if err != nil {
+		return err
+	}
+
+	ncEdge, err := connect(l, common, "sensorhub-edge", logger.With("role", "edge"))
+	if err != nil {
+		return err
+	}
+	httpAddr, err := startEdge(l, ncEdge, EdgeConfig{Common: common, HTTP: cfg.HTTP}, logger)
+	if err != nil {
+		return err
+	}
+	if err := startChaos(l, ncAuth, common, logger,
+		chaosTarget{messages.RoleAuth, authSvc.Role(), auth.ActorLogin + "-0"},
+		chaosTarget{messages.RoleSensor, sensorSvc.Role(), "intake"},
+		chaosTarget{messages.RoleBridge, bridgeSvc.Role(), "relay"},
+	); err != nil {
+		return err
+	}
+	logger.Info("sensorhub dev is up",
+		"http", "http://"+displayAddr(httpAddr),
+		"nats", cfg.NATSURL,
+		"kafka", cfg.KafkaBrokers,
+		"data_dir", cfg.DataDir,
+		"database", redact(dbURL),
+		"startup", time.Since(start).Round(time.Millisecond).String())
+	if cfg.Ready != nil {
+		cfg.Ready <- DevAddrs{HTTP: httpAddr, NATS: cfg.NATSURL, Kafka: cfg.KafkaBrokers}
+	}
+	return l.wait(ctx)
+}
+
+// ensureDevAdmin creates the seed's admin/admin123 for dev, loudly. An
+// existing admin keeps its password.
+func ensureDevAdmin(ctx context.Context, st store.Store, logger *slog.Logger) error {
+	u, err := st.GetUser(ctx, "admin")
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		if err := upsertUser(ctx, st, "admin", DefaultPassword, []string{messages.RoleAdmin}, false); err != nil {
+			return err
+		}
+		logger.Warn("DEV MODE: created user admin with password admin123. Never use this outside dev: the auth role refuses to start while a user has this password.")
+	case err != nil:
+		return fmt.Errorf("look up admin: %w", err)
+	default:
+		if bcrypt.CompareHashAndPassword(u.PasswordHash, []byte(DefaultPassword)) == nil {
+			logger.Warn("DEV MODE: user admin has the password admin123. Never use this outside dev.")
+		}
+	}
+	return nil
+}
+
+// displayAddr turns a wildcard listen address into one a person can paste.
+func displayAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}

@@ -1,0 +1,114 @@
+package app
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"sync"
+	"time"
+)
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// Common is configuration shared by every long-running role.
+type Common struct {
+	NATSURL       string
+	SubjectPrefix string
+	LogStacks     bool
+	Chaos         bool
+	PprofAddr     string
+}
+
+// lifecycle collects what a process must undo at shutdown, in reverse
+// order, and the "a role supervisor gave up" signal.
+type lifecycle struct {
+	logger  *slog.Logger
+	mu      sync.Mutex
+	closers []namedCloser
+	gaveUp  chan error
+}
+
+type namedCloser struct {
+	name string
+	fn   func()
+}
+
+func newLifecycle(logger *slog.Logger) *lifecycle {
+	return &lifecycle{logger: logger, gaveUp: make(chan error, 1)}
+}
+
+// defer registers fn to run at shutdown (last registered, first run).
+func (l *lifecycle) defer_(name string, fn func()) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closers = append(l.closers, namedCloser{name, fn})
+}
+
+// giveUp is the OnGiveUp of every role supervisor.
+func (l *lifecycle) giveUp(err error) {
+	select {
+	case l.gaveUp <- err:
+	default:
+	}
+}
+
+// wait blocks until ctx ends (nil: a requested shutdown) or a role gives up
+// (its error: the process must exit non-zero).
+func (l *lifecycle) wait(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		l.logger.Info("shutting down")
+		return nil
+	case err := <-l.gaveUp:
+		l.logger.Error("a role supervisor gave up; exiting so the orchestrator restarts the process", "err", err)
+		return err
+	}
+}
+
+// shutdown runs the closers in reverse order, each bounded so that the
+// whole shutdown stays within a few seconds.
+func (l *lifecycle) shutdown() {
+	l.mu.Lock()
+	closers := l.closers
+	l.closers = nil
+	l.mu.Unlock()
+	for i := len(closers) - 1; i >= 0; i-- {
+		c := closers[i]
+		done := make(chan struct{})
+		go func() { defer close(done); c.fn() }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			l.logger.Warn("shutdown step took too long; going on", "step", c.name)
+		}
+	}
+}
+
+// startPprof serves net/http/pprof on addr (meant for localhost) until
+// shutdown.
+func (l *lifecycle) startPprof(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	l.logger.Info("pprof listening", "addr", ln.Addr().String())
+	l.defer_("pprof", func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	})
+	return nil
+}

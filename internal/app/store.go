@@ -1,0 +1,112 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"sensorhub/internal/store"
+	"sensorhub/internal/store/postgres"
+	"sensorhub/internal/store/sqlite"
+)
+
+// OpenStore opens the database named by url and applies the migrations:
+// postgres://... or postgresql://... is PostgreSQL; sqlite:PATH (or
+// sqlite://PATH) is an SQLite file.
+func OpenStore(ctx context.Context, url string, logger *slog.Logger) (store.Store, error) {
+	switch {
+	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
+		st, err := postgres.Open(ctx, postgres.Config{URL: url, Logger: logger})
+		if err != nil {
+			return nil, fmt.Errorf("open postgres: %w", err)
+		}
+		return st, nil
+	case strings.HasPrefix(url, "sqlite:"):
+		path := strings.TrimPrefix(strings.TrimPrefix(url, "sqlite:"), "//")
+		if path == "" {
+			return nil, errors.New("sqlite URL without a path: want sqlite:PATH")
+		}
+		st, err := sqlite.Open(ctx, sqlite.Config{Path: path, Logger: logger})
+		if err != nil {
+			return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+		}
+		return st, nil
+	case url == "":
+		return nil, errors.New("no database URL: give --database-url (postgres://... or sqlite:PATH)")
+	}
+	return nil, fmt.Errorf("unsupported database URL %q: want postgres://... or sqlite:PATH", redact(url))
+}
+
+// redact hides a password in a URL for messages.
+func redact(url string) string {
+	if at := strings.LastIndexByte(url, '@'); at > 0 {
+		if scheme := strings.Index(url, "://"); scheme > 0 && scheme < at {
+			return url[:scheme+3] + "***" + url[at:]
+		}
+	}
+	return url
+}
+
+// Migrate opens the database (which applies the migrations) and closes it.
+func Migrate(ctx context.Context, url string, logger *slog.Logger) error {
+	st, err := OpenStore(ctx, url, logger)
+	if err != nil {
+		return err
+	}
+	logger.Info("migrations applied", "dialect", st.Dialect())
+	return st.Close()
+}
+
+// UserConfig describes a user to create or update.
+type UserConfig struct {
+	DatabaseURL string
+	Username    string
+	Password    string
+	Roles       []string
+	Disabled    bool
+}
+
+// DefaultPassword is the seed's admin password: only `dev` creates it, and
+// the auth role refuses to start while a user still has it.
+const DefaultPassword = "admin123"
+
+// BcryptCost is the cost of stored password hashes.
+const BcryptCost = bcrypt.DefaultCost
+
+// AddUser creates or updates a user with a bcrypt hash of its password.
+func AddUser(ctx context.Context, cfg UserConfig, logger *slog.Logger) error {
+	if cfg.Username == "" || cfg.Password == "" {
+		return errors.New("--username and a password (--password or --password-stdin) are required")
+	}
+	if len(cfg.Password) > 72 {
+		return errors.New("password longer than 72 bytes (bcrypt's limit)")
+	}
+	st, err := OpenStore(ctx, cfg.DatabaseURL, logger)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := upsertUser(ctx, st, cfg.Username, cfg.Password, cfg.Roles, cfg.Disabled); err != nil {
+		return err
+	}
+	logger.Info("user saved", "username", cfg.Username, "roles", strings.Join(cfg.Roles, ","), "disabled", cfg.Disabled)
+	return nil
+}
+
+func upsertUser(ctx context.Context, st store.Store, username, password string, roles []string, disabled bool) error {
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), BcryptCost)
+	if err != nil {
+		return fmt.Errorf("hash password: %w", err)
+	}
+	if len(roles) == 0 {
+		roles = []string{"user"}
+	}
+	if err := st.UpsertUser(ctx, store.User{Username: username, PasswordHash: hash, Roles: roles, Disabled: disabled}); err != nil {
+		return fmt.Errorf("save user %s: %w", username, err)
+	}
+	return nil
+}
