@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"sensorhub/internal/app"
+	"sensorhub/internal/token"
+	"sensorhub/messages"
 )
 
 // startDev runs `sensorhub dev` in-process through the real command line
@@ -143,6 +145,22 @@ func TestDevSubmitThenCompleted(t *testing.T) {
 		AccessToken string `json:"access_token"`
 	}
 	decode(t, resp, http.StatusOK, &tok)
+
+	// The token verifies with the public key the edge serves as JWKS.
+	resp, err = http.Get(base + "/.well-known/jwks.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var jwks messages.JWKS
+	decode(t, resp, http.StatusOK, &jwks)
+	v, err := token.NewVerifier(jwks, token.VerifierConfig{Issuer: "sensorhub", Audience: "sensorhub"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims, err := v.Verify(tok.AccessToken, time.Now())
+	if err != nil || claims.Subject != "admin" || claims.ID == "" {
+		t.Fatalf("token from /auth/token does not verify with /.well-known/jwks.json: %+v %v", claims, err)
+	}
 
 	resp, err = http.Post(base+"/auth/token", "application/x-www-form-urlencoded", strings.NewReader("username=admin&password=nope"))
 	if err != nil {
