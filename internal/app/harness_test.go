@@ -324,4 +324,3 @@ func (s *system) counts(st store.Store) map[string]int64 {
 	}
 	return c
 }
-

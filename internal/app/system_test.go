@@ -411,4 +411,3 @@ func TestNATSDownOutboxWaits(t *testing.T) {
 		return err == nil && b == 0, fmt.Sprint(b, err)
 	})
 }
-
