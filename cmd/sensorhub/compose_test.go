@@ -17,6 +17,9 @@ import (
 
 type composeFile struct {
 	Services map[string]composeService `yaml:"services"`
+	Configs  map[string]struct {
+		Content string `yaml:"content"`
+	} `yaml:"configs"`
 }
 
 type composeService struct {
@@ -122,8 +125,12 @@ func TestComposeMatchesTheBinary(t *testing.T) {
 	if k := c.Services["kafka"]; k.Environment["KAFKA_PROCESS_ROLES"] == "" {
 		t.Error("kafka must run in KRaft mode (KAFKA_PROCESS_ROLES)")
 	}
-	if n := c.Services["nats"]; !containsArg(n.Command, "-js") {
-		t.Error("nats must run with JetStream (-js)")
+	// NATS runs JetStream on disk with every write fsynced (README, Durability).
+	conf := c.Configs["nats-conf"].Content
+	if n := c.Services["nats"]; !containsArg(n.Command, "/etc/nats/nats.conf") ||
+		!strings.Contains(conf, "jetstream") || !strings.Contains(conf, "store_dir: /data") ||
+		!strings.Contains(conf, "sync_interval: always") {
+		t.Errorf("nats must run the config with JetStream on disk and sync_interval always; command %v, config:\n%s", n.Command, conf)
 	}
 }
 
