@@ -193,6 +193,9 @@ func TestAuthDownFallsBackToLocalVerification(t *testing.T) {
 		t.Fatalf("login with auth down: message %q", e.Message)
 	}
 	t.Logf("login with auth down answered in %s", time.Since(start).Round(time.Microsecond))
+	if r := s.mustDo(http.MethodGet, "/healthz", "", nil); r.status != http.StatusOK {
+		t.Fatalf("/healthz with auth down: %d", r.status)
+	}
 
 	r = s.mustDo(http.MethodPost, "/test/sensor/temperature", tok, nil)
 	if r.status != http.StatusAccepted || r.header.Get("X-Auth-Mode") != messages.AuthModeFallback {
