@@ -51,7 +51,7 @@ func edgeCommand() *command {
 		c.register(fs, true)
 		var cfg app.EdgeConfig
 		fs.StringVar(&cfg.HTTP, "http", ":8000", "HTTP listen address")
-		breakerFlags(fs, "auth", &cfg.AuthBreaker, 2*time.Second)
+		breakerFlags(fs, "auth", &cfg.AuthBreaker, 5*time.Second)
 		breakerFlags(fs, "sensor", &cfg.SensorBreaker, 2*time.Second)
 		breakerFlags(fs, "bridge", &cfg.BridgeBreaker, time.Second)
 		return fs, func(ctx context.Context, e env) error {

@@ -14,6 +14,7 @@ import (
 
 	"sensorhub/actors/auth"
 	"sensorhub/actors/supervise"
+	"sensorhub/bridge"
 	"sensorhub/internal/kafkadev"
 	"sensorhub/internal/natsx"
 	"sensorhub/internal/store"
@@ -162,10 +163,11 @@ func RunDev(ctx context.Context, cfg DevConfig, logger *slog.Logger) error {
 	if err := startChaos(l, ncAuth, common, logger,
 		chaosTarget{messages.RoleAuth, authSvc.Role(), auth.ActorLogin + "-0"},
 		chaosTarget{messages.RoleSensor, sensorSvc.Role(), "intake"},
-		chaosTarget{messages.RoleBridge, bridgeSvc.Role(), "relay"},
+		chaosTarget{messages.RoleBridge, bridgeSvc.Role(), bridge.RelayActor},
 	); err != nil {
 		return err
 	}
+	l.flush(5 * time.Second)
 	logger.Info("sensorhub dev is up",
 		"http", "http://"+displayAddr(httpAddr),
 		"nats", cfg.NATSURL,

@@ -131,6 +131,7 @@ func (s *system) role(name string, start func(ctx context.Context, l *lifecycle,
 		l.shutdown()
 		s.t.Fatalf("start %s: %v", name, err)
 	}
+	l.flush(5 * time.Second)
 	s.mu.Lock()
 	s.roles[name] = l
 	s.mu.Unlock()

@@ -8,6 +8,8 @@ import (
 	"net/http/pprof"
 	"sync"
 	"time"
+
+	"github.com/nats-io/nats.go"
 )
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
@@ -27,7 +29,28 @@ type lifecycle struct {
 	logger  *slog.Logger
 	mu      sync.Mutex
 	closers []namedCloser
+	conns   []*nats.Conn
 	gaveUp  chan error
+}
+
+// addConn remembers a NATS connection for flush.
+func (l *lifecycle) addConn(nc *nats.Conn) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.conns = append(l.conns, nc)
+}
+
+// flush makes sure the server has seen every subscription the roles made
+// (each role has its own connection), so that "up" means reachable.
+func (l *lifecycle) flush(timeout time.Duration) {
+	l.mu.Lock()
+	conns := append([]*nats.Conn(nil), l.conns...)
+	l.mu.Unlock()
+	for _, nc := range conns {
+		if err := nc.FlushTimeout(timeout); err != nil {
+			l.logger.Warn("NATS flush", "conn", nc.Opts.Name, "err", err)
+		}
+	}
 }
 
 type namedCloser struct {

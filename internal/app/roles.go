@@ -82,12 +82,23 @@ func subjects(c Common) (messages.Subjects, error) {
 	return messages.NewSubjects(c.SubjectPrefix)
 }
 
+// connectWait bounds how long a role waits for its first NATS connection
+// before it starts anyway (it keeps reconnecting in the background, so a
+// role comes up while NATS is down and serves as soon as it is back).
+const connectWait = 5 * time.Second
+
 func connect(l *lifecycle, c Common, name string, logger *slog.Logger) (*nats.Conn, error) {
 	nc, err := natsx.Connect(natsx.ConnectConfig{URL: c.NATSURL, Name: name, Logger: logger})
 	if err != nil {
 		return nil, err
 	}
 	l.defer_("nats "+name, func() { natsx.Drain(nc, 3*time.Second) })
+	ctx, cancel := context.WithTimeout(context.Background(), connectWait)
+	defer cancel()
+	if err := natsx.WaitConnected(ctx, nc); err != nil {
+		logger.Warn("NATS not reachable yet; starting anyway and reconnecting in the background", "url", c.NATSURL)
+	}
+	l.addConn(nc)
 	return nc, nil
 }
 
@@ -231,107 +242,114 @@ func startEdge(l *lifecycle, nc *nats.Conn, cfg EdgeConfig, logger *slog.Logger)
 	return ln.Addr().String(), nil
 }
 
-// RunAuth runs the auth role until ctx ends or its supervisor gives up.
-func RunAuth(ctx context.Context, cfg AuthConfig, logger *slog.Logger) error {
-	rl := logger.With("role", messages.RoleAuth)
+// roleSpec is one role process: what it needs besides NATS, and how it
+// starts its tree on the shared plumbing of runRole.
+type roleSpec struct {
+	role        string
+	common      Common
+	needsStore  bool
+	databaseURL string
+	// beforeNATS checks the store before anything is announced.
+	beforeNATS func(ctx context.Context, st store.Store) error
+	// start starts the role and returns its actor tree (nil for the edge)
+	// and the actor that {"actor":"<role>"} names on the chaos endpoint.
+	start func(ctx context.Context, l *lifecycle, nc *nats.Conn, system *actor.ActorSystem, st store.Store) (tree *supervise.Role, primary string, err error)
+}
+
+// runRole runs one role process until ctx ends (nil) or a role supervisor
+// gives up (its error: the process exits non-zero). Shutdown runs in
+// reverse: actors poisoned, NATS drained, the store closed.
+func runRole(ctx context.Context, spec roleSpec, logger *slog.Logger) error {
+	rl := logger.With("role", spec.role)
 	l := newLifecycle(rl)
 	defer l.shutdown()
-	st, err := OpenStore(ctx, cfg.DatabaseURL, rl)
+	var st store.Store
+	if spec.needsStore {
+		var err error
+		if st, err = OpenStore(ctx, spec.databaseURL, rl); err != nil {
+			return err
+		}
+		l.defer_("store", func() { _ = st.Close() })
+		if spec.beforeNATS != nil {
+			if err := spec.beforeNATS(ctx, st); err != nil {
+				return err
+			}
+		}
+	}
+	if err := l.startPprof(spec.common.PprofAddr); err != nil {
+		return err
+	}
+	nc, err := connect(l, spec.common, "sensorhub-"+spec.role, rl)
 	if err != nil {
 		return err
 	}
-	l.defer_("store", func() { _ = st.Close() })
-	if !cfg.AllowDefaultPassword {
-		if err := auth.RefuseDefaultPassword(ctx, st); err != nil {
+	tree, primary, err := spec.start(ctx, l, nc, supervise.NewSystem(logger), st)
+	if err != nil {
+		return err
+	}
+	if tree != nil {
+		if err := startChaos(l, nc, spec.common, logger, chaosTarget{spec.role, tree, primary}); err != nil {
 			return err
 		}
 	}
-	if err := l.startPprof(cfg.PprofAddr); err != nil {
-		return err
-	}
-	nc, err := connect(l, cfg.Common, "sensorhub-auth", rl)
-	if err != nil {
-		return err
-	}
-	system := supervise.NewSystem(logger)
-	svc, err := startAuth(ctx, l, nc, system, st, cfg, logger)
-	if err != nil {
-		return err
-	}
-	if err := startChaos(l, nc, cfg.Common, logger, chaosTarget{messages.RoleAuth, svc.Role(), auth.ActorLogin + "-0"}); err != nil {
-		return err
-	}
-
 	return l.wait(ctx)
+}
+
+// RunAuth runs the auth role until ctx ends or its supervisor gives up.
+func RunAuth(ctx context.Context, cfg AuthConfig, logger *slog.Logger) error {
+	return runRole(ctx, roleSpec{
+		role: messages.RoleAuth, common: cfg.Common, needsStore: true, databaseURL: cfg.DatabaseURL,
+		beforeNATS: func(ctx context.Context, st store.Store) error {
+			if cfg.AllowDefaultPassword {
+				return nil
+			}
+			return auth.RefuseDefaultPassword(ctx, st)
+		},
+		start: func(ctx context.Context, l *lifecycle, nc *nats.Conn, system *actor.ActorSystem, st store.Store) (*supervise.Role, string, error) {
+			svc, err := startAuth(ctx, l, nc, system, st, cfg, logger)
+			if err != nil {
+				return nil, "", err
+			}
+			return svc.Role(), auth.ActorLogin + "-0", nil
+		},
+	}, logger)
 }
 
 // RunSensor runs the sensor role.
 func RunSensor(ctx context.Context, cfg SensorConfig, logger *slog.Logger) error {
-	rl := logger.With("role", messages.RoleSensor)
-	l := newLifecycle(rl)
-	defer l.shutdown()
-	st, err := OpenStore(ctx, cfg.DatabaseURL, rl)
-	if err != nil {
-		return err
-	}
-	l.defer_("store", func() { _ = st.Close() })
-	if err := l.startPprof(cfg.PprofAddr); err != nil {
-		return err
-	}
-	nc, err := connect(l, cfg.Common, "sensorhub-sensor", rl)
-	if err != nil {
-		return err
-	}
-	system := supervise.NewSystem(logger)
-	svc, err := startSensor(ctx, l, nc, system, st, cfg, logger)
-	if err != nil {
-		return err
-	}
-	if err := startChaos(l, nc, cfg.Common, logger, chaosTarget{messages.RoleSensor, svc.Role(), "intake"}); err != nil {
-		return err
-	}
-
-	return l.wait(ctx)
+	return runRole(ctx, roleSpec{
+		role: messages.RoleSensor, common: cfg.Common, needsStore: true, databaseURL: cfg.DatabaseURL,
+		start: func(ctx context.Context, l *lifecycle, nc *nats.Conn, system *actor.ActorSystem, st store.Store) (*supervise.Role, string, error) {
+			svc, err := startSensor(ctx, l, nc, system, st, cfg, logger)
+			if err != nil {
+				return nil, "", err
+			}
+			return svc.Role(), "intake", nil
+		},
+	}, logger)
 }
 
 // RunBridge runs the bridge role.
 func RunBridge(ctx context.Context, cfg BridgeConfig, logger *slog.Logger) error {
-	rl := logger.With("role", messages.RoleBridge)
-	l := newLifecycle(rl)
-	defer l.shutdown()
-	if err := l.startPprof(cfg.PprofAddr); err != nil {
-		return err
-	}
-	nc, err := connect(l, cfg.Common, "sensorhub-bridge", rl)
-	if err != nil {
-		return err
-	}
-	system := supervise.NewSystem(logger)
-	b, err := startBridge(ctx, l, nc, system, cfg, logger)
-	if err != nil {
-		return err
-	}
-	if err := startChaos(l, nc, cfg.Common, logger, chaosTarget{messages.RoleBridge, b.Role(), "relay"}); err != nil {
-		return err
-	}
-
-	return l.wait(ctx)
+	return runRole(ctx, roleSpec{
+		role: messages.RoleBridge, common: cfg.Common,
+		start: func(ctx context.Context, l *lifecycle, nc *nats.Conn, system *actor.ActorSystem, _ store.Store) (*supervise.Role, string, error) {
+			b, err := startBridge(ctx, l, nc, system, cfg, logger)
+			if err != nil {
+				return nil, "", err
+			}
+			return b.Role(), bridge.RelayActor, nil
+		},
+	}, logger)
 }
 
 // RunEdge runs the HTTP edge.
 func RunEdge(ctx context.Context, cfg EdgeConfig, logger *slog.Logger) error {
-	rl := logger.With("role", messages.RoleEdge)
-	l := newLifecycle(rl)
-	defer l.shutdown()
-	if err := l.startPprof(cfg.PprofAddr); err != nil {
-		return err
-	}
-	nc, err := connect(l, cfg.Common, "sensorhub-edge", rl)
-	if err != nil {
-		return err
-	}
-	if _, err := startEdge(l, nc, cfg, logger); err != nil {
-		return err
-	}
-	return l.wait(ctx)
+	return runRole(ctx, roleSpec{
+		role: messages.RoleEdge, common: cfg.Common,
+		start: func(_ context.Context, l *lifecycle, nc *nats.Conn, _ *actor.ActorSystem, _ store.Store) (*supervise.Role, string, error) {
+			_, err := startEdge(l, nc, cfg, logger)
+			return nil, "", err
+		},
+	}, logger)
 }

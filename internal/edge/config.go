@@ -14,6 +14,7 @@ import (
 const (
 	DefaultAddr           = ":8000"
 	DefaultRequestTimeout = 2 * time.Second
+	DefaultLoginTimeout   = 5 * time.Second
 	DefaultHealthTimeout  = 500 * time.Millisecond
 	// ShutdownTimeout bounds the graceful shutdown of Serve.
 	ShutdownTimeout = 5 * time.Second
@@ -80,6 +81,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.LoginPerAddr == (RateLimit{}) {
 		c.LoginPerAddr = DefaultLoginPerAddr
+	}
+	// A login is a bcrypt comparison queued behind others: give auth more
+	// time than a plain request. A stopped auth still answers at once (NATS
+	// says no responders), and a hung one opens the breaker.
+	if c.AuthBreaker.CallTimeout == 0 {
+		c.AuthBreaker.CallTimeout = max(c.RequestTimeout, DefaultLoginTimeout)
 	}
 	for _, b := range []*breaker.Config{&c.AuthBreaker, &c.SensorBreaker, &c.BridgeBreaker} {
 		if b.CallTimeout == 0 {

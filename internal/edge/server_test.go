@@ -33,7 +33,7 @@ func TestNew(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.cfg.Addr != ":8000" || s.cfg.AuthBreaker.CallTimeout != DefaultRequestTimeout || s.cfg.MaxBodyBytes != messages.MaxBodyBytes {
+	if s.cfg.Addr != ":8000" || s.cfg.AuthBreaker.CallTimeout != DefaultLoginTimeout || s.cfg.SensorBreaker.CallTimeout != DefaultRequestTimeout || s.cfg.MaxBodyBytes != messages.MaxBodyBytes {
 		t.Fatalf("defaults not applied: %+v", s.cfg)
 	}
 }
