@@ -1,35 +1,15 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
-
-// lockedWriter collects a command's output while the test polls it.
-type lockedWriter struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *lockedWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *lockedWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
-}
 
 // In dev, a submitted test's event shows up both with `nats sub
 // 'sensorhub.events.>'` and with kcat reading the Kafka topic, the two
@@ -41,7 +21,7 @@ func TestDevEventVisibleWithNatsSubAndKcat(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
-	var subOut lockedWriter
+	var subOut syncBuffer
 	sub := exec.CommandContext(ctx, "nats", "sub", "sensorhub.events.>", "--count", "1")
 	sub.Env = append(os.Environ(), "NATS_URL="+addrs.NATS, "NATS_CONTEXT=", "HOME="+t.TempDir())
 	sub.Stdout, sub.Stderr = &subOut, &subOut
@@ -58,17 +38,9 @@ func TestDevEventVisibleWithNatsSubAndKcat(t *testing.T) {
 		time.Sleep(10 * time.Millisecond) // polling a child process's output
 	}
 
-	resp, err := http.Post(base+"/auth/token", "application/x-www-form-urlencoded", strings.NewReader("username=admin&password=admin123"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	decode(t, resp, http.StatusOK, &tok)
 	req, _ := http.NewRequest(http.MethodPost, base+"/test/sensor/vibration", nil)
-	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
-	resp, err = http.DefaultClient.Do(req)
+	req.Header.Set("Authorization", "Bearer "+devLogin(t, base))
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +65,7 @@ func TestDevEventVisibleWithNatsSubAndKcat(t *testing.T) {
 
 	// kcat as in the README (plus -c 1 so that it stops after the event).
 	kcat := exec.CommandContext(ctx, "kcat", "-b", addrs.Kafka, "-t", "sensor-events", "-C", "-c", "1", "-f", "%k %s\n")
-	var kOut, kErr lockedWriter
+	var kOut, kErr syncBuffer
 	kcat.Stdout, kcat.Stderr = &kOut, &kErr
 	if err := kcat.Run(); err != nil {
 		t.Fatalf("kcat: %v: %s", err, kErr.String())

@@ -137,17 +137,10 @@ func TestReadmeExamplesWork(t *testing.T) {
 func TestDevSubmitThenCompleted(t *testing.T) {
 	addrs := startDev(t)
 	base := "http://" + addrs.HTTP
-	resp, err := http.Post(base+"/auth/token", "application/x-www-form-urlencoded", strings.NewReader("username=admin&password=admin123"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	decode(t, resp, http.StatusOK, &tok)
+	tok := struct{ AccessToken string }{devLogin(t, base)}
 
 	// The token verifies with the public key the edge serves as JWKS.
-	resp, err = http.Get(base + "/.well-known/jwks.json")
+	resp, err := http.Get(base + "/.well-known/jwks.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,4 +216,18 @@ func decode(t *testing.T, resp *http.Response, status int, v any) {
 	if err := json.Unmarshal(buf.Bytes(), v); err != nil {
 		t.Fatalf("decode %s: %v", buf.String(), err)
 	}
+}
+
+// devLogin logs in as dev's admin and returns the token.
+func devLogin(t *testing.T, base string) string {
+	t.Helper()
+	resp, err := http.Post(base+"/auth/token", "application/x-www-form-urlencoded", strings.NewReader("username=admin&password=admin123"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	decode(t, resp, http.StatusOK, &tok)
+	return tok.AccessToken
 }
