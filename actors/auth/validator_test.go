@@ -3,7 +3,9 @@ package auth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -54,6 +56,7 @@ func TestValidatorOnlineThenFallback(t *testing.T) {
 		BreakerName: "sensor.auth",
 		Logger:      e.cfg.Logger,
 	})
+	clock := useFakeClock(v)
 	if v.Breaker().Name() != "sensor.auth" || v.Breaker().CallTimeout() != 500*time.Millisecond {
 		t.Errorf("breaker %s, call timeout %s", v.Breaker().Name(), v.Breaker().CallTimeout())
 	}
@@ -75,6 +78,9 @@ func TestValidatorOnlineThenFallback(t *testing.T) {
 	if err := e.svc.Stop(wait); err != nil {
 		t.Fatal(err)
 	}
+	// Past ConfirmEvery the cached "yes" is not trusted without auth: the
+	// next request asks, finds auth gone and falls back.
+	clock.advance(time.Second)
 	for i := range 5 {
 		start := time.Now()
 		r, err := validate(t, v, tok)
@@ -217,5 +223,217 @@ func TestAuthFailed(t *testing.T) {
 		if got := authFailed(tc.err); got != tc.want {
 			t.Errorf("authFailed(%v) = %v", tc.err, got)
 		}
+	}
+}
+
+// fakeClock is the clock of a Validator's cache in tests.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// useFakeClock makes v's cache and liveness rule read a clock that only
+// moves when the test advances it.
+func useFakeClock(v *Validator) *fakeClock {
+	c := &fakeClock{now: time.Now()}
+	v.now = c.Now
+	return c
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// authRequests counts the requests to auth.validate that reach the server
+// (a plain subscription gets a copy of each).
+type authRequests struct {
+	nc  *nats.Conn
+	sub *nats.Subscription
+}
+
+func countAuthRequests(t *testing.T, e *env) *authRequests {
+	t.Helper()
+	sub, err := e.nc.SubscribeSync(e.subj.AuthValidate())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	if err := e.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return &authRequests{nc: e.nc, sub: sub}
+}
+
+// n is the number of requests so far: the flush makes the server deliver
+// every request published before it.
+func (a *authRequests) n(t *testing.T) int {
+	t.Helper()
+	if err := a.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	n, _, err := a.sub.Pending()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// One token used again and again costs auth one request, then one per
+// ConfirmEvery (a request that checks auth still answers), and one more
+// once the entry lapses.
+func TestValidatorCachesAuthsYes(t *testing.T) {
+	e := newEnv(t, nil)
+	v := NewValidator(e.nc, e.subj, nil, ValidatorConfig{Logger: e.cfg.Logger, CacheTTL: 10 * time.Second, ConfirmEvery: 100 * time.Millisecond})
+	clock := useFakeClock(v)
+	calls := countAuthRequests(t, e)
+	tok := e.mustLogin(t, "alice")
+
+	for i := range 50 {
+		r, err := validate(t, v, tok)
+		if err != nil || r.Subject != "alice" || r.AuthMode != messages.AuthModeOnline {
+			t.Fatalf("validate %d: %+v, %v", i, r, err)
+		}
+	}
+	if n := calls.n(t); n != 1 {
+		t.Fatalf("50 validations of one token asked auth %d times, want 1", n)
+	}
+
+	clock.advance(200 * time.Millisecond) // past ConfirmEvery
+	for range 10 {
+		if _, err := validate(t, v, tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := calls.n(t); n != 2 {
+		t.Fatalf("after ConfirmEvery auth was asked %d times in all, want 2", n)
+	}
+
+	clock.advance(11 * time.Second) // past CacheTTL
+	if _, err := validate(t, v, tok); err != nil {
+		t.Fatal(err)
+	}
+	if n := calls.n(t); n != 3 {
+		t.Fatalf("after CacheTTL auth was asked %d times in all, want 3", n)
+	}
+
+	// Another token of the same user is another entry; a refused token is
+	// never cached.
+	other := e.mustLogin(t, "alice")
+	if _, err := validate(t, v, other); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		_, err := validate(t, v, "abc.def.ghi")
+		wantCode(t, err, messages.CodeUnauthorized)
+	}
+	if n := calls.n(t); n != 7 {
+		t.Fatalf("a second token and 3 refusals: auth asked %d times in all, want 7", n)
+	}
+}
+
+// A user disabled after its token was cached is refused at the latest when
+// the entry lapses (CacheTTL), and at once by a request that finds auth
+// unconfirmed for ConfirmEvery (it asks auth with its own token).
+func TestValidatorCacheLapsesForDisabledUser(t *testing.T) {
+	e := newEnv(t, nil)
+	v := NewValidator(e.nc, e.subj, nil, ValidatorConfig{Logger: e.cfg.Logger, CacheTTL: 30 * time.Second, ConfirmEvery: 100 * time.Millisecond})
+	clock := useFakeClock(v)
+	alice, root := e.mustLogin(t, "alice"), e.mustLogin(t, "root")
+	for _, tok := range []string{alice, root} {
+		if _, err := validate(t, v, tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	u, err := e.store.GetUser(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Disabled = true
+	if err := e.store.UpsertUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+
+	// Within the entry's life, and auth confirmed: the cached "yes".
+	if r, err := validate(t, v, alice); err != nil || r.Subject != "alice" {
+		t.Fatalf("cached: %+v, %v", r, err)
+	}
+
+	// Past CacheTTL, with auth confirmed by root's requests all along: the
+	// entry has lapsed, auth is asked and says no.
+	for range 31 {
+		clock.advance(time.Second)
+		if _, err := validate(t, v, root); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = validate(t, v, alice)
+	if got := wantCode(t, err, messages.CodeUnauthorized); got.Message != "user disabled" {
+		t.Fatalf("after CacheTTL: %q, want user disabled", got.Message)
+	}
+}
+
+func TestTokenCache(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	yes := func(exp time.Time) messages.ValidateReply {
+		return messages.ValidateReply{Valid: true, Subject: "alice", TokenID: "j1", ExpiresAt: exp.Unix(), AuthMode: messages.AuthModeOnline}
+	}
+	c := newTokenCache(30*time.Second, 2)
+
+	c.put("tok-1", yes(now.Add(time.Hour)), now)
+	if r, ok := c.get("tok-1", now.Add(29*time.Second)); !ok || r.TokenID != "j1" {
+		t.Errorf("entry within the TTL: %+v %v", r, ok)
+	}
+	if _, ok := c.get("tok-1x", now); ok {
+		t.Error("another token hit the entry")
+	}
+	if _, ok := c.get("tok-1", now.Add(30*time.Second)); ok {
+		t.Error("entry outlived the TTL")
+	}
+
+	// Never up to the token's expiry.
+	c.put("tok-2", yes(now.Add(10*time.Second)), now)
+	if _, ok := c.get("tok-2", now.Add(10*time.Second-cacheExpiryMargin)); ok {
+		t.Error("entry outlived the token's expiry less the margin")
+	}
+	c.put("tok-3", yes(now.Add(cacheExpiryMargin)), now)
+	if _, ok := c.get("tok-3", now); ok {
+		t.Error("a token about to expire was cached")
+	}
+
+	// Bounded: a full cache makes room.
+	for i := range 10 {
+		c.put(fmt.Sprint("t", i), yes(now.Add(time.Hour)), now)
+	}
+	if n := len(c.entries); n > 2 {
+		t.Errorf("%d entries, want at most 2", n)
+	}
+	c.put("t9", yes(now.Add(time.Hour)), now)
+	c.forget("t9")
+	if _, ok := c.get("t9", now); ok {
+		t.Error("forgotten entry still there")
+	}
+
+	// One flight per token.
+	f1, first1 := c.join("tok")
+	f2, first2 := c.join("tok")
+	if !first1 || first2 || f1 != f2 {
+		t.Fatalf("join: %v %v, same flight %v", first1, first2, f1 == f2)
+	}
+	c.land("tok", f1, yes(now), nil)
+	<-f2.done
+	if f2.reply.Subject != "alice" {
+		t.Errorf("waiter got %+v", f2.reply)
+	}
+	if _, first := c.join("tok"); !first {
+		t.Error("a landed flight was joined")
 	}
 }

@@ -34,7 +34,7 @@ const (
 	DefaultBatch       = 512
 	DefaultLease       = 30 * time.Second
 	DefaultMaxAttempts = 3
-	DefaultOutboxBatch = 256
+	DefaultOutboxBatch = 1024
 	// DefaultDatabaseCallTimeout bounds one store call (a group commit of a
 	// whole batch included) when DatabaseBreaker.CallTimeout is zero.
 	DefaultDatabaseCallTimeout = 2 * time.Second
@@ -102,7 +102,7 @@ type Config struct {
 	JetStreamBreaker breaker.Config
 	// Stream sizes the SENSOR_EVENTS stream the relay ensures.
 	Stream natsx.StreamConfig
-	// OutboxBatch is the most events published per relay batch (default 256).
+	// OutboxBatch is the most events published per relay batch (default 1024).
 	OutboxBatch int
 	// Logger gets supervision events and state changes (default slog.Default()).
 	Logger *slog.Logger

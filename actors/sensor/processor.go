@@ -25,6 +25,7 @@ type (
 	process struct {
 		seq  uint64
 		test store.Test
+		req  *messages.SubmitTest
 	}
 	// jobDone: the processor sent the job's completion to the writer.
 	jobDone struct{ seq uint64 }
@@ -37,8 +38,11 @@ type (
 )
 
 // dispatchedTest is a test to process and the attempts it already failed.
+// req, when set, is its request already decoded (a test just accepted by
+// this process), so that the processor need not decode test.Request again.
 type dispatchedTest struct {
 	test     store.Test
+	req      *messages.SubmitTest
 	failures int
 }
 
@@ -46,6 +50,7 @@ type dispatchedTest struct {
 type job struct {
 	seq      uint64
 	test     store.Test
+	req      *messages.SubmitTest
 	failures int
 	proc     int
 }
@@ -140,7 +145,7 @@ func (p *pool) add(d dispatchedTest) {
 		p.s.queued.Add(-1)
 		return
 	}
-	j := &job{seq: p.s.jobSeq.Add(1), test: d.test, failures: d.failures, proc: -1}
+	j := &job{seq: p.s.jobSeq.Add(1), test: d.test, req: d.req, failures: d.failures, proc: -1}
 	p.jobs[j.seq] = j
 	p.byTest[j.test.ID] = j.seq
 	p.queue = append(p.queue, j)
@@ -174,7 +179,7 @@ func (p *pool) pump(ctx actor.Context) {
 		p.queue = p.queue[1:]
 		j.proc = best
 		p.procs[best].outstanding++
-		ctx.Send(p.procs[best].pid, &process{seq: j.seq, test: j.test})
+		ctx.Send(p.procs[best].pid, &process{seq: j.seq, test: j.test, req: j.req})
 	}
 }
 
@@ -236,7 +241,7 @@ func (p *pool) handOver(ctx actor.Context) {
 	}
 	jobs := make([]dispatchedTest, 0, len(p.jobs))
 	for _, j := range p.jobs {
-		jobs = append(jobs, dispatchedTest{test: j.test, failures: j.failures})
+		jobs = append(jobs, dispatchedTest{test: j.test, req: j.req, failures: j.failures})
 	}
 	ctx.Send(ctx.Self(), &dispatch{jobs: jobs})
 }
@@ -267,18 +272,22 @@ func (p *processor) process(ctx actor.Context, msg *process) {
 			panic("test hook: processor panics on test " + msg.test.ID)
 		}
 	}
-	c := p.s.evaluateTest(msg.test)
+	c := p.s.evaluateTest(msg.test, msg.req)
 	p.s.completing.Add(1)
 	ctx.Send(p.s.writerPID, &completeTest{c: c})
 	ctx.Send(ctx.Parent(), &jobDone{seq: msg.seq})
 }
 
 // evaluateTest judges a stored test: its submitted readings, or a simulated
-// acquisition when it has none. A test that cannot be evaluated at all (its
-// stored request unreadable, its type gone from the catalogue) ends "failed".
-func (s *Service) evaluateTest(t store.Test) store.Completion {
+// acquisition when it has none. req is its request when the caller still
+// has it decoded; else (a test claimed again by the sweeper) the stored
+// request is decoded. A test that cannot be evaluated at all (its stored
+// request unreadable, its type gone from the catalogue) ends "failed".
+func (s *Service) evaluateTest(t store.Test, decoded *messages.SubmitTest) store.Completion {
 	var req messages.SubmitTest
-	if err := json.Unmarshal(t.Request, &req); err != nil {
+	if decoded != nil {
+		req = *decoded
+	} else if err := json.Unmarshal(t.Request, &req); err != nil {
 		return s.failedCompletion(t, "stored request is unreadable")
 	}
 	spec, ok := LookupSpec(t.SensorType)
@@ -292,7 +301,7 @@ func (s *Service) evaluateTest(t store.Test) store.Completion {
 	}
 	ev := Evaluate(spec, readings, interval, req.Reference)
 	ev.Source = source
-	result, err := json.Marshal(ev)
+	result, err := encodeEvaluation(&ev)
 	if err != nil {
 		return s.failedCompletion(t, "evaluation cannot be encoded")
 	}
@@ -330,7 +339,7 @@ func (s *Service) completion(t store.Test, status string, result []byte, reason 
 		stats := ev.Stats
 		e.Verdict, e.Source, e.Stats = ev.Verdict, ev.Source, &stats
 	}
-	payload, err := e.Encode()
+	payload, err := encodeEvent(&e)
 	if err != nil {
 		// Evaluate returns finite numbers only; this is a bug, and the
 		// processor's restart and retry path handles it.

@@ -168,13 +168,13 @@ func (w *writer) insertsDone(ctx actor.Context, msg *insertsDone) {
 		// Dispatch first: the tests are counted in queued before their
 		// submissions stop counting in inflight, so Stop's wait for an idle
 		// pipeline never sees a gap.
-		var jobs []store.Test
+		var jobs []dispatchedTest
 		for i, sub := range msg.batch {
 			if !msg.results[i].Duplicate {
-				jobs = append(jobs, testOf(sub.test, msg.at))
+				jobs = append(jobs, dispatchedTest{test: testOf(sub.test, msg.at), req: &sub.body})
 			}
 		}
-		w.s.dispatch(ctx, jobs)
+		w.s.dispatchJobs(ctx, jobs)
 		for i, sub := range msg.batch {
 			r := msg.results[i]
 			sub.accept(messages.TestAccepted{
@@ -215,6 +215,14 @@ func (s *Service) dispatch(ctx actor.Context, tests []store.Test) {
 	jobs := make([]dispatchedTest, len(tests))
 	for i, t := range tests {
 		jobs[i] = dispatchedTest{test: t, failures: t.Attempts}
+	}
+	s.dispatchJobs(ctx, jobs)
+}
+
+// dispatchJobs sends jobs to the processor pool, counting them as queued.
+func (s *Service) dispatchJobs(ctx actor.Context, jobs []dispatchedTest) {
+	if len(jobs) == 0 {
+		return
 	}
 	s.queued.Add(int64(len(jobs)))
 	ctx.Send(s.poolPID, &dispatch{jobs: jobs})

@@ -73,7 +73,7 @@ func EnvName(flagName string) string {
 func commands() map[string]*command {
 	cmds := []*command{
 		devCommand(), edgeCommand(), authCommand(), sensorCommand(), bridgeCommand(),
-		migrateCommand(), userCommand(), healthCommand(),
+		migrateCommand(), userCommand(), healthCommand(), benchCommand(),
 	}
 	m := make(map[string]*command, len(cmds))
 	for _, c := range cmds {
