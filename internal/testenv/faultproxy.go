@@ -22,6 +22,10 @@ type Proxy struct {
 	proxy *toxiproxy.Proxy
 	addr  string
 	cut   bool
+	// hold keeps addr taken while the proxy is cut (see holdAddr);
+	// holdDone is closed when its accept loop has ended.
+	hold     net.Listener
+	holdDone chan struct{}
 }
 
 // latencyToxic names the toxic Latency adds.
@@ -42,6 +46,7 @@ func FaultProxy(t testing.TB, upstream string) *Proxy {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		tp.Stop()
+		p.release()
 	})
 	return p
 }
@@ -56,15 +61,70 @@ func (p *Proxy) Host() string { h, _, _ := net.SplitHostPort(p.addr); return h }
 // Port is the proxy's port as a string.
 func (p *Proxy) Port() string { _, port, _ := net.SplitHostPort(p.addr); return port }
 
-// Cut takes the dependency away: the proxy stops listening, so new
-// connections are refused, and every open connection is closed. Calling it
-// twice is harmless.
+// Cut takes the dependency away: every open connection is closed, and a
+// new connection is reset as soon as it is accepted (the client sees
+// "connection reset" or EOF, never the dependency). Calling it twice is
+// harmless.
 func (p *Proxy) Cut() {
 	p.t.Helper()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.cut {
+		return
+	}
 	p.proxy.Stop()
 	p.cut = true
+	p.holdAddr()
+}
+
+// holdAddr listens on the proxy's address while it is cut and resets every
+// connection it accepts. Leaving the port free instead made Restore fail:
+// a client that keeps redialling a free loopback port in the ephemeral
+// range eventually connects to itself (TCP simultaneous open); Go's dialer
+// closes such a connection, which leaves a TIME_WAIT socket on that port
+// without SO_REUSEADDR, and no listener can bind it for 60 s. Another
+// process may also bind a free port.
+func (p *Proxy) holdAddr() {
+	var (
+		ln  net.Listener
+		err error
+	)
+	// The proxy's listener has just closed; retry briefly in case the
+	// kernel still holds the port.
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if ln, err = net.Listen("tcp", p.addr); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("testenv: hold fault proxy address %s while cut: %v", p.addr, err)
+		}
+		<-time.After(20 * time.Millisecond)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			if tc, ok := c.(*net.TCPConn); ok {
+				_ = tc.SetLinger(0) // reset, not a graceful close
+			}
+			_ = c.Close()
+		}
+	}()
+	p.hold, p.holdDone = ln, done
+}
+
+// release frees the address held while cut.
+func (p *Proxy) release() {
+	if p.hold == nil {
+		return
+	}
+	_ = p.hold.Close()
+	<-p.holdDone
+	p.hold, p.holdDone = nil, nil
 }
 
 // Restore brings the dependency back on the same address after Cut.
@@ -76,6 +136,7 @@ func (p *Proxy) Restore() {
 	if !p.cut {
 		return
 	}
+	p.release()
 	// The port was free a moment ago; retry briefly in case the kernel
 	// still holds it.
 	var err error
