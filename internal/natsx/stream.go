@@ -2,7 +2,9 @@ package natsx
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -70,7 +72,7 @@ func DeadLetterSubject(subj messages.Subjects) string {
 // error for the publisher rather than a silent loss.
 func EnsureEventStream(ctx context.Context, js jetstream.JetStream, subj messages.Subjects, cfg StreamConfig) (jetstream.Stream, error) {
 	cfg.setDefaults()
-	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	s, err := ensureStream(ctx, js, jetstream.StreamConfig{
 		Name:        messages.StreamEvents,
 		Description: "completed-test events waiting to be relayed to Kafka",
 		Subjects:    []string{subj.Events()},
@@ -96,7 +98,7 @@ func EnsureEventStream(ctx context.Context, js jetstream.JetStream, subj message
 // rather than losing it.
 func EnsureDeadLetterStream(ctx context.Context, js jetstream.JetStream, subj messages.Subjects, cfg StreamConfig) (jetstream.Stream, error) {
 	cfg.setDefaults()
-	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	s, err := ensureStream(ctx, js, jetstream.StreamConfig{
 		Name:        messages.StreamDeadLetter,
 		Description: "events the bridge could not relay to Kafka, with the reason",
 		Subjects:    []string{DeadLetterSubject(subj)},
@@ -112,4 +114,40 @@ func EnsureDeadLetterStream(ctx context.Context, js jetstream.JetStream, subj me
 		return nil, fmt.Errorf("ensure stream %s: %w", messages.StreamDeadLetter, err)
 	}
 	return s, nil
+}
+
+// ensureStream creates the stream, or updates it only when a setting we own
+// differs. Every sensor and bridge process calls it at start and after
+// reconnecting; an update that changes nothing still takes the stream's
+// lock on the server and (nats-server v2.15.2) races with a consumer being
+// created at the same moment, so the common case must not update.
+func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig) (jetstream.Stream, error) {
+	s, err := js.Stream(ctx, want.Name)
+	if err == nil {
+		if sameStreamConfig(s.CachedInfo().Config, want) {
+			return s, nil
+		}
+		return js.UpdateStream(ctx, want)
+	}
+	if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, err
+	}
+	s, err = js.CreateStream(ctx, want)
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		return js.Stream(ctx, want.Name) // another process created it first
+	}
+	return s, err
+}
+
+func sameStreamConfig(have, want jetstream.StreamConfig) bool {
+	return have.Description == want.Description &&
+		slices.Equal(have.Subjects, want.Subjects) &&
+		have.Retention == want.Retention &&
+		have.Storage == want.Storage &&
+		have.Discard == want.Discard &&
+		have.MaxBytes == want.MaxBytes &&
+		have.MaxMsgs == want.MaxMsgs &&
+		have.MaxAge == want.MaxAge &&
+		have.Replicas == want.Replicas &&
+		have.Duplicates == want.Duplicates
 }
