@@ -128,6 +128,7 @@ func bridgeCommand() *command {
 		fs.StringVar(&cfg.KafkaBrokers, "kafka-brokers", "127.0.0.1:9092", "Kafka bootstrap brokers, comma-separated")
 		fs.StringVar(&cfg.KafkaTopic, "kafka-topic", "sensor-events", "Kafka topic of the events")
 		fs.IntVar(&cfg.BatchSize, "batch-size", 500, "events per fetch and per Kafka write")
+		fs.DurationVar(&cfg.AckWait, "ack-wait", 30*time.Second, "how long JetStream waits for the bridge's ack before redelivering (at least twice --kafka-breaker-timeout)")
 		breakerFlags(fs, "kafka", &cfg.KafkaBreaker, 10*time.Second)
 		fs.IntVar(&cfg.StreamReplicas, "stream-replicas", 1, "replicas of the SENSOR_EVENTS stream (3 on a NATS cluster)")
 		fs.Int64Var(&cfg.StreamMaxBytes, "stream-max-bytes", 1<<30, "size bound of the SENSOR_EVENTS stream")

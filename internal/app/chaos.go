@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"sensorhub/actors/supervise"
+	"sensorhub/internal/natsx"
 	"sensorhub/messages"
 )
 
@@ -50,8 +51,7 @@ func startChaos(l *lifecycle, nc *nats.Conn, c Common, logger *slog.Logger, targ
 			}
 			pid := t.tree.Child(child)
 			if pid == nil {
-				b := (&messages.Error{Code: messages.CodeUnknownActor, Message: "no actor " + req.Actor + "; known: " + strings.Join(names, ", ")}).JSON()
-				_ = m.Respond(b)
+				_ = natsx.RespondMsgError(m, &messages.Error{Code: messages.CodeUnknownActor, Message: "no actor " + req.Actor + "; known: " + strings.Join(names, ", ")})
 				return
 			}
 			logger.Warn("chaos: panicking actor on request", "actor", pid.GetId())

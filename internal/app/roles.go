@@ -64,6 +64,7 @@ type BridgeConfig struct {
 	KafkaBrokers   string
 	KafkaTopic     string
 	BatchSize      int
+	AckWait        time.Duration
 	KafkaBreaker   breaker.Config
 	StreamReplicas int
 	StreamMaxBytes int64
@@ -190,6 +191,7 @@ func startBridge(ctx context.Context, l *lifecycle, nc *nats.Conn, system *actor
 		Brokers:   brokers,
 		Topic:     cfg.KafkaTopic,
 		BatchSize: cfg.BatchSize,
+		AckWait:   cfg.AckWait,
 		Breaker:   cfg.KafkaBreaker,
 		Stream:    natsx.StreamConfig{Replicas: cfg.StreamReplicas, MaxBytes: cfg.StreamMaxBytes},
 		Logger:    logger,
@@ -266,7 +268,7 @@ func runRole(ctx context.Context, spec roleSpec, logger *slog.Logger) error {
 	var st store.Store
 	if spec.needsStore {
 		var err error
-		if st, err = OpenStore(ctx, spec.databaseURL, rl); err != nil {
+		if st, err = openStoreWaiting(ctx, spec.databaseURL, rl); err != nil {
 			return err
 		}
 		l.defer_("store", func() { _ = st.Close() })

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -39,6 +40,39 @@ func OpenStore(ctx context.Context, url string, logger *slog.Logger) (store.Stor
 		return nil, errors.New("no database URL: give --database-url (postgres://... or sqlite:PATH)")
 	}
 	return nil, fmt.Errorf("unsupported database URL %q: want postgres://... or sqlite:PATH", redact(url))
+}
+
+// storeRetryEvery is the pause between attempts to reach a database that
+// is down when a role starts.
+const storeRetryEvery = 2 * time.Second
+
+// openStoreWaiting opens the store, waiting for a database that is
+// unavailable at start (a role that starts before its database must not
+// crash-loop): it retries until the database answers or ctx ends. Any
+// other error (a bad URL, a failed migration) is returned at once.
+func openStoreWaiting(ctx context.Context, url string, logger *slog.Logger) (store.Store, error) {
+	warned := false
+	for {
+		st, err := OpenStore(ctx, url, logger)
+		if err == nil {
+			if warned {
+				logger.Info("database reachable; starting")
+			}
+			return st, nil
+		}
+		if !errors.Is(err, store.ErrUnavailable) {
+			return nil, err
+		}
+		if !warned {
+			logger.Warn("database unavailable at start; retrying until it answers", "every", storeRetryEvery.String(), "err", err)
+			warned = true
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("wait for the database: %w", err)
+		case <-time.After(storeRetryEvery):
+		}
+	}
 }
 
 // redact hides a password in a URL for messages.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strconv"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
 	"sensorhub/messages"
@@ -30,4 +31,17 @@ func ReplyJSON(req micro.Request, v any, headers ...micro.Headers) error {
 func ReplyError(req micro.Request, err error) error {
 	e := messages.AsError(err)
 	return req.Error(strconv.Itoa(e.HTTPStatus()), e.Message, e.JSON())
+}
+
+// RespondMsgError answers a plain (non-micro) request with the same error
+// shape as ReplyError, so that Request turns it into a *messages.Error.
+func RespondMsgError(m *nats.Msg, err error) error {
+	e := messages.AsError(err)
+	return m.RespondMsg(&nats.Msg{
+		Header: nats.Header{
+			micro.ErrorHeader:     []string{e.Message},
+			micro.ErrorCodeHeader: []string{strconv.Itoa(e.HTTPStatus())},
+		},
+		Data: e.JSON(),
+	})
 }
