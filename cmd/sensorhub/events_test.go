@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"sensorhub/internal/testenv"
 )
 
 // In dev, a submitted test's event shows up both with `nats sub
@@ -21,7 +23,7 @@ func TestDevEventVisibleWithNatsSubAndKcat(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
-	var subOut syncBuffer
+	var subOut testenv.Buffer
 	sub := exec.CommandContext(ctx, "nats", "sub", "sensorhub.events.>", "--count", "1")
 	sub.Env = append(os.Environ(), "NATS_URL="+addrs.NATS, "NATS_CONTEXT=", "HOME="+t.TempDir())
 	sub.Stdout, sub.Stderr = &subOut, &subOut
@@ -65,7 +67,7 @@ func TestDevEventVisibleWithNatsSubAndKcat(t *testing.T) {
 
 	// kcat as in the README (plus -c 1 so that it stops after the event).
 	kcat := exec.CommandContext(ctx, "kcat", "-b", addrs.Kafka, "-t", "sensor-events", "-C", "-c", "1", "-f", "%k %s\n")
-	var kOut, kErr syncBuffer
+	var kOut, kErr testenv.Buffer
 	kcat.Stdout, kcat.Stderr = &kOut, &kErr
 	if err := kcat.Run(); err != nil {
 		t.Fatalf("kcat: %v: %s", err, kErr.String())

@@ -21,7 +21,7 @@ func TestRoleThatGivesUpExitsNonZero(t *testing.T) {
 	if code, _, errs := runCmd(t, "not-the-default\n", nil, "user", "add", "--username", "carol", "--password-stdin", "--database-url", db); code != 0 {
 		t.Fatalf("user add: %s", errs)
 	}
-	var logs syncBuffer
+	var logs testenv.Buffer
 	done := make(chan int, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"sensorhub/internal/app"
+	"sensorhub/internal/testenv"
 	"sensorhub/internal/token"
 	"sensorhub/messages"
 )
@@ -28,7 +29,7 @@ func startDev(t *testing.T, extra ...string) app.DevAddrs {
 	done := make(chan int, 1)
 	args := append([]string{"dev", "--data-dir", t.TempDir(), "--http", "127.0.0.1:0",
 		"--nats-listen", "127.0.0.1:0", "--kafka-listen", "127.0.0.1:0", "--log-level", "warn"}, extra...)
-	var logs syncBuffer
+	var logs testenv.Buffer
 	go func() { done <- run(ctx, args, strings.NewReader(""), &logs, &logs) }()
 	t.Cleanup(func() {
 		cancel()

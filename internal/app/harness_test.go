@@ -39,28 +39,11 @@ type system struct {
 	common Common
 	keyDir string
 	logger *slog.Logger
-	logs   *lockedBuffer
+	logs   *testenv.Buffer
 
 	mu    sync.Mutex
 	roles map[string]*lifecycle
 	http  string
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func newSystem(t *testing.T) *system {
@@ -72,7 +55,7 @@ func newSystem(t *testing.T) *system {
 	}
 	proxy := testenv.FaultProxy(t, u.Host)
 	u.Host = proxy.Addr()
-	logs := &lockedBuffer{}
+	logs := &testenv.Buffer{}
 	s := &system{
 		t:      t,
 		nats:   testenv.NATS(t),

@@ -22,7 +22,7 @@ func TestOpenStoreWaitsForTheDatabase(t *testing.T) {
 	u.Host = proxy.Addr()
 	proxy.Cut()
 
-	logs := &lockedBuffer{}
+	logs := &testenv.Buffer{}
 	logger := slog.New(slog.NewTextHandler(logs, nil))
 	type result struct {
 		err error

@@ -98,31 +98,12 @@ func poll(timeout, interval time.Duration, cond func() error) error {
 	}
 }
 
-// syncBuffer collects a process's output; it is written by os/exec's copy
-// goroutine and read by the test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // proc is one sensorhub process.
 type proc struct {
 	role string
 	args []string
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *testenv.Buffer
 	done chan struct{} // closed when the process has exited
 	err  error         // Wait's result, set before done is closed
 }
@@ -329,7 +310,7 @@ func (c *cluster) roleArgs(role string) []string {
 func (c *cluster) start(role string, chaos bool) *proc {
 	c.t.Helper()
 	args := append([]string{role}, c.roleArgs(role)...)
-	out := &syncBuffer{}
+	out := &testenv.Buffer{}
 	cmd := exec.Command(binPath, args...)
 	cmd.Env = childEnv(
 		"SENSORHUB_NATS_URL="+c.nats.URL(),

@@ -1,7 +1,6 @@
 package edge
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -9,10 +8,10 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"sensorhub/internal/testenv"
 	"sensorhub/messages"
 )
 
@@ -117,28 +116,10 @@ func TestServeShutsDownWithContext(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink safe to read while the server writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestLogging(t *testing.T) {
 	for _, level := range []slog.Level{slog.LevelInfo, slog.LevelDebug} {
 		t.Run(level.String(), func(t *testing.T) {
-			var buf syncBuffer
+			var buf testenv.Buffer
 			cfg := testConfig()
 			cfg.Logger = slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: level}))
 			e := newEnv(t, cfg)
@@ -160,7 +141,7 @@ func TestLogging(t *testing.T) {
 }
 
 func TestListenAndServe(t *testing.T) {
-	var buf syncBuffer
+	var buf testenv.Buffer
 	cfg := testConfig()
 	cfg.Addr = "127.0.0.1:0"
 	cfg.Logger = slog.New(slog.NewTextHandler(&buf, nil))
