@@ -194,7 +194,7 @@ func (r *relay) admit(ctx context.Context, msgs []jetstream.Msg) {
 		if meta, err := m.Metadata(); err == nil {
 			seq = meta.Sequence.Stream
 		}
-		ev, err := messages.DecodeEvent(m.Data())
+		ev, err := decodeEvent(m.Data())
 		if err != nil {
 			r.deadLetter(ctx, m, seq, nil, fmt.Sprintf("undecodable event: %v", err))
 			continue

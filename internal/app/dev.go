@@ -8,7 +8,11 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/debug"
+	"strconv"
 	"time"
+
+	"github.com/segmentio/kafka-go"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -32,6 +36,17 @@ type DevConfig struct {
 	KafkaBrokers string
 	KafkaTopic   string
 	Workers      int
+	// KafkaRetention, when positive, bounds what the embedded Kafka broker
+	// keeps of each partition of KafkaTopic (its retention.bytes, in
+	// segments of a quarter of it): the broker holds everything in memory,
+	// so without a bound dev's memory grows with every event. Zero keeps
+	// every event. Ignored with KafkaBrokers.
+	KafkaRetention ByteSize
+	// MemoryLimit, when positive, is the process's soft memory limit
+	// (runtime/debug.SetMemoryLimit): the garbage collector works harder as
+	// the heap nears it instead of letting it grow to twice the live data.
+	// Zero leaves the Go default (GOMEMLIMIT, else none).
+	MemoryLimit ByteSize
 	// Ready, if set, receives the addresses once every role serves (tests).
 	Ready chan<- DevAddrs
 }
@@ -61,6 +76,10 @@ func RunDev(ctx context.Context, cfg DevConfig, logger *slog.Logger) error {
 	if cfg.KafkaTopic == "" {
 		cfg.KafkaTopic = messages.DefaultKafkaTopic
 	}
+	if cfg.MemoryLimit > 0 {
+		prev := debug.SetMemoryLimit(int64(cfg.MemoryLimit))
+		defer debug.SetMemoryLimit(prev)
+	}
 
 	// NATS: embedded, JetStream on disk under the data dir.
 	if cfg.NATSURL == "" {
@@ -79,17 +98,26 @@ func RunDev(ctx context.Context, cfg DevConfig, logger *slog.Logger) error {
 
 	// Kafka: an in-process Kafka-protocol broker (memory only).
 	if cfg.KafkaBrokers == "" {
-		kb, err := kafkadev.Start(kafkadev.Config{
+		kcfg := kafkadev.Config{
 			Listen:           cfg.KafkaListen,
 			FallbackFreePort: true,
 			Topics:           []string{cfg.KafkaTopic},
 			Logger:           logger,
-		})
+		}
+		if cfg.KafkaRetention > 0 {
+			kcfg.BrokerConfigs = retentionBrokerConfigs()
+		}
+		kb, err := kafkadev.Start(kcfg)
 		if err != nil {
 			return fmt.Errorf("start embedded kafka: %w", err)
 		}
 		l.defer_("embedded kafka", kb.Close)
 		cfg.KafkaBrokers = kb.Addr()
+		if cfg.KafkaRetention > 0 {
+			if err := limitKafkaRetention(ctx, kb.Addr(), cfg.KafkaTopic, int64(cfg.KafkaRetention)); err != nil {
+				return err
+			}
+		}
 	}
 
 	// The store: SQLite in the data dir unless PostgreSQL was given.
@@ -179,6 +207,40 @@ func RunDev(ctx context.Context, cfg DevConfig, logger *slog.Logger) error {
 		cfg.Ready <- DevAddrs{HTTP: httpAddr, NATS: cfg.NATSURL, Kafka: cfg.KafkaBrokers}
 	}
 	return l.wait(ctx)
+}
+
+// retentionBrokerConfigs make the embedded broker apply retention every
+// second (its default: hourly).
+func retentionBrokerConfigs() map[string]string {
+	return map[string]string{"log.cleaner.backoff.ms": "1000"}
+}
+
+// limitKafkaRetention sets the retention.bytes of topic on the broker at
+// addr, with segments of a quarter of it (retention drops whole segments).
+func limitKafkaRetention(ctx context.Context, addr, topic string, bytes int64) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	segment := max(bytes/4, 64<<10)
+	client := &kafka.Client{Addr: kafka.TCP(addr), Timeout: 10 * time.Second}
+	resp, err := client.IncrementalAlterConfigs(ctx, &kafka.IncrementalAlterConfigsRequest{
+		Resources: []kafka.IncrementalAlterConfigsRequestResource{{
+			ResourceType: kafka.ResourceTypeTopic,
+			ResourceName: topic,
+			Configs: []kafka.IncrementalAlterConfigsRequestConfig{
+				{Name: "retention.bytes", Value: strconv.FormatInt(bytes, 10), ConfigOperation: kafka.ConfigOperationSet},
+				{Name: "segment.bytes", Value: strconv.FormatInt(segment, 10), ConfigOperation: kafka.ConfigOperationSet},
+			},
+		}},
+	})
+	if err == nil {
+		for _, r := range resp.Resources {
+			err = errors.Join(err, r.Error)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("limit the retention of embedded kafka topic %s: %w", topic, err)
+	}
+	return nil
 }
 
 // ensureDevAdmin creates the seed's admin/admin123 for dev, loudly. An

@@ -44,9 +44,8 @@ func writeError(w http.ResponseWriter, e *messages.Error) {
 
 // readBody reads the whole body, at most limit bytes.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *messages.Error) {
-	tooLarge := messages.NewError(messages.CodeBodyTooLarge, "body larger than "+strconv.FormatInt(limit, 10)+" bytes")
 	if r.ContentLength > limit {
-		return nil, tooLarge
+		return nil, bodyTooLarge(limit)
 	}
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil, nil
@@ -55,9 +54,15 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *mes
 	var maxErr *http.MaxBytesError
 	switch {
 	case errors.As(err, &maxErr):
-		return nil, tooLarge
+		return nil, bodyTooLarge(limit)
 	case err != nil:
 		return nil, errReadBody
 	}
 	return body, nil
+}
+
+// bodyTooLarge refuses a body past limit bytes (built only then: readBody
+// runs for every submission).
+func bodyTooLarge(limit int64) *messages.Error {
+	return messages.NewError(messages.CodeBodyTooLarge, "body larger than "+strconv.FormatInt(limit, 10)+" bytes")
 }

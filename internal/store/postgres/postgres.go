@@ -69,9 +69,11 @@ func (s *Store) Close() error {
 }
 
 // inTx runs fn in one transaction bounded by ctx (or store.DefaultTimeout)
-// and classifies its error.
-func (s *Store) inTx(ctx context.Context, fn func(context.Context, pgx.Tx) error) error {
+// and classifies its error. begin is the statement that begins it ("" for
+// a plain BEGIN).
+func (s *Store) inTx(ctx context.Context, begin string, fn func(context.Context, pgx.Tx) error) error {
 	ctx, cancel := store.WithDefaultTimeout(ctx)
 	defer cancel()
-	return Classify(pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return fn(ctx, tx) }))
+	opts := pgx.TxOptions{BeginQuery: begin}
+	return Classify(pgx.BeginTxFunc(ctx, s.pool, opts, func(tx pgx.Tx) error { return fn(ctx, tx) }))
 }

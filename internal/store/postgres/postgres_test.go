@@ -20,7 +20,7 @@ import (
 	"sensorhub/internal/testenv"
 )
 
-func open(t *testing.T, databaseURL string) *postgres.Store {
+func open(t testing.TB, databaseURL string) *postgres.Store {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()

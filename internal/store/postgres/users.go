@@ -84,9 +84,10 @@ func nonNilRoles(r []string) []string {
 	return r
 }
 
-// nullBytes stores an empty JSON document as NULL (an empty string is not
-// valid json).
-func nullBytes(b []byte) []byte {
+// nullJSON stores an empty JSON document as NULL (an empty string is not
+// valid json). The documents of a batch travel as the elements of a text[]
+// that the server casts to json; pgx sends a nil []byte element as NULL.
+func nullJSON(b []byte) []byte {
 	if len(b) == 0 {
 		return nil
 	}

@@ -40,8 +40,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"InsertIdempotencyConcurrent", testInsertConcurrent},
 		{"InsertIsOneTransaction", testInsertAtomic},
 		{"InsertLargeBatch", testInsertLargeBatch},
+		{"InsertLargeMixedBatch", testInsertLargeMixed},
 		{"CompleteTests", testCompleteTests},
 		{"CompleteTestsIsOneTransaction", testCompleteAtomic},
+		{"CompleteTestsLargeBatch", testCompleteLargeBatch},
 		{"ClaimExpired", testClaimExpired},
 		{"ClaimExpiredLimit", testClaimLimit},
 		{"ClaimExpiredConcurrent", testClaimConcurrent},
@@ -681,6 +683,150 @@ func assertEvents(t *testing.T, s store.Store, want ...store.OutboxEvent) {
 	}
 	if n := backlog(t, s); n != int64(len(want)) {
 		t.Errorf("OutboxBacklog = %d, want %d", n, len(want))
+	}
+}
+
+// A large batch mixing every case, interleaved: keys already stored, new
+// keys (some repeated within the batch), no key. Results come back in
+// input order whatever order the store works in.
+func testInsertLargeMixed(t *testing.T, s store.Store) {
+	const n = 400
+	lease := now().Add(time.Minute)
+	stored := map[string]string{} // key -> id of the test stored earlier
+	var earlier []store.NewTest
+	for k := range 50 {
+		nt := newTest(t, "mixer", fmt.Sprintf("old-%02d", k), lease)
+		stored[nt.IdempotencyKey] = nt.ID
+		earlier = append(earlier, nt)
+	}
+	insert(t, s, earlier...)
+
+	batch := make([]store.NewTest, n)
+	for i := range batch {
+		var key string
+		switch i % 4 {
+		case 0:
+			key = fmt.Sprintf("old-%02d", (i*7)%50) // stored earlier
+		case 1:
+			key = fmt.Sprintf("new-%03d", i%120) // new, some repeated in the batch
+		case 2:
+			key = "" // no key
+		case 3:
+			key = fmt.Sprintf("new-%03d", i) // new, once
+		}
+		owner := "mixer"
+		if i%10 == 9 {
+			owner = "other" // same key text, another owner: not a duplicate
+		}
+		batch[i] = newTest(t, owner, key, lease)
+	}
+	before := counts(t, s)[store.StatusProcessing]
+	res := insert(t, s, batch...)
+
+	firstInBatch := map[[2]string]string{}
+	var inserted int64
+	for i, nt := range batch {
+		k := [2]string{nt.Owner, nt.IdempotencyKey}
+		var want store.InsertResult
+		switch {
+		case nt.IdempotencyKey == "":
+			want = store.InsertResult{ID: nt.ID}
+		case nt.Owner == "mixer" && stored[nt.IdempotencyKey] != "":
+			want = store.InsertResult{ID: stored[nt.IdempotencyKey], Duplicate: true}
+		case firstInBatch[k] != "":
+			want = store.InsertResult{ID: firstInBatch[k], Duplicate: true}
+		default:
+			firstInBatch[k] = nt.ID
+			want = store.InsertResult{ID: nt.ID}
+		}
+		if res[i] != want {
+			t.Fatalf("test %d (%s/%q): result %+v, want %+v", i, nt.Owner, nt.IdempotencyKey, res[i], want)
+		}
+		if !want.Duplicate {
+			inserted++
+			assertNewTest(t, getTest(t, s, nt.ID), nt)
+		}
+	}
+	if got := counts(t, s)[store.StatusProcessing] - before; got != inserted {
+		t.Errorf("processing grew by %d, want %d", got, inserted)
+	}
+}
+
+// A large completion batch in an order unrelated to the tests' ids or
+// insertion, mixing tests still processing, tests already finished, unknown
+// ids and a test twice: applied flags come back in input order, and the
+// events of the applied ones enter the outbox in the batch's order.
+func testCompleteLargeBatch(t *testing.T, s store.Store) {
+	const n = 300
+	lease := now().Add(time.Minute)
+	tests := make([]store.NewTest, n)
+	for i := range tests {
+		tests[i] = newTest(t, "alice", "", lease)
+	}
+	insert(t, s, tests...)
+	// Every seventh test is finished before the batch.
+	var done []store.OutboxEvent
+	for i := 0; i < n; i += 7 {
+		c := completion(t, tests[i].ID, now())
+		complete(t, s, c)
+		done = append(done, c.Event)
+	}
+
+	// A deterministic shuffle: i*131 mod n visits every index once.
+	var (
+		batch []store.Completion
+		want  []bool
+		evs   = slices.Clone(done)
+	)
+	for k := range n {
+		i := (k * 131) % n
+		c := completion(t, tests[i].ID, now())
+		if i%3 == 0 {
+			c.Status, c.Result, c.Reason = store.StatusFailed, nil, fmt.Sprintf("reason %d", i)
+		}
+		batch = append(batch, c)
+		applied := i%7 != 0
+		want = append(want, applied)
+		if applied {
+			evs = append(evs, c.Event)
+		}
+		switch k {
+		case 10:
+			batch = append(batch, completion(t, newID(t), now())) // unknown test
+			want = append(want, false)
+		case 20:
+			batch = append(batch, completion(t, tests[i].ID, now())) // the same test again
+			want = append(want, false)
+		}
+	}
+	if got := complete(t, s, batch...); !slices.Equal(got, want) {
+		for i := range got {
+			if got[i] != want[i] {
+				t.Fatalf("applied[%d] (test %s) = %v, want %v", i, batch[i].TestID, got[i], want[i])
+			}
+		}
+	}
+	assertEvents(t, s, evs...)
+	for k, c := range batch {
+		if !want[k] {
+			continue
+		}
+		g := getTest(t, s, c.TestID)
+		if g.Status != c.Status || g.Reason != c.Reason || string(g.Result) != string(c.Result) ||
+			g.CompletedAt == nil || !g.CompletedAt.Equal(c.At) {
+			t.Fatalf("test %s = status %q reason %q result %q completed %v, want %q %q %q %v",
+				c.TestID, g.Status, g.Reason, g.Result, g.CompletedAt, c.Status, c.Reason, c.Result, c.At)
+		}
+	}
+	got := counts(t, s)
+	failed := int64(0)
+	for i := range n {
+		if i%7 != 0 && i%3 == 0 {
+			failed++
+		}
+	}
+	if got[store.StatusProcessing] != 0 || got[store.StatusFailed] != failed || got[store.StatusCompleted] != n-failed {
+		t.Errorf("CountTests() = %v, want no processing, %d failed, %d completed", got, failed, n-failed)
 	}
 }
 
