@@ -55,7 +55,7 @@ func TestServiceStatsAndHealth(t *testing.T) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
-		if _, err := natsx.Request(ctx, e.pub, subject, nil, nil, out); err != nil {
+		if _, err := natsx.Request(ctx, e.client, subject, nil, nil, out); err != nil {
 			t.Fatalf("request %s: %v", subject, err)
 		}
 	}
@@ -129,7 +129,7 @@ func TestRelayRestartsAfterCrash(t *testing.T) {
 func TestStopLeavesNoGoroutines(t *testing.T) {
 	e := newEnv(t)
 	cfg := e.config()
-	nc := e.nats.Conn(t)
+	nc := e.nats.Conn(t, messages.RoleBridge)
 	system := supervise.NewSystem(cfg.Logger)
 	b, err := bridge.Start(context.Background(), nc, system, cfg)
 	if err != nil {

@@ -40,9 +40,12 @@ func logger() *slog.Logger {
 type env struct {
 	nats  *testenv.NATSServer
 	kafka *kafkadev.Broker
-	pub   *nats.Conn
+	pub   *nats.Conn // the sensor role's identity
 	js    jetstream.JetStream
-	subj  messages.Subjects
+	// bridgeJS is JetStream as the bridge; client is the edge's identity.
+	bridgeJS jetstream.JetStream
+	client   *nats.Conn
+	subj     messages.Subjects
 }
 
 func newEnv(t testing.TB) *env {
@@ -53,12 +56,19 @@ func newEnv(t testing.TB) *env {
 func newEnvWith(t testing.TB, kcfg kafkadev.Config) *env {
 	t.Helper()
 	e := &env{nats: testenv.NATS(t), kafka: testenv.KafkaWith(t, kcfg), subj: messages.DefaultSubjects()}
-	e.pub = e.nats.Conn(t)
+	// Events come from the sensor role's identity, as in production; the
+	// bridge's identity reads its consumer and dead letters; the edge's
+	// asks for the stats.
+	e.pub = e.nats.Conn(t, messages.RoleSensor)
 	js, err := jetstream.New(e.pub)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.js = js
+	if e.bridgeJS, err = jetstream.New(e.nats.Conn(t, messages.RoleBridge)); err != nil {
+		t.Fatal(err)
+	}
+	e.client = e.nats.Conn(t, messages.RoleEdge)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if _, err := natsx.EnsureEventStream(ctx, js, e.subj, natsx.StreamConfig{}); err != nil {
@@ -91,7 +101,7 @@ type running struct {
 
 func (e *env) start(t testing.TB, cfg bridge.Config) *running {
 	t.Helper()
-	nc := e.nats.Conn(t)
+	nc := e.nats.Conn(t, messages.RoleBridge)
 	system := supervise.NewSystem(cfg.Logger)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -257,7 +267,7 @@ func consumerInfo(t testing.TB, e *env) *jetstream.ConsumerInfo {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	c, err := e.js.Consumer(ctx, messages.StreamEvents, messages.ConsumerBridge)
+	c, err := e.bridgeJS.Consumer(ctx, messages.StreamEvents, messages.ConsumerBridge)
 	if err != nil {
 		t.Fatalf("consumer info: %v", err)
 	}

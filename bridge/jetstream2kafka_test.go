@@ -233,7 +233,7 @@ func TestRelayPoison(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	dlq, err := e.js.Stream(ctx, messages.StreamDeadLetter)
+	dlq, err := e.bridgeJS.Stream(ctx, messages.StreamDeadLetter)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -124,3 +124,17 @@ func (s Subjects) Event(sensorType, kind string) string {
 
 // Events matches every event subject, for the stream and for `nats sub`.
 func (s Subjects) Events() string { return s.join("events", ">") }
+
+// InboxPrefix is the reply-subject prefix of one identity on the bus: a
+// role ("_INBOX_sensor") or a person ("_INBOX_alice"). Each may subscribe
+// only below its own prefix, so nobody reads another's replies.
+func InboxPrefix(name string) string { return "_INBOX_" + name }
+
+// AuthTokenForwarded logs in a user on behalf of the edge, with the HTTP
+// client's address for the rate limits: TokenRequest -> TokenReply. Only the
+// edge may publish here, which is what makes that address trustworthy.
+func (s Subjects) AuthTokenForwarded() string { return s.join(RoleAuth, "token", "forwarded") }
+
+// DeadLetter is the subject of the dead-letter stream SENSOR_EVENTS_DLQ.
+// It is outside Events() so that a dead letter never re-enters the stream.
+func (s Subjects) DeadLetter() string { return s.join("deadletter", "events") }

@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/nats-io/nkeys"
+
 	"sensorhub/internal/breaker"
 	"sensorhub/internal/store"
 	"sensorhub/internal/token"
@@ -45,6 +47,13 @@ type Config struct {
 	// the role is stopped for good.
 	OnGiveUp func(error)
 
+	// Limits are the login rate limits (passwords over HTTP, `nats req`
+	// and NATS connects share them).
+	Limits LoginLimits
+	// Callout, when set, makes the role the NATS server's auth callout:
+	// people connect to NATS with their sensorhub identity.
+	Callout *CalloutConfig
+
 	// beforeLogin, when set by a test, runs in the login actor before the
 	// credentials are checked (to inject a panic).
 	beforeLogin func(username string)
@@ -75,6 +84,25 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	c.Limits.setDefaults()
+	if c.Callout != nil && c.Callout.UserTTL <= 0 {
+		c.Callout.UserTTL = c.TokenTTL
+	}
+}
+
+// CalloutConfig are the keys of the auth callout (see internal/natsauth).
+type CalloutConfig struct {
+	// Issuer is the account key pair named as the callout's issuer in the
+	// server configuration; it signs the user claims.
+	Issuer nkeys.KeyPair
+	// XKey is the curve key pair named as the callout's xkey: requests
+	// (with passwords) arrive sealed to it, replies leave sealed.
+	XKey nkeys.KeyPair
+	// UserTTL is how long a connection admitted by password lasts before
+	// the server drops it and the client re-authenticates (default
+	// TokenTTL), so that a disabled user is off the bus within it. A
+	// connection admitted by token lasts until the token expires.
+	UserTTL time.Duration
 }
 
 // Validate reports a configuration Start cannot use.
@@ -84,6 +112,8 @@ func (c Config) Validate() error {
 		return errors.New("auth: no Store")
 	case c.KeyFile == "":
 		return errors.New("auth: no KeyFile")
+	case c.Callout != nil && (c.Callout.Issuer == nil || c.Callout.XKey == nil):
+		return errors.New("auth: the callout needs its issuer and xkey")
 	}
 	return nil
 }

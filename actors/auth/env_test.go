@@ -57,14 +57,18 @@ func (f *flakyStore) Ping(ctx context.Context) error {
 }
 
 type env struct {
-	nats   *testenv.NATSServer
-	nc     *nats.Conn
-	system *actor.ActorSystem
-	logs   *actortest.LogBuffer
-	store  *flakyStore
-	subj   messages.Subjects
-	cfg    Config
-	svc    *Service
+	nats *testenv.NATSServer
+	nc   *nats.Conn // the auth role's own identity
+	// edge and sensor are those roles' identities: the edge logs users in
+	// (the forwarded subject) and validates; the sensor role validates
+	// and reads the key bucket.
+	edge, sensor *nats.Conn
+	system       *actor.ActorSystem
+	logs         *actortest.LogBuffer
+	store        *flakyStore
+	subj         messages.Subjects
+	cfg          Config
+	svc          *Service
 }
 
 // newEnv starts embedded NATS, a sqlite store with users alice (user),
@@ -75,12 +79,14 @@ func newEnv(t *testing.T, configure func(*Config)) *env {
 	e := &env{nats: testenv.NATS(t), subj: messages.DefaultSubjects()}
 	logger, logs := actortest.CaptureLogs(t)
 	e.logs = logs
-	nc, err := natsx.Connect(natsx.ConnectConfig{URL: e.nats.URL(), Name: t.Name(), Logger: logger})
+	nc, err := natsx.Connect(natsx.ConnectConfig{URL: e.nats.URL(), Name: t.Name(), Credentials: e.nats.Creds(messages.RoleAuth), Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
 	e.nc = nc
+	e.edge = e.nats.Conn(t, messages.RoleEdge)
+	e.sensor = e.nats.Conn(t, messages.RoleSensor)
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	if err := natsx.WaitConnected(ctx, nc); err != nil {
@@ -103,6 +109,7 @@ func newEnv(t *testing.T, configure func(*Config)) *env {
 	}
 	e.system = actortest.NewSystemWithLogger(t, logger)
 	e.cfg = Config{
+		Callout:      e.calloutConfig(),
 		Subjects:     e.subj,
 		Store:        e.store,
 		KeyFile:      filepath.Join(t.TempDir(), "keys", "auth.pem"),
@@ -122,6 +129,13 @@ func (e *env) start(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The other roles' connections ask the server: it must know the
+	// service's subscriptions first (when it is up at all).
+	if e.nc.IsConnected() {
+		if err := e.nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	t.Cleanup(func() {
 		if err := svc.Stop(wait); err != nil {
 			t.Errorf("stop: %v", err)
@@ -135,14 +149,19 @@ func (e *env) request(t *testing.T, subject string, req, out any) error {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	_, err := natsx.Request(ctx, e.nc, subject, req, nil, out)
+	_, err := natsx.Request(ctx, e.edge, subject, req, nil, out)
 	return err
+}
+
+// calloutConfig are the callout keys of the test server.
+func (e *env) calloutConfig() *CalloutConfig {
+	return &CalloutConfig{Issuer: e.nats.Identities.Issuer, XKey: e.nats.Identities.XKey}
 }
 
 func (e *env) login(t *testing.T, user, password string) (messages.TokenReply, error) {
 	t.Helper()
 	var r messages.TokenReply
-	err := e.request(t, e.subj.AuthToken(), messages.TokenRequest{Username: user, Password: password}, &r)
+	err := e.request(t, e.subj.AuthTokenForwarded(), messages.TokenRequest{Username: user, Password: password, ClientAddr: "192.0.2.1"}, &r)
 	return r, err
 }
 
@@ -213,3 +232,20 @@ func (m *memStore) ListUsers(context.Context) ([]store.User, error) {
 }
 
 func (m *memStore) Ping(context.Context) error { return m.err }
+
+// person connects to NATS as a person, through the auth callout, with
+// that person's own inbox prefix; closed by t.Cleanup.
+func (e *env) person(t *testing.T, user, password string) *nats.Conn {
+	t.Helper()
+	nc, err := e.connectPerson(nats.UserInfo(user, password), nats.CustomInboxPrefix(messages.InboxPrefix(user)))
+	if err != nil {
+		t.Fatalf("connect as %s: %v", user, err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// connectPerson dials once (no retries): a refusal comes back as an error.
+func (e *env) connectPerson(opts ...nats.Option) (*nats.Conn, error) {
+	return nats.Connect(e.nats.URL(), append([]nats.Option{nats.Timeout(5 * time.Second), nats.MaxReconnects(0)}, opts...)...)
+}

@@ -51,6 +51,10 @@ type Service struct {
 	breakers breaker.Set
 	deps     dependencies
 	dummies  dummies
+	limiter  *loginLimiter
+	// callout is the subscription answering the NATS auth callout (nil
+	// without Config.Callout).
+	callout *nats.Subscription
 
 	role      *supervise.Role
 	svc       micro.Service
@@ -98,7 +102,12 @@ type request struct {
 }
 
 type (
-	loginRequest    struct{ request }
+	// loginRequest is a login; forwarded says it came on the subject only
+	// the edge may publish (so its client address is believed).
+	loginRequest struct {
+		request
+		forwarded bool
+	}
 	validateRequest struct{ request }
 	jwksRequest     struct{ request }
 	healthRequest   struct{ request }
@@ -134,7 +143,7 @@ func Start(ctx context.Context, nc *nats.Conn, system *actor.ActorSystem, cfg Co
 	if err != nil {
 		return nil, fmt.Errorf("start auth: %w", err)
 	}
-	s := &Service{cfg: cfg, nc: nc, system: system, log: log, signer: signer, verifier: verifier}
+	s := &Service{cfg: cfg, nc: nc, system: system, log: log, signer: signer, verifier: verifier, limiter: newLoginLimiter(cfg.Limits)}
 	s.db = s.breakers.Add(breaker.New(BreakerDatabase, cfg.DatabaseBreaker, databaseFailed, cfg.Logger))
 	s.deps.log = log
 	s.calls, s.cancelCalls = context.WithCancel(context.Background())
@@ -162,6 +171,7 @@ func Start(ctx context.Context, nc *nats.Conn, system *actor.ActorSystem, cfg Co
 
 	s.svc, err = natsx.AddService(nc, cfg.Subjects, messages.RoleAuth, "sensorhub auth: logins, token validation, JWKS",
 		natsx.Endpoint{Name: "token", Handler: s.handleToken},
+		natsx.Endpoint{Name: "token-forwarded", Subject: cfg.Subjects.AuthTokenForwarded(), Handler: s.handleTokenForwarded},
 		natsx.Endpoint{Name: "validate", Handler: s.handleValidate},
 		natsx.Endpoint{Name: "jwks", Handler: s.handleJWKS},
 		natsx.Endpoint{Name: "health", Handler: s.handleHealth},
@@ -173,6 +183,14 @@ func Start(ctx context.Context, nc *nats.Conn, system *actor.ActorSystem, cfg Co
 	}
 
 	s.instance.Store(s.svc.Info().ID)
+	if cfg.Callout != nil {
+		if s.callout, err = s.subscribeCallout(); err != nil {
+			_ = s.svc.Stop()
+			_ = role.Stop(time.Second)
+			s.cancelCalls()
+			return nil, fmt.Errorf("start auth: %w", err)
+		}
+	}
 
 	bg, cancel := context.WithCancel(ctx)
 	s.cancelBackground = cancel
@@ -206,12 +224,16 @@ func (s *Service) children() []supervise.Child {
 // The handlers run on the micro service's subscription goroutines: they
 // only hand the request to an actor (or refuse it when too many wait).
 
-func (s *Service) handleToken(req micro.Request) {
+func (s *Service) handleToken(req micro.Request) { s.handleLogin(req, false) }
+
+func (s *Service) handleTokenForwarded(req micro.Request) { s.handleLogin(req, true) }
+
+func (s *Service) handleLogin(req micro.Request, forwarded bool) {
 	if !s.logins.acquire() {
 		s.reply(req, nil, errLoginsPending)
 		return
 	}
-	s.system.Root.Send(s.logins.pick(), &loginRequest{request{req: natsx.Detach(s.nc, req), done: s.logins.release}})
+	s.system.Root.Send(s.logins.pick(), &loginRequest{request: request{req: natsx.Detach(s.nc, req), done: s.logins.release}, forwarded: forwarded})
 }
 
 func (s *Service) handleValidate(req micro.Request) {
@@ -272,6 +294,11 @@ func (s *Service) stop(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	var errs []error
 	s.cancelBackground()
+	if s.callout != nil {
+		if err := s.callout.Drain(); err != nil {
+			errs = append(errs, fmt.Errorf("stop auth callout: %w", err))
+		}
+	}
 	if err := s.svc.Stop(); err != nil {
 		errs = append(errs, fmt.Errorf("stop auth micro service: %w", err))
 	}

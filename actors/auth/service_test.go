@@ -46,7 +46,7 @@ func TestLoginTokenVerifiesWithPublishedKeys(t *testing.T) {
 	}
 
 	// With the keys published in the KV bucket.
-	js, err := jetstream.New(e.nc)
+	js, err := jetstream.New(e.sensor)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestUnknownUserAndWrongPasswordGetIdenticalAnswers(t *testing.T) {
 	raw := func(user, password string) ([]byte, string, string) {
 		t.Helper()
 		body, _ := json.Marshal(messages.TokenRequest{Username: user, Password: password})
-		msg, err := e.nc.Request(e.subj.AuthToken(), body, wait)
+		msg, err := e.edge.Request(e.subj.AuthTokenForwarded(), body, wait)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -131,7 +131,7 @@ func TestBadLoginRequests(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			wantCode(t, e.request(t, e.subj.AuthToken(), tc.body, nil), tc.code)
+			wantCode(t, e.request(t, e.subj.AuthTokenForwarded(), tc.body, nil), tc.code)
 		})
 	}
 }
@@ -162,7 +162,7 @@ func TestValidate(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), wait)
 			defer cancel()
 			var vr messages.ValidateReply
-			msg, err := natsx.Request(ctx, e.nc, e.subj.AuthValidate(), messages.ValidateRequest{Token: tc.tok}, nil, &vr)
+			msg, err := natsx.Request(ctx, e.edge, e.subj.AuthValidate(), messages.ValidateRequest{Token: tc.tok}, nil, &vr)
 			if tc.code == "" {
 				if err != nil {
 					t.Fatal(err)
@@ -216,7 +216,7 @@ func TestPanicInLoginAnswersAtOnceAndRestarts(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	start := time.Now()
-	_, err := natsx.Request(ctx, e.nc, e.subj.AuthToken(), messages.TokenRequest{Username: "boom", Password: "x"}, nil, nil)
+	_, err := natsx.Request(ctx, e.edge, e.subj.AuthTokenForwarded(), messages.TokenRequest{Username: "boom", Password: "x"}, nil, nil)
 	wantCode(t, err, messages.CodeInternal)
 	if time.Since(start) >= wait {
 		t.Fatal("answered only at the deadline")
@@ -294,7 +294,7 @@ func TestDatabaseDown(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	var vr messages.ValidateReply
-	msg, err := natsx.Request(ctx, e.nc, e.subj.AuthValidate(), messages.ValidateRequest{Token: tok}, nil, &vr)
+	msg, err := natsx.Request(ctx, e.edge, e.subj.AuthValidate(), messages.ValidateRequest{Token: tok}, nil, &vr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -338,7 +338,7 @@ func TestMicroServiceDiscovery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg, err := e.nc.Request(subject, nil, wait)
+	msg, err := e.person(t, "alice", "secret").Request(subject, nil, wait)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -350,10 +350,11 @@ func TestMicroServiceDiscovery(t *testing.T) {
 		t.Errorf("name = %q", info.Name)
 	}
 	want := map[string]string{
-		"token":    e.subj.AuthToken(),
-		"validate": e.subj.AuthValidate(),
-		"jwks":     e.subj.AuthJWKS(),
-		"health":   e.subj.Health(messages.RoleAuth),
+		"token":           e.subj.AuthToken(),
+		"token-forwarded": e.subj.AuthTokenForwarded(),
+		"validate":        e.subj.AuthValidate(),
+		"jwks":            e.subj.AuthJWKS(),
+		"health":          e.subj.Health(messages.RoleAuth),
 	}
 	if len(info.Endpoints) != len(want) {
 		t.Errorf("endpoints = %+v", info.Endpoints)
@@ -382,7 +383,7 @@ func TestOverloadedLoginsAreRefusedAtOnce(t *testing.T) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), wait)
 		defer cancel()
-		_, err := natsx.Request(ctx, e.nc, e.subj.AuthToken(), messages.TokenRequest{Username: "root", Password: "wrong"}, nil, nil)
+		_, err := natsx.Request(ctx, e.edge, e.subj.AuthTokenForwarded(), messages.TokenRequest{Username: "root", Password: "wrong"}, nil, nil)
 		slowDone <- err
 	}()
 	actortest.Receive(t, entered, wait)

@@ -28,7 +28,7 @@ const (
 // until it holds the keys auth published.
 func (e *env) keySource(t *testing.T) *token.KeySource {
 	t.Helper()
-	js, err := jetstream.New(e.nc)
+	js, err := jetstream.New(e.sensor)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func validate(t *testing.T, v *Validator, tok string) (messages.ValidateReply, e
 func TestValidatorOnlineThenFallback(t *testing.T) {
 	e := newEnv(t, nil)
 	ks := e.keySource(t)
-	v := NewValidator(e.nc, e.subj, ks, ValidatorConfig{
+	v := NewValidator(e.sensor, e.subj, ks, ValidatorConfig{
 		Breaker:     breaker.Config{Failures: 2, OpenFor: time.Hour},
 		BreakerName: "sensor.auth",
 		Logger:      e.cfg.Logger,
@@ -126,7 +126,7 @@ func TestValidatorOnlineThenFallback(t *testing.T) {
 func TestValidatorBackOnline(t *testing.T) {
 	e := newEnv(t, nil)
 	ks := e.keySource(t)
-	v := NewValidator(e.nc, e.subj, ks, ValidatorConfig{
+	v := NewValidator(e.sensor, e.subj, ks, ValidatorConfig{
 		Breaker: breaker.Config{Failures: 1, OpenFor: 50 * time.Millisecond},
 		Logger:  e.cfg.Logger,
 	})
@@ -151,13 +151,13 @@ func TestValidatorWithoutKeys(t *testing.T) {
 	if err := e.svc.Stop(wait); err != nil {
 		t.Fatal(err)
 	}
-	js, err := jetstream.New(e.nc)
+	js, err := jetstream.New(e.sensor)
 	if err != nil {
 		t.Fatal(err)
 	}
 	notRun := token.NewKeySource(js, token.VerifierConfig{}, actortest.Discard())
 	for name, ks := range map[string]*token.KeySource{"nil": nil, "empty": notRun} {
-		v := NewValidator(e.nc, e.subj, ks, ValidatorConfig{Logger: e.cfg.Logger, BreakerName: "test." + name})
+		v := NewValidator(e.sensor, e.subj, ks, ValidatorConfig{Logger: e.cfg.Logger, BreakerName: "test." + name})
 		for range 3 {
 			_, err := validate(t, v, tok)
 			if !errors.Is(err, messages.ErrAuthUnavailable) {
@@ -179,12 +179,16 @@ func TestValidatorFallsBackWhenAuthHangs(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Something listens on auth.validate and never answers.
-	sub, err := e.nc.Subscribe(e.subj.AuthValidate(), func(*nats.Msg) {})
+	hung := e.nats.Conn(t, messages.RoleAuth)
+	sub, err := hung.Subscribe(e.subj.AuthValidate(), func(*nats.Msg) {})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sub.Unsubscribe() })
-	v := NewValidator(e.nc, e.subj, ks, ValidatorConfig{Breaker: breaker.Config{CallTimeout: 100 * time.Millisecond}, Logger: e.cfg.Logger})
+	if err := hung.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	v := NewValidator(e.sensor, e.subj, ks, ValidatorConfig{Breaker: breaker.Config{CallTimeout: 100 * time.Millisecond}, Logger: e.cfg.Logger})
 	r, err := validate(t, v, tok)
 	if err != nil || r.AuthMode != messages.AuthModeFallback {
 		t.Fatalf("%+v, %v", r, err)
@@ -198,7 +202,7 @@ func TestValidatorFallsBackWhenAuthHangs(t *testing.T) {
 func TestValidatorCallerGone(t *testing.T) {
 	e := newEnv(t, nil)
 	tok := e.mustLogin(t, "alice")
-	v := NewValidator(e.nc, e.subj, nil, ValidatorConfig{Logger: e.cfg.Logger})
+	v := NewValidator(e.sensor, e.subj, nil, ValidatorConfig{Logger: e.cfg.Logger})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := v.Validate(ctx, tok); !errors.Is(err, context.Canceled) {
@@ -261,15 +265,19 @@ type authRequests struct {
 
 func countAuthRequests(t *testing.T, e *env) *authRequests {
 	t.Helper()
-	sub, err := e.nc.SubscribeSync(e.subj.AuthValidate())
+	// A connection of its own: the server lets a responder answer each
+	// request once, and a second copy on the auth role's connection would
+	// use up that one answer.
+	nc := e.nats.Conn(t, messages.RoleAuth)
+	sub, err := nc.SubscribeSync(e.subj.AuthValidate())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sub.Unsubscribe() })
-	if err := e.nc.Flush(); err != nil {
+	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	return &authRequests{nc: e.nc, sub: sub}
+	return &authRequests{nc: nc, sub: sub}
 }
 
 // n is the number of requests so far: the flush makes the server deliver
@@ -291,7 +299,7 @@ func (a *authRequests) n(t *testing.T) int {
 // once the entry lapses.
 func TestValidatorCachesAuthsYes(t *testing.T) {
 	e := newEnv(t, nil)
-	v := NewValidator(e.nc, e.subj, nil, ValidatorConfig{Logger: e.cfg.Logger, CacheTTL: 10 * time.Second, ConfirmEvery: 100 * time.Millisecond})
+	v := NewValidator(e.sensor, e.subj, nil, ValidatorConfig{Logger: e.cfg.Logger, CacheTTL: 10 * time.Second, ConfirmEvery: 100 * time.Millisecond})
 	clock := useFakeClock(v)
 	calls := countAuthRequests(t, e)
 	tok := e.mustLogin(t, "alice")
@@ -344,7 +352,7 @@ func TestValidatorCachesAuthsYes(t *testing.T) {
 // unconfirmed for ConfirmEvery (it asks auth with its own token).
 func TestValidatorCacheLapsesForDisabledUser(t *testing.T) {
 	e := newEnv(t, nil)
-	v := NewValidator(e.nc, e.subj, nil, ValidatorConfig{Logger: e.cfg.Logger, CacheTTL: 30 * time.Second, ConfirmEvery: 100 * time.Millisecond})
+	v := NewValidator(e.sensor, e.subj, nil, ValidatorConfig{Logger: e.cfg.Logger, CacheTTL: 30 * time.Second, ConfirmEvery: 100 * time.Millisecond})
 	clock := useFakeClock(v)
 	alice, root := e.mustLogin(t, "alice"), e.mustLogin(t, "root")
 	for _, tok := range []string{alice, root} {

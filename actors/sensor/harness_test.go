@@ -125,13 +125,15 @@ func (l *logSink) lines(parts ...string) []string {
 
 // harness is one test's embedded NATS, client connection and fakes.
 type harness struct {
-	t    *testing.T
-	ns   *testenv.NATSServer
-	nc   *nats.Conn
-	subj messages.Subjects
-	auth *fakeAuth
-	logs *logSink
-	log  *slog.Logger
+	t  *testing.T
+	ns *testenv.NATSServer
+	nc *nats.Conn // the edge's identity: submissions, results, health
+	// events is the sensor role's identity: it may read its own stream.
+	events *nats.Conn
+	subj   messages.Subjects
+	auth   *fakeAuth
+	logs   *logSink
+	log    *slog.Logger
 }
 
 func newHarness(t *testing.T) *harness {
@@ -139,7 +141,8 @@ func newHarness(t *testing.T) *harness {
 	h := &harness{t: t, subj: messages.DefaultSubjects(), auth: &fakeAuth{}, logs: &logSink{}}
 	h.log = slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	h.ns = testenv.NATS(t)
-	h.nc = h.ns.Conn(t)
+	h.nc = h.ns.Conn(t, messages.RoleEdge)
+	h.events = h.ns.Conn(t, messages.RoleSensor)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("logs:\n%s", h.logs.String())
@@ -205,7 +208,7 @@ func (h *harness) start(st store.Store, mutate func(*Config)) *Service {
 	system := supervise.NewSystem(h.log)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	svc, err := Start(ctx, h.ns.Conn(h.t), system, cfg)
+	svc, err := Start(ctx, h.ns.Conn(h.t, messages.RoleSensor), system, cfg)
 	if err != nil {
 		h.t.Fatalf("start sensor role: %v", err)
 	}

@@ -30,9 +30,9 @@ func TestOutboxRelay(t *testing.T) {
 	first := h.mustSubmit(tokAlice, messages.SubmitTest{SensorType: "co2"})
 	h.waitDone(tokAlice, first.TestID)
 	eventually(t, 10*time.Second, "the first event in the stream", func() bool {
-		return streamCount(t, h.nc) == 1 && backlog(t, st) == 0
+		return streamCount(t, h.events) == 1 && backlog(t, st) == 0
 	})
-	ev := readStream(t, h.nc)[0]
+	ev := readStream(t, h.events)[0]
 	if ev.event.TestID != first.TestID || ev.msgID != ev.event.EventID || ev.event.Schema != messages.EventSchema ||
 		ev.event.Type != messages.EventTypeCompleted || ev.event.Owner != "alice" || ev.event.Stats == nil {
 		t.Fatalf("event %+v (msg id %q) does not describe test %s", ev.event, ev.msgID, first.TestID)
@@ -59,9 +59,9 @@ func TestOutboxRelay(t *testing.T) {
 
 	h.ns.Start()
 	eventually(t, 20*time.Second, "the waiting events to be relayed", func() bool {
-		return backlog(t, st) == 0 && streamCount(t, h.nc) == late+1
+		return backlog(t, st) == 0 && streamCount(t, h.events) == late+1
 	})
-	events := readStream(t, h.nc)
+	events := readStream(t, h.events)
 	for _, e := range events {
 		if !ids[e.event.TestID] || e.msgID != e.event.EventID {
 			t.Fatalf("unexpected event %+v (msg id %q)", e.event, e.msgID)

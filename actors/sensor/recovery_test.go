@@ -53,12 +53,12 @@ func TestCrashRecovery(t *testing.T) {
 				return c[store.StatusCompleted] == n && c[store.StatusProcessing] == 0
 			})
 			eventually(t, 30*time.Second, "every event to reach the stream", func() bool {
-				return backlog(t, st) == 0 && streamCount(t, h.nc) >= n
+				return backlog(t, st) == 0 && streamCount(t, h.events) >= n
 			})
 			if c := counts(t, st); total(c) != n {
 				t.Fatalf("counts %v, want %d tests in all", c, n)
 			}
-			events := readStream(t, h.nc)
+			events := readStream(t, h.events)
 			if len(events) != n {
 				t.Fatalf("%d events in the stream, want %d", len(events), n)
 			}
@@ -157,7 +157,7 @@ func TestChildCrashesLoseNothing(t *testing.T) {
 	after := h.mustSubmit(tokAlice, messages.SubmitTest{SensorType: "pressure"})
 	h.waitDone(tokAlice, after.TestID)
 	eventually(t, 10*time.Second, "one event per test", func() bool {
-		return backlog(t, st) == 0 && streamCount(t, h.nc) == n+1
+		return backlog(t, st) == 0 && streamCount(t, h.events) == n+1
 	})
 	eventually(t, 10*time.Second, "the pipeline to drain", func() bool {
 		return svc.queued.Load() == 0 && svc.completing.Load() == 0

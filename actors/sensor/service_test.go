@@ -420,10 +420,10 @@ func TestPoisonTestFailsAfterMaxAttempts(t *testing.T) {
 }
 
 func readStreamIfAny(t *testing.T, h *harness) []streamEvent {
-	if streamCount(t, h.nc) == 0 {
+	if streamCount(t, h.events) == 0 {
 		return nil
 	}
-	return readStream(t, h.nc)
+	return readStream(t, h.events)
 }
 
 func TestGroupCommit(t *testing.T) {
@@ -490,10 +490,11 @@ func TestEndpointsTypesOutboxHealth(t *testing.T) {
 
 	a := h.mustSubmit(tokAlice, messages.SubmitTest{SensorType: "temperature"})
 	h.waitDone(tokAlice, a.TestID)
+	bridgeConn := h.ns.Conn(t, messages.RoleBridge) // the outbox backlog is the bridge's question
 	eventually(t, 10*time.Second, "the outbox to drain", func() bool {
 		var stats messages.OutboxStats
-		_, err := natsx.Request(ctx, h.nc, h.subj.SensorOutbox(), nil, nil, &stats)
-		return err == nil && stats.Backlog == 0 && streamCount(t, h.nc) == 1
+		_, err := natsx.Request(ctx, bridgeConn, h.subj.SensorOutbox(), nil, nil, &stats)
+		return err == nil && stats.Backlog == 0 && streamCount(t, h.events) == 1
 	})
 
 	var hr messages.HealthReply

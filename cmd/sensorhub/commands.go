@@ -6,6 +6,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/netip"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -22,8 +24,10 @@ func devCommand() *command {
 		var c commonFlags
 		c.register(fs, false)
 		var cfg app.DevConfig
-		fs.StringVar(&cfg.HTTP, "http", ":8000", "HTTP listen address of the edge")
-		fs.StringVar(&cfg.DataDir, "data-dir", "./sensorhub-data", "directory for the SQLite database, JetStream files and the JWT key")
+		fs.StringVar(&cfg.HTTP, "http", "127.0.0.1:8000", "HTTP listen address of the edge (dev has admin/admin123: --http :8000 opens it to the network on purpose)")
+		fs.StringVar(&cfg.DataDir, "data-dir", "./sensorhub-data", "directory for the SQLite database, JetStream files, the JWT key and the NATS identities")
+		natsContext := "sensorhub-dev"
+		fs.StringVar(&natsContext, "nats-context", natsContext, "name of the nats CLI context dev writes for admin (empty: none)")
 		fs.StringVar(&cfg.NATSListen, "nats-listen", "127.0.0.1:4222", "listen address of the embedded NATS server (a free port if busy)")
 		fs.StringVar(&cfg.NATSURL, "nats-url", "", "use this NATS server instead of the embedded one")
 		fs.StringVar(&cfg.DatabaseURL, "database-url", "", "use this PostgreSQL database instead of SQLite in --data-dir")
@@ -39,8 +43,11 @@ func devCommand() *command {
 			if err != nil {
 				return err
 			}
-			cfg.Common = c.common()
+			if cfg.Common, err = c.common(); err != nil {
+				return err
+			}
 			cfg.Ready = devReady
+			cfg.NATSContextFile = natsContextFile(e, natsContext)
 			return app.RunDev(ctx, cfg, logger)
 		}
 	}}
@@ -54,6 +61,11 @@ func edgeCommand() *command {
 		c.register(fs, true)
 		var cfg app.EdgeConfig
 		fs.StringVar(&cfg.HTTP, "http", ":8000", "HTTP listen address")
+		fs.Func("trusted-proxies", "comma-separated addresses or CIDR prefixes of the reverse proxies whose X-Forwarded-For is believed (default none: the TCP peer is the client)", func(v string) error {
+			ps, err := parsePrefixes(v)
+			cfg.TrustedProxies = ps
+			return err
+		})
 		breakerFlags(fs, "auth", &cfg.AuthBreaker, 5*time.Second)
 		breakerFlags(fs, "sensor", &cfg.SensorBreaker, 2*time.Second)
 		breakerFlags(fs, "bridge", &cfg.BridgeBreaker, time.Second)
@@ -62,7 +74,9 @@ func edgeCommand() *command {
 			if err != nil {
 				return err
 			}
-			cfg.Common = c.common()
+			if cfg.Common, err = c.common(); err != nil {
+				return err
+			}
 			return app.RunEdge(ctx, cfg, logger)
 		}
 	}}
@@ -80,13 +94,18 @@ func authCommand() *command {
 		fs.StringVar(&cfg.Issuer, "jwt-issuer", "sensorhub", "token issuer")
 		fs.StringVar(&cfg.Audience, "jwt-audience", "sensorhub", "token audience")
 		fs.DurationVar(&cfg.TokenTTL, "token-ttl", time.Hour, "token lifetime")
+		fs.StringVar(&cfg.CalloutIssuerFile, "callout-issuer-file", "", "the NATS auth callout's issuer seed (see sensorhub nats-config); with --callout-xkey-file people connect to NATS as themselves")
+		fs.StringVar(&cfg.CalloutXKeyFile, "callout-xkey-file", "", "the NATS auth callout's curve key seed")
+		fs.DurationVar(&cfg.CalloutUserTTL, "callout-user-ttl", 0, "how long a NATS connection admitted by password lasts before it re-authenticates (0: the token lifetime)")
 		breakerFlags(fs, "database", &cfg.DatabaseBreaker, 2*time.Second)
 		return fs, func(ctx context.Context, e env) error {
 			logger, err := c.logger(e.stderr)
 			if err != nil {
 				return err
 			}
-			cfg.Common = c.common()
+			if cfg.Common, err = c.common(); err != nil {
+				return err
+			}
 			return app.RunAuth(ctx, cfg, logger)
 		}
 	}}
@@ -115,7 +134,9 @@ func sensorCommand() *command {
 			if err != nil {
 				return err
 			}
-			cfg.Common = c.common()
+			if cfg.Common, err = c.common(); err != nil {
+				return err
+			}
 			return app.RunSensor(ctx, cfg, logger)
 		}
 	}}
@@ -140,7 +161,9 @@ func bridgeCommand() *command {
 			if err != nil {
 				return err
 			}
-			cfg.Common = c.common()
+			if cfg.Common, err = c.common(); err != nil {
+				return err
+			}
 			return app.RunBridge(ctx, cfg, logger)
 		}
 	}}
@@ -211,12 +234,76 @@ func healthCommand() *command {
 		fs := newFlagSet("health", summary)
 		var cfg app.HealthCheckConfig
 		fs.StringVar(&cfg.NATSURL, "nats-url", "nats://127.0.0.1:4222", "NATS server URL")
+		var id natsIdentityFlags
+		id.register(fs)
 		fs.StringVar(&cfg.SubjectPrefix, "subject-prefix", "sensorhub", "prefix of every NATS subject")
 		fs.StringVar(&cfg.Role, "role", "", "role to ask over NATS: auth, sensor or bridge")
 		fs.StringVar(&cfg.URL, "url", "", "HTTP URL to GET instead (the edge's /readyz)")
 		fs.DurationVar(&cfg.Timeout, "timeout", 2*time.Second, "deadline of the check")
 		return fs, func(ctx context.Context, e env) error {
+			var err error
+			if cfg.NATSCreds, err = id.credentials(); err != nil {
+				return err
+			}
 			return app.CheckHealth(ctx, cfg, e.stdout)
+		}
+	}}
+}
+
+// natsContextFile is where the nats CLI looks for context name:
+// $XDG_CONFIG_HOME/nats/context/<name>.json, else under ~/.config.
+func natsContextFile(e env, name string) string {
+	if name == "" {
+		return ""
+	}
+	dir := e.getenv("XDG_CONFIG_HOME")
+	if dir == "" {
+		home := e.getenv("HOME")
+		if home == "" {
+			return ""
+		}
+		dir = filepath.Join(home, ".config")
+	}
+	return filepath.Join(dir, "nats", "context", name+".json")
+}
+
+// parsePrefixes reads a comma-separated list of addresses (as /32 or /128)
+// and CIDR prefixes.
+func parsePrefixes(v string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(v, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(f); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither an address nor a CIDR prefix", f)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
+}
+
+func natsConfigCommand() *command {
+	const summary = "write the nats-server configuration (accounts, role users, auth callout) and one credential per role"
+	return &command{name: "nats-config", summary: summary, flags: func() (*flag.FlagSet, runner) {
+		fs := newFlagSet("nats-config", summary)
+		var cfg app.NATSConfigConfig
+		fs.StringVar(&cfg.Out, "out", "", "directory to write (existing keys in it are kept)")
+		fs.StringVar(&cfg.SubjectPrefix, "subject-prefix", "sensorhub", "prefix of every NATS subject")
+		fs.StringVar(&cfg.Listen, "listen", "0.0.0.0:4222", "client listen address of the server")
+		fs.StringVar(&cfg.StoreDir, "store-dir", "/data/jetstream", "JetStream store directory of the server")
+		fs.BoolVar(&cfg.SyncAlways, "sync-always", true, "fsync every JetStream write (survives power loss; see the README)")
+		fs.StringVar(&cfg.TLS.CertFile, "tls-cert", "", "server TLS certificate (PEM), as the server sees the path")
+		fs.StringVar(&cfg.TLS.KeyFile, "tls-key", "", "server TLS key (PEM)")
+		fs.StringVar(&cfg.TLS.CAFile, "tls-ca", "", "CA of client certificates (with --tls-verify)")
+		fs.BoolVar(&cfg.TLS.Verify, "tls-verify", false, "require client certificates signed by --tls-ca")
+		return fs, func(_ context.Context, e env) error {
+			return app.WriteNATSConfig(cfg, e.stdout)
 		}
 	}}
 }

@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"sort"
 	"strings"
 	"time"
 
 	"sensorhub/internal/app"
 	"sensorhub/internal/breaker"
+	"sensorhub/internal/natsx"
 )
 
 var (
@@ -73,7 +75,7 @@ func EnvName(flagName string) string {
 func commands() map[string]*command {
 	cmds := []*command{
 		devCommand(), edgeCommand(), authCommand(), sensorCommand(), bridgeCommand(),
-		migrateCommand(), userCommand(), healthCommand(), benchCommand(),
+		migrateCommand(), userCommand(), healthCommand(), benchCommand(), natsConfigCommand(),
 	}
 	m := make(map[string]*command, len(cmds))
 	for _, c := range cmds {
@@ -148,6 +150,7 @@ func newFlagSet(name, summary string) *flag.FlagSet {
 // commonFlags are shared by every long-running role.
 type commonFlags struct {
 	natsURL   string
+	nats      natsIdentityFlags
 	prefix    string
 	logFormat string
 	logLevel  string
@@ -159,6 +162,7 @@ type commonFlags struct {
 func (c *commonFlags) register(fs *flag.FlagSet, withNATSURL bool) {
 	if withNATSURL {
 		fs.StringVar(&c.natsURL, "nats-url", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated")
+		c.nats.register(fs)
 	}
 	fs.StringVar(&c.prefix, "subject-prefix", "sensorhub", "prefix of every NATS subject")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
@@ -172,8 +176,42 @@ func (c *commonFlags) logger(w io.Writer) (*slog.Logger, error) {
 	return app.NewLogger(w, c.logFormat, c.logLevel)
 }
 
-func (c *commonFlags) common() app.Common {
-	return app.Common{NATSURL: c.natsURL, SubjectPrefix: c.prefix, LogStacks: c.logStacks, Chaos: c.chaos, PprofAddr: c.pprof}
+func (c *commonFlags) common() (app.Common, error) {
+	creds, err := c.nats.credentials()
+	if err != nil {
+		return app.Common{}, err
+	}
+	return app.Common{NATSURL: c.natsURL, NATSCreds: creds, SubjectPrefix: c.prefix, LogStacks: c.logStacks, Chaos: c.chaos, PprofAddr: c.pprof}, nil
+}
+
+// natsIdentityFlags are who a process is on the bus: a role's nkey seed
+// file (what `sensorhub nats-config` writes), or a user and a password
+// file (for a deployment that defines its own users).
+type natsIdentityFlags struct {
+	nkeyFile     string
+	user         string
+	passwordFile string
+}
+
+func (n *natsIdentityFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&n.nkeyFile, "nats-nkey-file", "", "this role's NATS nkey seed file (see sensorhub nats-config)")
+	fs.StringVar(&n.user, "nats-user", "", "NATS user, instead of an nkey")
+	fs.StringVar(&n.passwordFile, "nats-password-file", "", "file holding the password of --nats-user")
+}
+
+func (n *natsIdentityFlags) credentials() (natsx.Credentials, error) {
+	c := natsx.Credentials{NkeyFile: n.nkeyFile, User: n.user}
+	if n.passwordFile != "" {
+		data, err := os.ReadFile(n.passwordFile)
+		if err != nil {
+			return natsx.Credentials{}, fmt.Errorf("--nats-password-file: %w", err)
+		}
+		c.Password = strings.TrimRight(string(data), "\r\n")
+	}
+	if c.NkeyFile != "" && c.User != "" {
+		return natsx.Credentials{}, errors.New("give --nats-nkey-file or --nats-user, not both")
+	}
+	return c, nil
 }
 
 // breakerFlags registers the settings of one breaker as --<name>-breaker-*.

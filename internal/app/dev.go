@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -20,6 +22,7 @@ import (
 	"sensorhub/actors/supervise"
 	"sensorhub/bridge"
 	"sensorhub/internal/kafkadev"
+	"sensorhub/internal/natsauth"
 	"sensorhub/internal/natsx"
 	"sensorhub/internal/store"
 	"sensorhub/messages"
@@ -47,9 +50,18 @@ type DevConfig struct {
 	// the heap nears it instead of letting it grow to twice the live data.
 	// Zero leaves the Go default (GOMEMLIMIT, else none).
 	MemoryLimit ByteSize
+	// NATSContextFile, when set, is where dev writes a `nats` CLI context
+	// for admin (URL, user, password, inbox prefix) while admin still has
+	// the seed's password: `nats --context sensorhub-dev ...` then works.
+	NATSContextFile string
 	// Ready, if set, receives the addresses once every role serves (tests).
 	Ready chan<- DevAddrs
 }
+
+// DevKeyDir is where dev keeps the bus identities, below its data dir: one
+// nkey per role, the callout's keys, and the server configuration made
+// from them (the same that `sensorhub nats-config` writes).
+func DevKeyDir(dataDir string) string { return filepath.Join(dataDir, "nats") }
 
 // DevAddrs are the addresses `dev` ended up on (ports may differ from the
 // flags when those were busy).
@@ -81,12 +93,32 @@ func RunDev(ctx context.Context, cfg DevConfig, logger *slog.Logger) error {
 		defer debug.SetMemoryLimit(prev)
 	}
 
-	// NATS: embedded, JetStream on disk under the data dir.
+	// The bus identities: made on first start, kept after.
+	subj, err := subjects(cfg.Common)
+	if err != nil {
+		return err
+	}
+	keyDir := DevKeyDir(cfg.DataDir)
+	ids, created, err := natsauth.LoadOrCreate(keyDir)
+	if err != nil {
+		return err
+	}
+	if len(created) > 0 {
+		logger.Info("created the NATS identities", "dir", keyDir, "files", created)
+	}
+	serverConf := natsauth.ServerConfig{Subjects: subj, Keys: ids.Public()}.Render()
+
+	// NATS: embedded, JetStream on disk under the data dir, locked by the
+	// same configuration as production.
 	if cfg.NATSURL == "" {
+		if err := os.WriteFile(filepath.Join(keyDir, "nats-server.conf"), []byte(serverConf), 0o600); err != nil {
+			return fmt.Errorf("write nats configuration: %w", err)
+		}
 		ns, err := natsx.StartEmbedded(natsx.EmbeddedConfig{
 			Listen:           cfg.NATSListen,
 			FallbackFreePort: true,
 			StoreDir:         filepath.Join(cfg.DataDir, "jetstream"),
+			Config:           serverConf,
 			Logger:           logger,
 		})
 		if err != nil {
@@ -130,19 +162,27 @@ func RunDev(ctx context.Context, cfg DevConfig, logger *slog.Logger) error {
 		return err
 	}
 	l.defer_("store", func() { _ = st.Close() })
-	if err := ensureDevAdmin(ctx, st, logger); err != nil {
+	adminDefault, err := ensureDevAdmin(ctx, st, logger)
+	if err != nil {
 		return err
 	}
 
 	system := supervise.NewSystem(logger)
-	common := cfg.Common
+	// Each role connects as itself, as it would in its own process.
+	as := func(role string) Common {
+		c := cfg.Common
+		c.NATSCreds = natsx.Credentials{NkeyFile: filepath.Join(keyDir, natsauth.RoleFile(role))}
+		return c
+	}
 
-	ncAuth, err := connect(l, common, "sensorhub-auth", logger.With("role", "auth"))
+	ncAuth, err := connect(l, as(messages.RoleAuth), messages.RoleAuth, logger.With("role", "auth"))
 	if err != nil {
 		return err
 	}
 	authSvc, err := startAuth(ctx, l, ncAuth, system, st, AuthConfig{
-		Common:               common,
+		Common:               as(messages.RoleAuth),
+		CalloutIssuerFile:    filepath.Join(keyDir, natsauth.IssuerFile),
+		CalloutXKeyFile:      filepath.Join(keyDir, natsauth.XKeyFile),
 		KeyFile:              filepath.Join(cfg.DataDir, "jwt-ed25519.pem"),
 		Issuer:               "sensorhub",
 		Audience:             "sensorhub",
@@ -153,12 +193,12 @@ func RunDev(ctx context.Context, cfg DevConfig, logger *slog.Logger) error {
 		return err
 	}
 
-	ncSensor, err := connect(l, common, "sensorhub-sensor", logger.With("role", "sensor"))
+	ncSensor, err := connect(l, as(messages.RoleSensor), messages.RoleSensor, logger.With("role", "sensor"))
 	if err != nil {
 		return err
 	}
 	sensorSvc, err := startSensor(ctx, l, ncSensor, system, st, SensorConfig{
-		Common:   common,
+		Common:   as(messages.RoleSensor),
 		Workers:  cfg.Workers,
 		Issuer:   "sensorhub",
 		Audience: "sensorhub",
@@ -167,12 +207,12 @@ func RunDev(ctx context.Context, cfg DevConfig, logger *slog.Logger) error {
 		return err
 	}
 
-	ncBridge, err := connect(l, common, "sensorhub-bridge", logger.With("role", "bridge"))
+	ncBridge, err := connect(l, as(messages.RoleBridge), messages.RoleBridge, logger.With("role", "bridge"))
 	if err != nil {
 		return err
 	}
 	bridgeSvc, err := startBridge(ctx, l, ncBridge, system, BridgeConfig{
-		Common:       common,
+		Common:       as(messages.RoleBridge),
 		KafkaBrokers: cfg.KafkaBrokers,
 		KafkaTopic:   cfg.KafkaTopic,
 	}, logger)
@@ -180,15 +220,15 @@ func RunDev(ctx context.Context, cfg DevConfig, logger *slog.Logger) error {
 		return err
 	}
 
-	ncEdge, err := connect(l, common, "sensorhub-edge", logger.With("role", "edge"))
+	ncEdge, err := connect(l, as(messages.RoleEdge), messages.RoleEdge, logger.With("role", "edge"))
 	if err != nil {
 		return err
 	}
-	httpAddr, err := startEdge(l, ncEdge, EdgeConfig{Common: common, HTTP: cfg.HTTP}, logger)
+	httpAddr, err := startEdge(l, ncEdge, EdgeConfig{Common: as(messages.RoleEdge), HTTP: cfg.HTTP}, logger)
 	if err != nil {
 		return err
 	}
-	if err := startChaos(l, ncAuth, common, logger,
+	if err := startChaos(l, ncAuth, cfg.Common, logger,
 		chaosTarget{messages.RoleAuth, authSvc.Role(), auth.ActorLogin + "-0"},
 		chaosTarget{messages.RoleSensor, sensorSvc.Role(), "intake"},
 		chaosTarget{messages.RoleBridge, bridgeSvc.Role(), bridge.RelayActor},
@@ -196,6 +236,13 @@ func RunDev(ctx context.Context, cfg DevConfig, logger *slog.Logger) error {
 		return err
 	}
 	l.flush(5 * time.Second)
+	if cfg.NATSContextFile != "" && adminDefault {
+		if err := writeNATSContext(cfg.NATSContextFile, cfg.NATSURL); err != nil {
+			logger.Warn("could not write the nats CLI context", "file", cfg.NATSContextFile, "err", err)
+		} else {
+			logger.Info("wrote a nats CLI context for admin", "file", cfg.NATSContextFile, "use", "nats --context "+strings.TrimSuffix(filepath.Base(cfg.NATSContextFile), ".json")+" ...")
+		}
+	}
 	logger.Info("sensorhub dev is up",
 		"http", "http://"+displayAddr(httpAddr),
 		"nats", cfg.NATSURL,
@@ -244,23 +291,46 @@ func limitKafkaRetention(ctx context.Context, addr, topic string, bytes int64) e
 }
 
 // ensureDevAdmin creates the seed's admin/admin123 for dev, loudly. An
-// existing admin keeps its password.
-func ensureDevAdmin(ctx context.Context, st store.Store, logger *slog.Logger) error {
+// existing admin keeps its password. It reports whether admin has the
+// seed's password.
+func ensureDevAdmin(ctx context.Context, st store.Store, logger *slog.Logger) (bool, error) {
 	u, err := st.GetUser(ctx, "admin")
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		if err := upsertUser(ctx, st, "admin", DefaultPassword, []string{messages.RoleAdmin}, false); err != nil {
-			return err
+			return false, err
 		}
 		logger.Warn("DEV MODE: created user admin with password admin123. Never use this outside dev: the auth role refuses to start while a user has this password.")
+		return true, nil
 	case err != nil:
-		return fmt.Errorf("look up admin: %w", err)
+		return false, fmt.Errorf("look up admin: %w", err)
 	default:
 		if bcrypt.CompareHashAndPassword(u.PasswordHash, []byte(DefaultPassword)) == nil {
 			logger.Warn("DEV MODE: user admin has the password admin123. Never use this outside dev.")
+			return true, nil
 		}
+		return false, nil
 	}
-	return nil
+}
+
+// writeNATSContext writes a `nats` CLI context for dev's admin: the CLI
+// then connects through the auth callout as admin, with admin's inbox.
+func writeNATSContext(path, url string) error {
+	ctx := map[string]string{
+		"description":  "sensorhub dev as admin (written by sensorhub dev)",
+		"url":          url,
+		"user":         "admin",
+		"password":     DefaultPassword,
+		"inbox_prefix": messages.InboxPrefix("admin"),
+	}
+	data, err := json.MarshalIndent(ctx, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(data, '\n'), 0o600)
 }
 
 // displayAddr turns a wildcard listen address into one a person can paste.

@@ -15,7 +15,10 @@ import (
 
 // HealthCheckConfig configures CheckHealth.
 type HealthCheckConfig struct {
-	NATSURL       string
+	NATSURL string
+	// NATSCreds is the identity to ask with: the role's own (each role may
+	// ask its own health), or a person's.
+	NATSCreds     natsx.Credentials
 	SubjectPrefix string
 	Role          string // ask sensorhub.<role>.health over NATS
 	URL           string // or GET this URL
@@ -55,7 +58,11 @@ func CheckHealth(ctx context.Context, cfg HealthCheckConfig, out io.Writer) erro
 	if err != nil {
 		return err
 	}
-	nc, err := natsx.Connect(natsx.ConnectConfig{URL: cfg.NATSURL, Name: "sensorhub-health", Logger: discardLogger()})
+	creds := cfg.NATSCreds
+	if creds.InboxPrefix == "" && creds.NkeyFile != "" {
+		creds.InboxPrefix = messages.InboxPrefix(cfg.Role)
+	}
+	nc, err := natsx.Connect(natsx.ConnectConfig{URL: cfg.NATSURL, Name: "sensorhub-health", Credentials: creds, Logger: discardLogger()})
 	if err != nil {
 		return err
 	}

@@ -10,13 +10,18 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"sensorhub/internal/natsx"
 )
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // Common is configuration shared by every long-running role.
 type Common struct {
-	NATSURL       string
+	NATSURL string
+	// NATSCreds is the role's identity on the bus (its nkey seed file, or
+	// a user and password). Its InboxPrefix is set per role by connect.
+	NATSCreds     natsx.Credentials
 	SubjectPrefix string
 	LogStacks     bool
 	Chaos         bool

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"sensorhub/bridge"
 	"sensorhub/internal/breaker"
 	"sensorhub/internal/edge"
+	"sensorhub/internal/natsauth"
 	"sensorhub/internal/natsx"
 	"sensorhub/internal/store"
 	"sensorhub/internal/token"
@@ -40,6 +42,32 @@ type AuthConfig struct {
 	// AllowDefaultPassword lets the role start while a user still has the
 	// seed's password (only `dev` sets it).
 	AllowDefaultPassword bool
+	// CalloutIssuerFile and CalloutXKeyFile are the auth callout's nkey
+	// seeds (see `sensorhub nats-config`); with both set the role answers
+	// the NATS server's callout, so people connect as themselves.
+	CalloutIssuerFile, CalloutXKeyFile string
+	// CalloutUserTTL bounds a connection admitted by password (default the
+	// token lifetime).
+	CalloutUserTTL time.Duration
+}
+
+// callout loads the callout's keys named by cfg (nil when none are named).
+func (cfg AuthConfig) callout() (*auth.CalloutConfig, error) {
+	if cfg.CalloutIssuerFile == "" && cfg.CalloutXKeyFile == "" {
+		return nil, nil
+	}
+	if cfg.CalloutIssuerFile == "" || cfg.CalloutXKeyFile == "" {
+		return nil, errors.New("the auth callout needs both --callout-issuer-file and --callout-xkey-file")
+	}
+	issuer, err := natsauth.ReadSeedFile(cfg.CalloutIssuerFile)
+	if err != nil {
+		return nil, fmt.Errorf("callout issuer: %w", err)
+	}
+	xkey, err := natsauth.ReadSeedFile(cfg.CalloutXKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("callout xkey: %w", err)
+	}
+	return &auth.CalloutConfig{Issuer: issuer, XKey: xkey, UserTTL: cfg.CalloutUserTTL}, nil
 }
 
 // SensorConfig configures the sensor role.
@@ -73,10 +101,13 @@ type BridgeConfig struct {
 // EdgeConfig configures the HTTP edge.
 type EdgeConfig struct {
 	Common
-	HTTP          string
-	AuthBreaker   breaker.Config
-	SensorBreaker breaker.Config
-	BridgeBreaker breaker.Config
+	HTTP string
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For is
+	// believed for the client address (see edge.Config).
+	TrustedProxies []netip.Prefix
+	AuthBreaker    breaker.Config
+	SensorBreaker  breaker.Config
+	BridgeBreaker  breaker.Config
 }
 
 func subjects(c Common) (messages.Subjects, error) {
@@ -88,8 +119,13 @@ func subjects(c Common) (messages.Subjects, error) {
 // role comes up while NATS is down and serves as soon as it is back).
 const connectWait = 5 * time.Second
 
-func connect(l *lifecycle, c Common, name string, logger *slog.Logger) (*nats.Conn, error) {
-	nc, err := natsx.Connect(natsx.ConnectConfig{URL: c.NATSURL, Name: name, Logger: logger})
+// connect dials NATS as role, with the role's own inbox prefix (the only
+// place its permissions let it read replies).
+func connect(l *lifecycle, c Common, role string, logger *slog.Logger) (*nats.Conn, error) {
+	name := "sensorhub-" + role
+	creds := c.NATSCreds
+	creds.InboxPrefix = messages.InboxPrefix(role)
+	nc, err := natsx.Connect(natsx.ConnectConfig{URL: c.NATSURL, Name: name, Credentials: creds, Logger: logger})
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +155,12 @@ func startAuth(ctx context.Context, l *lifecycle, nc *nats.Conn, system *actor.A
 	if err != nil {
 		return nil, err
 	}
+	callout, err := cfg.callout()
+	if err != nil {
+		return nil, fmt.Errorf("start auth: %w", err)
+	}
 	svc, err := auth.Start(ctx, nc, system, auth.Config{
+		Callout:         callout,
 		Subjects:        subj,
 		Store:           st,
 		KeyFile:         cfg.KeyFile,
@@ -213,12 +254,13 @@ func startEdge(l *lifecycle, nc *nats.Conn, cfg EdgeConfig, logger *slog.Logger)
 		return "", err
 	}
 	srv, err := edge.New(nc, edge.Config{
-		Addr:          cfg.HTTP,
-		Subjects:      subj,
-		Logger:        logger,
-		AuthBreaker:   cfg.AuthBreaker,
-		SensorBreaker: cfg.SensorBreaker,
-		BridgeBreaker: cfg.BridgeBreaker,
+		Addr:           cfg.HTTP,
+		TrustedProxies: cfg.TrustedProxies,
+		Subjects:       subj,
+		Logger:         logger,
+		AuthBreaker:    cfg.AuthBreaker,
+		SensorBreaker:  cfg.SensorBreaker,
+		BridgeBreaker:  cfg.BridgeBreaker,
 	})
 	if err != nil {
 		return "", fmt.Errorf("edge: %w", err)
@@ -281,7 +323,7 @@ func runRole(ctx context.Context, spec roleSpec, logger *slog.Logger) error {
 	if err := l.startPprof(spec.common.PprofAddr); err != nil {
 		return err
 	}
-	nc, err := connect(l, spec.common, "sensorhub-"+spec.role, rl)
+	nc, err := connect(l, spec.common, spec.role, rl)
 	if err != nil {
 		return err
 	}

@@ -124,8 +124,12 @@ func (t *tracker) stats(source string, firstStart time.Time) CompletionStats {
 // subject and feeds the ends to t. The end of a test is when its event
 // reaches the bench: after the commit and the outbox relay, the moment any
 // subscriber could know. The returned func unsubscribes and closes.
-func followEvents(natsURL string, subj messages.Subjects, t *tracker) (func(), error) {
-	nc, err := nats.Connect(natsURL, nats.Name("sensorhub-bench"), nats.Timeout(5*time.Second))
+//
+// It connects as the bench's user (through the auth callout, with that
+// user's inbox): reading every event takes an admin.
+func followEvents(natsURL, user, password string, subj messages.Subjects, t *tracker) (func(), error) {
+	nc, err := nats.Connect(natsURL, nats.Name("sensorhub-bench"), nats.Timeout(5*time.Second),
+		nats.UserInfo(user, password), nats.CustomInboxPrefix(messages.InboxPrefix(user)))
 	if err != nil {
 		return nil, fmt.Errorf("connect to nats %s: %w", natsURL, err)
 	}

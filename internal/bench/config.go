@@ -45,7 +45,8 @@ type Config struct {
 	// so that the sensor role simulates an acquisition.
 	Readings int
 	// NATSURL, when set, follows completions through the events
-	// (a core NATS subscription on <SubjectPrefix>.events.>); otherwise
+	// (a core NATS subscription on <SubjectPrefix>.events.>, as Username:
+	// an admin, since only admins may read every event); otherwise
 	// they are polled with GET /test/{id} by PollWorkers workers.
 	NATSURL       string
 	SubjectPrefix string

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"sensorhub/internal/breaker"
+	"sensorhub/internal/ratelimit"
 	"sensorhub/messages"
 )
 
@@ -20,18 +22,15 @@ const (
 	ShutdownTimeout = 5 * time.Second
 )
 
-// Default login rate limits.
-var (
-	DefaultLoginPerUser = RateLimit{Every: time.Second, Burst: 10}
-	DefaultLoginPerAddr = RateLimit{Every: 200 * time.Millisecond, Burst: 50}
-)
+// DefaultLoginPerAddr is the edge's own login limit per client address: a
+// coarse flood guard in front of NATS. The limits that protect passwords
+// (per user, per address, per pair) are the auth role's, shared by HTTP
+// and NATS.
+var DefaultLoginPerAddr = RateLimit{Every: 200 * time.Millisecond, Burst: 50}
 
 // RateLimit is a token bucket: it holds at most Burst tokens and gains one
 // every Every; each attempt takes one.
-type RateLimit struct {
-	Every time.Duration
-	Burst int
-}
+type RateLimit = ratelimit.Limit
 
 // Config configures the edge. Zero fields take the defaults.
 type Config struct {
@@ -50,14 +49,15 @@ type Config struct {
 	HealthTimeout time.Duration
 	// MaxBodyBytes bounds every request body (default messages.MaxBodyBytes).
 	MaxBodyBytes int64
-	// LoginPerUser and LoginPerAddr rate-limit POST /auth/token per
-	// username and per client address (defaults: 1/s burst 10, 5/s burst 50).
-	LoginPerUser, LoginPerAddr RateLimit
-	// TrustForwardedFor takes the client address from the last
-	// X-Forwarded-For entry (the one our own proxy appended). Set it only
-	// behind a proxy that sets the header: otherwise clients choose their
-	// address and dodge the per-address limit.
-	TrustForwardedFor bool
+	// LoginPerAddr rate-limits POST /auth/token per client address before
+	// it reaches NATS (default 5/s, burst 50). The auth role applies the
+	// limits per user and per address behind it.
+	LoginPerAddr RateLimit
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For entries
+	// are believed: the client is the rightmost entry that is not one of
+	// them. A request from any other peer is keyed by the peer itself, so
+	// a client cannot choose its address and dodge the limits.
+	TrustedProxies []netip.Prefix
 }
 
 func (c *Config) setDefaults() {
@@ -75,9 +75,6 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = messages.MaxBodyBytes
-	}
-	if c.LoginPerUser == (RateLimit{}) {
-		c.LoginPerUser = DefaultLoginPerUser
 	}
 	if c.LoginPerAddr == (RateLimit{}) {
 		c.LoginPerAddr = DefaultLoginPerAddr
@@ -107,10 +104,8 @@ func (c Config) Validate() error {
 	if c.MaxBodyBytes < 0 {
 		errs = append(errs, errors.New("max body bytes must not be negative"))
 	}
-	for name, rl := range map[string]RateLimit{"login per user": c.LoginPerUser, "login per address": c.LoginPerAddr} {
-		if rl.Every <= 0 || rl.Burst < 1 {
-			errs = append(errs, fmt.Errorf("%s rate limit: want Every > 0 and Burst >= 1, got %v and %d", name, rl.Every, rl.Burst))
-		}
+	if rl := c.LoginPerAddr; !rl.Valid() {
+		errs = append(errs, fmt.Errorf("login per address rate limit: want Every > 0 and Burst >= 1, got %v and %d", rl.Every, rl.Burst))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("invalid edge config: %w", err)

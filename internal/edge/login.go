@@ -18,8 +18,10 @@ const maxLoginBody = 16 << 10
 
 const msgTooManyLogins = "too many login attempts, try again later"
 
-// handleLogin is POST /auth/token: form or JSON credentials, rate limited
-// per username and per client address, then sensorhub.auth.token.
+// handleLogin is POST /auth/token: form or JSON credentials, a coarse limit
+// per client address, then sensorhub.auth.token.forwarded with the client's
+// address, where the auth role applies the login limits (per user, per
+// address) that NATS logins share.
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	body, rerr := readBody(w, r, min(s.cfg.MaxBodyBytes, maxLoginBody))
 	if rerr != nil {
@@ -31,8 +33,8 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, messages.AsError(err))
 		return
 	}
-	addr := clientAddr(r, s.cfg.TrustForwardedFor)
-	if wait, ok := s.logins.allow(strings.ToLower(req.Username), addrKey(addr), s.now()); !ok {
+	addr := clientAddr(r, s.cfg.TrustedProxies)
+	if wait, ok := s.logins.allow(addrKey(addr), s.now()); !ok {
 		e := messages.NewError(messages.CodeRateLimited, msgTooManyLogins)
 		e.RetryAfter = max(1, int(math.Ceil(wait.Seconds())))
 		writeError(w, e)
@@ -41,7 +43,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	if addr.IsValid() {
 		req.ClientAddr = addr.String()
 	}
-	msg, err := s.call(r.Context(), s.auth, s.subj.AuthToken(), req, nil, &messages.TokenReply{})
+	msg, err := s.call(r.Context(), s.auth, s.subj.AuthTokenForwarded(), req, nil, &messages.TokenReply{})
 	if err != nil {
 		s.fail(w, r, s.auth, messages.ErrAuthUnavailable, err)
 		return

@@ -13,6 +13,7 @@ import (
 
 	"sensorhub/internal/breaker"
 	"sensorhub/internal/natsx"
+	"sensorhub/internal/ratelimit"
 	"sensorhub/messages"
 )
 
@@ -48,7 +49,7 @@ func New(nc *nats.Conn, cfg Config) (*Server, error) {
 		log:      log,
 		subj:     cfg.Subjects,
 		breakers: &breaker.Set{},
-		logins:   newLoginLimiter(cfg.LoginPerUser, cfg.LoginPerAddr, maxLimiterKeys),
+		logins:   newLoginLimiter(cfg.LoginPerAddr, ratelimit.DefaultMaxKeys),
 		now:      time.Now,
 	}
 	// Only "the service did not answer" opens a breaker: a 4xx envelope

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"sensorhub/messages"
 )
 
 // ConnectConfig configures a client connection.
@@ -19,6 +21,46 @@ type ConnectConfig struct {
 	// ReconnectBufSize bounds what is buffered while disconnected
 	// (default 8 MiB; publishes past it fail rather than grow memory).
 	ReconnectBufSize int
+	// Credentials is who this connection is on the bus.
+	Credentials Credentials
+}
+
+// Credentials identify a connection. A role uses its nkey seed file (or a
+// user and password its deployment defines); a person uses a username and
+// password or a sensorhub token, checked by the auth callout. InboxPrefix
+// is where replies arrive: each identity may subscribe only below its own.
+type Credentials struct {
+	NkeyFile string
+	User     string
+	Password string
+	Token    string
+	// InboxPrefix replaces "_INBOX" (see messages.InboxPrefix).
+	InboxPrefix string
+}
+
+// options turns c into connect options.
+func (c Credentials) options() ([]nats.Option, error) {
+	var opts []nats.Option
+	if c.NkeyFile != "" {
+		opt, err := nats.NkeyOptionFromSeed(c.NkeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("nkey seed file: %w", err)
+		}
+		opts = append(opts, opt)
+	}
+	if c.User != "" || c.Password != "" {
+		opts = append(opts, nats.UserInfo(c.User, c.Password))
+	}
+	if c.Token != "" {
+		opts = append(opts, nats.Token(c.Token))
+	}
+	if c.InboxPrefix == "" && c.User != "" && c.NkeyFile == "" {
+		c.InboxPrefix = messages.InboxPrefix(c.User) // a person's own inbox
+	}
+	if c.InboxPrefix != "" {
+		opts = append(opts, nats.CustomInboxPrefix(c.InboxPrefix))
+	}
+	return opts, nil
 }
 
 // Connect dials NATS and keeps reconnecting forever. It returns at once even
@@ -38,14 +80,23 @@ func Connect(cfg ConnectConfig) (*nats.Conn, error) {
 		cfg.ReconnectBufSize = 8 << 20
 	}
 	log := cfg.Logger.With("component", "nats")
-	nc, err := nats.Connect(cfg.URL,
+	creds, err := cfg.Credentials.options()
+	if err != nil {
+		return nil, fmt.Errorf("connect nats %s: %w", cfg.URL, err)
+	}
+	opts := append(creds,
 		nats.Name(cfg.Name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(cfg.ReconnectWait),
 		nats.ReconnectJitter(100*time.Millisecond, time.Second),
 		nats.ReconnectBufSize(cfg.ReconnectBufSize),
 		nats.RetryOnFailedConnect(true),
-		nats.Timeout(2*time.Second),
+		// A refused identity is retried like any other failure: the
+		// server's configuration may be rolling out.
+		nats.IgnoreAuthErrorAbort(),
+		// Longer than the server's wait for the auth callout (2 s), so a
+		// refusal arrives as a refusal, not as an i/o timeout.
+		nats.Timeout(5*time.Second),
 		nats.PingInterval(5*time.Second),
 		nats.MaxPingsOutstanding(3),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
@@ -69,6 +120,7 @@ func Connect(cfg ConnectConfig) (*nats.Conn, error) {
 			log.Warn("nats async error", "subject", subj, "err", err)
 		}),
 	)
+	nc, err := nats.Connect(cfg.URL, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect nats %s: %w", cfg.URL, err)
 	}

@@ -21,7 +21,11 @@ type EmbeddedConfig struct {
 	StoreDir string
 	// SyncAlways fsyncs every JetStream write (slower, survives power loss).
 	SyncAlways bool
-	Logger     *slog.Logger
+	// Config is nats-server configuration text (natsauth.ServerConfig's
+	// Render: accounts, users, the auth callout), processed before the
+	// fields above, which win over it.
+	Config string
+	Logger *slog.Logger
 }
 
 // StartEmbedded starts a NATS server in this process and waits until it
@@ -52,13 +56,17 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
 	if port == 0 {
 		port = server.RANDOM_PORT
 	}
-	opts := &server.Options{
-		ServerName: "sensorhub-embedded",
-		Host:       host,
-		Port:       port,
-		NoSigs:     true,
-		MaxPayload: 8 << 20,
+	opts := &server.Options{}
+	if cfg.Config != "" {
+		if err := opts.ProcessConfigString(cfg.Config); err != nil {
+			return nil, fmt.Errorf("embedded nats configuration: %w", err)
+		}
 	}
+	opts.ServerName = "sensorhub-embedded"
+	opts.Host = host
+	opts.Port = port
+	opts.NoSigs = true
+	opts.MaxPayload = 8 << 20
 	if cfg.StoreDir != "" {
 		opts.JetStream = true
 		opts.StoreDir = cfg.StoreDir

@@ -16,16 +16,25 @@ import (
 
 func TestRequestReplyAndErrors(t *testing.T) {
 	srv := testenv.NATS(t)
-	nc, err := natsx.Connect(natsx.ConnectConfig{URL: srv.URL(), Name: "test", Logger: slog.New(slog.DiscardHandler)})
+	// A fake auth service on the auth role's identity, asked by the edge's.
+	responder, err := natsx.Connect(natsx.ConnectConfig{URL: srv.URL(), Name: "test-auth", Credentials: srv.Creds(messages.RoleAuth), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(responder.Close)
+	nc, err := natsx.Connect(natsx.ConnectConfig{URL: srv.URL(), Name: "test", Credentials: srv.Creds(messages.RoleEdge), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
+	if err := natsx.WaitConnected(t.Context(), nc); err != nil {
+		t.Fatal(err)
+	}
 	subj := messages.DefaultSubjects()
 	block := make(chan struct{})
 	t.Cleanup(func() { close(block) })
-	svc, err := natsx.AddService(nc, subj, "auth", "test",
-		natsx.Endpoint{Name: "token", Handler: func(req micro.Request) {
+	svc, err := natsx.AddService(responder, subj, "auth", "test",
+		natsx.Endpoint{Name: "token-forwarded", Subject: subj.AuthTokenForwarded(), Handler: func(req micro.Request) {
 			_ = natsx.ReplyJSON(req, messages.TokenReply{AccessToken: "t", TokenType: "bearer", ExpiresIn: 60})
 		}},
 		natsx.Endpoint{Name: "validate", Handler: func(req micro.Request) {
@@ -40,10 +49,13 @@ func TestRequestReplyAndErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = svc.Stop() })
+	if err := responder.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	ctx := context.Background()
 
 	var tok messages.TokenReply
-	if _, err := natsx.Request(ctx, nc, subj.AuthToken(), messages.TokenRequest{Username: "u", Password: "p"}, nil, &tok); err != nil || tok.AccessToken != "t" {
+	if _, err := natsx.Request(ctx, nc, subj.AuthTokenForwarded(), messages.TokenRequest{Username: "u", Password: "p"}, nil, &tok); err != nil || tok.AccessToken != "t" {
 		t.Fatalf("token: %+v, %v", tok, err)
 	}
 
@@ -73,7 +85,7 @@ func TestRequestReplyAndErrors(t *testing.T) {
 	}
 
 	info := svc.Info()
-	if info.Name != "sensorhub-auth" || len(info.Endpoints) != 4 || info.Endpoints[0].Subject != "sensorhub.auth.token" {
+	if info.Name != "sensorhub-auth" || len(info.Endpoints) != 4 || info.Endpoints[0].Subject != "sensorhub.auth.token.forwarded" {
 		t.Fatalf("service info = %+v", info)
 	}
 }
@@ -96,7 +108,7 @@ func TestEmbeddedRefusesBusyPortUnlessFallback(t *testing.T) {
 
 func TestRequestWhenDisconnected(t *testing.T) {
 	srv := testenv.NATS(t)
-	nc, err := natsx.Connect(natsx.ConnectConfig{URL: srv.URL(), Logger: slog.New(slog.DiscardHandler)})
+	nc, err := natsx.Connect(natsx.ConnectConfig{URL: srv.URL(), Credentials: srv.Creds(messages.RoleEdge), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,9 @@ const Version = "1.0.0"
 type Endpoint struct {
 	Name    string
 	Handler micro.HandlerFunc
+	// Subject, when set, is the endpoint's whole subject instead of the
+	// group's "<group>.<Name>" (for a subject below another endpoint's).
+	Subject string
 	// PendingMsgs bounds the endpoint's subscription buffer (0: the library
 	// default). A full buffer drops at the server, so handlers must hand off
 	// work quickly and refuse with "overloaded" rather than block.
@@ -39,6 +42,14 @@ func AddService(nc *nats.Conn, subj messages.Subjects, role, description string,
 	g := svc.AddGroup(subj.Group(role))
 	for _, ep := range endpoints {
 		var opts []micro.EndpointOpt
+		if ep.Subject != "" {
+			opts = append(opts, micro.WithEndpointSubject(ep.Subject))
+			if err := svc.AddEndpoint(ep.Name, ep.Handler, opts...); err != nil {
+				_ = svc.Stop()
+				return nil, fmt.Errorf("add endpoint %s: %w", ep.Subject, err)
+			}
+			continue
+		}
 		if ep.PendingMsgs > 0 {
 			opts = append(opts, micro.WithEndpointPendingLimits(ep.PendingMsgs, ep.PendingMsgs*64*1024))
 		}

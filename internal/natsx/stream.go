@@ -58,7 +58,7 @@ func (c *StreamConfig) setDefaults() {
 // It belongs in messages.Subjects (nothing else should build a subject);
 // it lives here until that package grows a builder for it.
 func DeadLetterSubject(subj messages.Subjects) string {
-	return subj.Prefix() + ".deadletter.events"
+	return subj.DeadLetter()
 }
 
 // EnsureEventStream creates the stream SENSOR_EVENTS on subj.Events(), or

@@ -17,7 +17,7 @@ import (
 
 func TestEnsureEventStream(t *testing.T) {
 	srv := testenv.NATS(t)
-	js, err := jetstream.New(srv.Conn(t))
+	js, err := jetstream.New(srv.Conn(t, messages.RoleBridge))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func TestEnsureEventStream(t *testing.T) {
 // ones: never a silent deletion of unrelayed events.
 func TestEventStreamFullIsAnError(t *testing.T) {
 	srv := testenv.NATS(t)
-	js, err := jetstream.New(srv.Conn(t))
+	js, err := jetstream.New(srv.Conn(t, messages.RoleSensor))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func TestEventStreamFullIsAnError(t *testing.T) {
 
 func TestEnsureDeadLetterStream(t *testing.T) {
 	srv := testenv.NATS(t)
-	js, err := jetstream.New(srv.Conn(t))
+	js, err := jetstream.New(srv.Conn(t, messages.RoleBridge))
 	if err != nil {
 		t.Fatal(err)
 	}

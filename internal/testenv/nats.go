@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -11,30 +12,55 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"sensorhub/internal/natsauth"
 	"sensorhub/internal/natsx"
+	"sensorhub/messages"
 )
 
-// NATSServer is an embedded NATS server with JetStream on disk.
+// NATSServer is an embedded NATS server with JetStream on disk, locked as
+// production is: the roles' nkeys and permissions from natsauth, and the
+// auth callout for people (answered only where a test runs the auth role).
 type NATSServer struct {
 	t        testing.TB
 	Srv      *server.Server
 	StoreDir string
-	port     int
+	// KeyDir holds the identities (natsauth.LoadOrCreate).
+	KeyDir     string
+	Identities *natsauth.Identities
+	config     string
+	port       int
 }
 
-// NATS starts an embedded NATS server with JetStream (file storage in a
-// temporary directory) on a free 127.0.0.1 port, shut down by t.Cleanup.
+// NATS starts a locked embedded NATS server with JetStream (file storage in
+// a temporary directory) on a free 127.0.0.1 port, for the default subject
+// prefix; shut down by t.Cleanup.
 func NATS(t testing.TB) *NATSServer {
 	t.Helper()
-	n := &NATSServer{t: t, StoreDir: t.TempDir()}
+	return NATSWithPrefix(t, messages.DefaultSubjects())
+}
+
+// NATSWithPrefix is NATS with the permissions of subj's prefix.
+func NATSWithPrefix(t testing.TB, subj messages.Subjects) *NATSServer {
+	t.Helper()
+	n := &NATSServer{t: t, StoreDir: t.TempDir(), KeyDir: filepath.Join(t.TempDir(), "keys")}
+	ids, _, err := natsauth.LoadOrCreate(n.KeyDir)
+	if err != nil {
+		t.Fatalf("nats identities: %v", err)
+	}
+	n.Identities = ids
+	n.config = natsauth.ServerConfig{Subjects: subj, Keys: ids.Public()}.Render()
 	n.start("127.0.0.1:0")
 	t.Cleanup(n.Shutdown)
 	return n
 }
 
+func (n *NATSServer) embedded(listen string) natsx.EmbeddedConfig {
+	return natsx.EmbeddedConfig{Listen: listen, StoreDir: n.StoreDir, Config: n.config, Logger: slog.New(slog.DiscardHandler)}
+}
+
 func (n *NATSServer) start(listen string) {
 	n.t.Helper()
-	srv, err := natsx.StartEmbedded(natsx.EmbeddedConfig{Listen: listen, StoreDir: n.StoreDir, Logger: slog.New(slog.DiscardHandler)})
+	srv, err := natsx.StartEmbedded(n.embedded(listen))
 	if err != nil {
 		n.t.Fatalf("start embedded nats: %v", err)
 	}
@@ -45,6 +71,11 @@ func (n *NATSServer) start(listen string) {
 
 // URL is the client URL of the server.
 func (n *NATSServer) URL() string { return "nats://127.0.0.1:" + strconv.Itoa(n.port) }
+
+// Creds are role's real credentials: its nkey seed file and inbox prefix.
+func (n *NATSServer) Creds(role string) natsx.Credentials {
+	return natsx.Credentials{NkeyFile: filepath.Join(n.KeyDir, natsauth.RoleFile(role)), InboxPrefix: messages.InboxPrefix(role)}
+}
 
 // Shutdown stops the server (idempotent).
 func (n *NATSServer) Shutdown() {
@@ -69,7 +100,7 @@ func (n *NATSServer) Start() {
 	deadline := time.Now().Add(10 * time.Second)
 	listen := fmt.Sprintf("127.0.0.1:%d", n.port)
 	for {
-		srv, err := natsx.StartEmbedded(natsx.EmbeddedConfig{Listen: listen, StoreDir: n.StoreDir, Logger: slog.New(slog.DiscardHandler)})
+		srv, err := natsx.StartEmbedded(n.embedded(listen))
 		if err == nil {
 			n.Srv = srv
 			return
@@ -81,12 +112,19 @@ func (n *NATSServer) Start() {
 	}
 }
 
-// Conn connects a client to the server, closed by t.Cleanup.
-func (n *NATSServer) Conn(t testing.TB) *nats.Conn {
+// Conn connects a client as role (its real nkey and inbox prefix), closed
+// by t.Cleanup.
+func (n *NATSServer) Conn(t testing.TB, role string) *nats.Conn {
 	t.Helper()
-	nc, err := nats.Connect(n.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond), nats.RetryOnFailedConnect(true))
+	c := n.Creds(role)
+	opt, err := nats.NkeyOptionFromSeed(c.NkeyFile)
 	if err != nil {
-		t.Fatalf("connect nats: %v", err)
+		t.Fatalf("nkey of %s: %v", role, err)
+	}
+	nc, err := nats.Connect(n.URL(), opt, nats.CustomInboxPrefix(c.InboxPrefix),
+		nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond), nats.RetryOnFailedConnect(true))
+	if err != nil {
+		t.Fatalf("connect nats as %s: %v", role, err)
 	}
 	t.Cleanup(nc.Close)
 	return nc

@@ -27,12 +27,16 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 
 func TestKeySource(t *testing.T) {
 	srv := testenv.NATS(t)
-	nc := srv.Conn(t)
-	js, err := jetstream.New(nc)
+	// auth writes the keys; the sensor role reads them.
+	js, err := jetstream.New(srv.Conn(t, messages.RoleAuth))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ks := token.NewKeySource(js, token.VerifierConfig{}, slog.New(slog.DiscardHandler))
+	reader, err := jetstream.New(srv.Conn(t, messages.RoleSensor))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks := token.NewKeySource(reader, token.VerifierConfig{}, slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { ks.Run(ctx); close(done) }()
@@ -113,13 +117,17 @@ func TestKeySource(t *testing.T) {
 
 func TestKeySourceSurvivesNATSRestart(t *testing.T) {
 	srv := testenv.NATS(t)
-	nc := srv.Conn(t)
-	js, err := jetstream.New(nc)
+	// auth writes the keys; the sensor role reads them.
+	js, err := jetstream.New(srv.Conn(t, messages.RoleAuth))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reader, err := jetstream.New(srv.Conn(t, messages.RoleSensor))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	ks := token.NewKeySource(js, token.VerifierConfig{}, slog.New(slog.DiscardHandler))
+	ks := token.NewKeySource(reader, token.VerifierConfig{}, slog.New(slog.DiscardHandler))
 	done := make(chan struct{})
 	go func() { ks.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })

@@ -1,0 +1,38 @@
+package testenv
+
+import (
+	"testing"
+	"time"
+)
+
+// Wait is how long a test may still wait for something: the time left
+// before the test's own deadline (go test -timeout), less a margin so the
+// failure is reported rather than the binary killed. Without a deadline it
+// is ten minutes. A busy machine gets all the time the test has, never a
+// fixed few seconds.
+func Wait(t testing.TB) time.Duration {
+	t.Helper()
+	const margin = 30 * time.Second
+	type deadliner interface{ Deadline() (time.Time, bool) }
+	if d, ok := t.(deadliner); ok {
+		if dl, ok := d.Deadline(); ok {
+			return max(time.Until(dl)-margin, time.Second)
+		}
+	}
+	return 10 * time.Minute
+}
+
+// Eventually polls cond until it holds, failing the test when the test's
+// deadline (see Wait) comes first.
+func Eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(Wait(t))
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		<-tick.C
+	}
+}
