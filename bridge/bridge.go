@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -42,7 +43,9 @@ type Bridge struct {
 
 	counts   counters
 	deps     *deps
-	instance string
+	// instance is the micro service id; health may be asked for before
+	// Start has read it back, hence atomic.
+	instance atomic.Pointer[string]
 
 	consMu   sync.Mutex
 	consumer jetstream.Consumer // nil until streams and consumer are ensured
@@ -119,8 +122,9 @@ func Start(ctx context.Context, nc *nats.Conn, system *actor.ActorSystem, cfg Co
 		b.cancel()
 		return nil, fmt.Errorf("bridge: %w", err)
 	}
-	b.instance = b.svc.Info().ID
-	log.Info("bridge started", "brokers", cfg.Brokers, "topic", cfg.Topic, "batch", cfg.BatchSize, "instance", b.instance)
+	id := b.svc.Info().ID
+	b.instance.Store(&id)
+	log.Info("bridge started", "brokers", cfg.Brokers, "topic", cfg.Topic, "batch", cfg.BatchSize, "instance", id)
 	return b, nil
 }
 

@@ -180,10 +180,14 @@ func (b *Bridge) Health(_ context.Context) messages.HealthReply {
 			status = messages.HealthDegraded
 		}
 	}
+	instance := ""
+	if id := b.instance.Load(); id != nil {
+		instance = *id
+	}
 	return messages.HealthReply{
 		Role:            messages.RoleBridge,
 		Status:          status,
-		Instance:        b.instance,
+		Instance:        instance,
 		Dependencies:    deps,
 		CircuitBreakers: breakers,
 	}

@@ -194,8 +194,12 @@ func Start(ctx context.Context, nc *nats.Conn, system *actor.ActorSystem, cfg Co
 
 	bg, cancel := context.WithCancel(ctx)
 	s.cancelBackground = cancel
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.publishKeys(bg)
+	// The dummy hash of unknown-user logins, made now rather than on the
+	// first one (which would then take two bcrypt rounds, and past the NATS
+	// server's wait for a callout answer on a slow machine).
+	go func() { defer s.wg.Done(); s.dummies.hash(s.dummies.cost()) }()
 	log.Info("auth role started", "kid", signer.KeyID(), "login_workers", cfg.LoginWorkers, "validate_workers", cfg.ValidateWorkers)
 	return s, nil
 }

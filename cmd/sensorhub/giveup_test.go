@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"sensorhub/internal/natsauth"
 	"sensorhub/internal/natsx"
 	"sensorhub/internal/testenv"
 	"sensorhub/messages"
@@ -18,7 +20,7 @@ import (
 func TestRoleThatGivesUpExitsNonZero(t *testing.T) {
 	srv := testenv.NATS(t)
 	db := "sqlite:" + filepath.Join(t.TempDir(), "auth.db")
-	if code, _, errs := runCmd(t, "not-the-default\n", nil, "user", "add", "--username", "carol", "--password-stdin", "--database-url", db); code != 0 {
+	if code, _, errs := runCmd(t, "not-the-default\n", nil, "user", "add", "--username", "carol", "--password-stdin", "--roles", "admin", "--database-url", db); code != 0 {
 		t.Fatalf("user add: %s", errs)
 	}
 	var logs testenv.Buffer
@@ -27,10 +29,21 @@ func TestRoleThatGivesUpExitsNonZero(t *testing.T) {
 	defer cancel()
 	go func() {
 		done <- run(ctx, []string{"auth", "--database-url", db, "--nats-url", srv.URL(), "--chaos",
+			"--nats-nkey-file", srv.Creds(messages.RoleAuth).NkeyFile,
+			"--callout-issuer-file", filepath.Join(srv.KeyDir, natsauth.IssuerFile), "--callout-xkey-file", filepath.Join(srv.KeyDir, natsauth.XKeyFile),
 			"--jwt-key-file", filepath.Join(t.TempDir(), "k.pem"), "--log-format", "json"}, strings.NewReader(""), &logs, &logs)
 	}()
 
-	nc := srv.Conn(t)
+	// Chaos is an admin's to ask for: carol connects as herself, through
+	// the auth process's callout, once it is up.
+	nc, err := natsx.Connect(natsx.ConnectConfig{URL: srv.URL(), Name: "carol", Credentials: natsx.Credentials{User: "carol", Password: "not-the-default"}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if err := natsx.WaitConnected(t.Context(), nc); err != nil {
+		t.Fatal(err)
+	}
 	subj := messages.DefaultSubjects()
 	deadline := time.Now().Add(30 * time.Second)
 	crashes := 0

@@ -20,8 +20,13 @@ import (
 // startDev runs `sensorhub dev` in-process through the real command line
 // (flags and all) on free ports and a temporary data dir, and returns the
 // addresses it serves on. It stops when the test ends.
+//
+// dev writes its nats CLI context under XDG_CONFIG_HOME, which the test
+// points at a temporary directory (so child processes that inherit the
+// environment, the nats CLI among them, find it there).
 func startDev(t *testing.T, extra ...string) app.DevAddrs {
 	t.Helper()
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
 	ready := make(chan app.DevAddrs, 1)
 	devReady = ready
 	t.Cleanup(func() { devReady = nil })
@@ -121,8 +126,9 @@ func TestReadmeExamplesWork(t *testing.T) {
 		`["temperature","humidity","pressure","co2","vibration","light"]`,
 		`"queued":`,
 		`"edge.auth"`,
-		`sensorhub-auth`, // nats micro ls
+		`sensorhub-auth`, // nats micro ls, as a person
 		`sensorhub-sensor`,
+		`sensorhub-bridge`,
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("README output lacks %s\nstdout:\n%s\nstderr:\n%s", want, got, errb.String())
@@ -130,6 +136,10 @@ func TestReadmeExamplesWork(t *testing.T) {
 	}
 	if n := strings.Count(got, `"status":"processing"`); n < 2 {
 		t.Errorf("want a processing answer over HTTP and over NATS, got %d", n)
+	}
+	// The catalogue over HTTP, then over NATS by password and by token.
+	if n := strings.Count(got, `["temperature","humidity","pressure","co2","vibration","light"]`); n != 3 {
+		t.Errorf("want the catalogue from curl, nats --user and nats --token, got it %d times\nstdout:\n%s\nstderr:\n%s", n, got, errb.String())
 	}
 }
 

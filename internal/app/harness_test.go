@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +20,7 @@ import (
 	"sensorhub/actors/supervise"
 	"sensorhub/internal/breaker"
 	"sensorhub/internal/kafkadev"
+	"sensorhub/internal/natsauth"
 	"sensorhub/internal/store"
 	"sensorhub/internal/testenv"
 	"sensorhub/messages"
@@ -104,6 +106,13 @@ func (s *system) openStore(url string) store.Store {
 	return st
 }
 
+// as is the common configuration of role: its own identity on the bus.
+func (s *system) as(role string) Common {
+	c := s.common
+	c.NATSCreds = s.nats.Creds(role)
+	return c
+}
+
 // role starts one role in its own lifecycle (NATS connection, actor system,
 // store pool), replacing a stopped one of the same name.
 func (s *system) role(name string, start func(ctx context.Context, l *lifecycle, sys *actor.ActorSystem) error) {
@@ -146,12 +155,13 @@ func (s *system) startAuth() {
 			return err
 		}
 		l.defer_("store", func() { _ = st.Close() })
-		nc, err := connect(l, s.common, "sensorhub-auth", s.logger)
+		nc, err := connect(l, s.as("auth"), "auth", s.logger)
 		if err != nil {
 			return err
 		}
 		_, err = startAuth(ctx, l, nc, sys, st, AuthConfig{
-			Common: s.common, KeyFile: s.keyDir + "/jwt.pem", Issuer: "sensorhub", Audience: "sensorhub",
+			Common: s.as("auth"), KeyFile: s.keyDir + "/jwt.pem", Issuer: "sensorhub", Audience: "sensorhub",
+			CalloutIssuerFile: filepath.Join(s.nats.KeyDir, natsauth.IssuerFile), CalloutXKeyFile: filepath.Join(s.nats.KeyDir, natsauth.XKeyFile),
 			TokenTTL: time.Hour, DatabaseBreaker: fastDB,
 		}, s.logger)
 		return err
@@ -165,12 +175,12 @@ func (s *system) startSensor() {
 			return err
 		}
 		l.defer_("store", func() { _ = st.Close() })
-		nc, err := connect(l, s.common, "sensorhub-sensor", s.logger)
+		nc, err := connect(l, s.as("sensor"), "sensor", s.logger)
 		if err != nil {
 			return err
 		}
 		_, err = startSensor(ctx, l, nc, sys, st, SensorConfig{
-			Common: s.common, Issuer: "sensorhub", Audience: "sensorhub", Lease: 2 * time.Second,
+			Common: s.as("sensor"), Issuer: "sensorhub", Audience: "sensorhub", Lease: 2 * time.Second,
 			DatabaseBreaker: fastDB,
 			AuthBreaker:     breaker.Config{CallTimeout: 300 * time.Millisecond, OpenFor: time.Second, Failures: 3},
 		}, s.logger)
@@ -180,12 +190,12 @@ func (s *system) startSensor() {
 
 func (s *system) startBridge() {
 	s.role("bridge", func(ctx context.Context, l *lifecycle, sys *actor.ActorSystem) error {
-		nc, err := connect(l, s.common, "sensorhub-bridge", s.logger)
+		nc, err := connect(l, s.as("bridge"), "bridge", s.logger)
 		if err != nil {
 			return err
 		}
 		_, err = startBridge(ctx, l, nc, sys, BridgeConfig{
-			Common: s.common, KafkaBrokers: s.kafka.Addr(), KafkaTopic: messages.DefaultKafkaTopic,
+			Common: s.as("bridge"), KafkaBrokers: s.kafka.Addr(), KafkaTopic: messages.DefaultKafkaTopic,
 			KafkaBreaker: breaker.Config{CallTimeout: 2 * time.Second, OpenFor: 300 * time.Millisecond, Failures: 2},
 		}, s.logger)
 		return err
@@ -194,11 +204,11 @@ func (s *system) startBridge() {
 
 func (s *system) startEdge() {
 	s.role("edge", func(ctx context.Context, l *lifecycle, _ *actor.ActorSystem) error {
-		nc, err := connect(l, s.common, "sensorhub-edge", s.logger)
+		nc, err := connect(l, s.as("edge"), "edge", s.logger)
 		if err != nil {
 			return err
 		}
-		addr, err := startEdge(l, nc, EdgeConfig{Common: s.common, HTTP: "127.0.0.1:0"}, s.logger)
+		addr, err := startEdge(l, nc, EdgeConfig{Common: s.as("edge"), HTTP: "127.0.0.1:0"}, s.logger)
 		s.mu.Lock()
 		s.http = "http://" + addr
 		s.mu.Unlock()

@@ -321,7 +321,7 @@ func TestKafkaDownEventsWaitAndDrain(t *testing.T) {
 		return stats.Queued == n && stats.Breaker == "open" && !stats.KafkaReachable, string(r.body)
 	})
 
-	nc := s.nats.Conn(t)
+	nc := s.nats.Conn(t, messages.RoleBridge) // the consumer is the bridge's to read
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 func TestChaosPanicRestartsAuthActor(t *testing.T) {
 	c := newCluster(t, clusterOptions{roles: []string{roleAuth, roleEdge}, chaos: true})
 	auth := c.proc(roleAuth)
+	ops := c.ops()
 
 	// The role answers its health a moment before it subscribes to the
 	// chaos subject: "no responders" means not yet.
@@ -25,7 +26,7 @@ func TestChaosPanicRestartsAuthActor(t *testing.T) {
 	err := poll(readyTimeout, pollInterval, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 		defer cancel()
-		_, err := natsx.Request(ctx, c.nc, c.subj.ChaosPanic(), messages.ChaosPanic{Actor: "auth"}, nil, &reply)
+		_, err := natsx.Request(ctx, ops, c.subj.ChaosPanic(), messages.ChaosPanic{Actor: "auth"}, nil, &reply)
 		if errors.Is(err, natsx.ErrNoResponders) {
 			return err
 		}
@@ -67,7 +68,7 @@ func TestChaosPanicRestartsAuthActor(t *testing.T) {
 	for i := range 4 {
 		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 		var tok messages.TokenReply
-		_, err := natsx.Request(ctx, c.nc, c.subj.AuthToken(), messages.TokenRequest{Username: c.username, Password: c.password}, nil, &tok)
+		_, err := natsx.Request(ctx, ops, c.subj.AuthToken(), messages.TokenRequest{Username: c.username, Password: c.password}, nil, &tok)
 		cancel()
 		if err != nil || tok.AccessToken == "" {
 			t.Fatalf("login %d over NATS after the panic: %v (%+v)", i+1, err, tok)
@@ -84,7 +85,7 @@ func TestChaosPanicRestartsAuthActor(t *testing.T) {
 	// the envelope), not a hang and not a success.
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
-	_, err = natsx.Request(ctx, c.nc, c.subj.ChaosPanic(), messages.ChaosPanic{Actor: "auth/nope"}, nil, nil)
+	_, err = natsx.Request(ctx, ops, c.subj.ChaosPanic(), messages.ChaosPanic{Actor: "auth/nope"}, nil, nil)
 	var me *messages.Error
 	if !errors.As(err, &me) || me.Code != messages.CodeUnknownActor {
 		t.Errorf("chaos on an unknown actor: %v, want a %s error", err, messages.CodeUnknownActor)

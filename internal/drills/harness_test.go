@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -25,6 +26,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"sensorhub/internal/kafkadev"
+	"sensorhub/internal/natsauth"
 	"sensorhub/internal/natsx"
 	"sensorhub/internal/testenv"
 	"sensorhub/messages"
@@ -170,7 +172,7 @@ func (p *proc) tail(n int) string {
 type cluster struct {
 	t      *testing.T
 	nats   *testenv.NATSServer
-	nc     *nats.Conn // the test's own connection (reconnects by itself)
+	nc     *nats.Conn // the test's own connection, as the edge (reconnects by itself)
 	subj   messages.Subjects
 	kafka  *kafkadev.Broker
 	dbURL  string // the real database, for the test's own queries
@@ -213,7 +215,7 @@ func newCluster(t *testing.T, opts clusterOptions) *cluster {
 	c := &cluster{
 		t:        t,
 		nats:     n,
-		nc:       n.Conn(t),
+		nc:       n.Conn(t, messages.RoleEdge),
 		subj:     messages.DefaultSubjects(),
 		kafka:    testenv.Kafka(t),
 		dbURL:    dbURL,
@@ -254,17 +256,40 @@ func newCluster(t *testing.T, opts clusterOptions) *cluster {
 }
 
 // addUser creates the drill user with `sensorhub user add --password-stdin`.
+// It also creates the admin "ops" (same password), the person who sends
+// chaos requests over NATS.
 func (c *cluster) addUser() {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binPath, "user", "add", "--username", c.username, "--password-stdin",
-		"--roles", "user", "--database-url", c.viaURL, "--log-format", "json")
-	cmd.Env = childEnv()
-	cmd.Stdin = strings.NewReader(c.password + "\n")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		c.t.Fatalf("sensorhub user add: %v\n%s", err, out)
+	for _, u := range []struct{ name, roles string }{{c.username, "user"}, {opsUser, messages.RoleAdmin}} {
+		cmd := exec.CommandContext(ctx, binPath, "user", "add", "--username", u.name, "--password-stdin",
+			"--roles", u.roles, "--database-url", c.viaURL, "--log-format", "json")
+		cmd.Env = childEnv()
+		cmd.Stdin = strings.NewReader(c.password + "\n")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			c.t.Fatalf("sensorhub user add %s: %v\n%s", u.name, err, out)
+		}
 	}
+}
+
+// opsUser is the drills' admin person.
+const opsUser = "ops"
+
+// ops connects as the admin person, through the auth role's callout (so
+// auth must be running); it reconnects by itself and is closed at the end.
+func (c *cluster) ops() *nats.Conn {
+	c.t.Helper()
+	nc, err := natsx.Connect(natsx.ConnectConfig{URL: c.nats.URL(), Name: opsUser,
+		Credentials: natsx.Credentials{User: opsUser, Password: c.password}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(nc.Close)
+	if err := natsx.WaitConnected(c.t.Context(), nc); err != nil {
+		c.t.Fatal(err)
+	}
+	return nc
 }
 
 // childEnv is the environment of a role: this process's, without any
@@ -291,6 +316,8 @@ func (c *cluster) roleArgs(role string) []string {
 			"--bridge-breaker-open-for", "1s"}
 	case roleAuth:
 		return []string{"--database-url", c.viaURL,
+			"--callout-issuer-file", filepath.Join(c.nats.KeyDir, natsauth.IssuerFile),
+			"--callout-xkey-file", filepath.Join(c.nats.KeyDir, natsauth.XKeyFile),
 			"--jwt-key-file", filepath.Join(c.dir, "jwt-ed25519.pem"),
 			"--database-breaker-open-for", "1s"}
 	case roleSensor:
@@ -314,6 +341,7 @@ func (c *cluster) start(role string, chaos bool) *proc {
 	cmd := exec.Command(binPath, args...)
 	cmd.Env = childEnv(
 		"SENSORHUB_NATS_URL="+c.nats.URL(),
+		"SENSORHUB_NATS_NKEY_FILE="+c.nats.Creds(role).NkeyFile, // each role as itself
 		"SENSORHUB_LOG_FORMAT=json",
 		"SENSORHUB_LOG_LEVEL=info",
 		fmt.Sprintf("SENSORHUB_CHAOS=%t", chaos),

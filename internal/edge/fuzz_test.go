@@ -54,10 +54,9 @@ func FuzzLoginForm(f *testing.F) {
 	cfg := testConfig()
 	// Every fuzz input comes from one address: limits would soon answer
 	// 429 to everything and hide what the decoder does.
-	cfg.LoginPerUser = RateLimit{Every: time.Nanosecond, Burst: 1 << 20}
-	cfg.LoginPerAddr = cfg.LoginPerUser
+	cfg.LoginPerAddr = RateLimit{Every: time.Nanosecond, Burst: 1 << 20}
 	e := newEnv(f, cfg)
-	e.stub(messages.RoleAuth, "token", authStub)
+	e.stub(messages.RoleAuth, "token-forwarded", authStub)
 	f.Fuzz(func(t *testing.T, contentType string, body []byte) {
 		req, err := decodeLogin(contentType, body)
 		if err != nil {

@@ -25,10 +25,12 @@ import (
 // env is an edge in front of a real embedded NATS, with stub services
 // standing in for the other roles.
 type env struct {
-	t      testing.TB
-	nats   *testenv.NATSServer
-	nc     *nats.Conn // the edge's connection
-	stubNC *nats.Conn // the stubs' connection
+	t    testing.TB
+	nats *testenv.NATSServer
+	nc   *nats.Conn // the edge's connection
+	// stubNC are the stubs' connections, one per role and with its
+	// identity (a stub answers only what that role may answer).
+	stubNC map[string]*nats.Conn
 	subj   messages.Subjects
 	srv    *Server
 }
@@ -39,7 +41,6 @@ func testConfig() Config {
 	br := breaker.Config{Failures: 3, OpenFor: time.Hour}
 	return Config{
 		AuthBreaker: br, SensorBreaker: br, BridgeBreaker: br,
-		LoginPerUser: RateLimit{Every: time.Hour, Burst: 1000},
 		LoginPerAddr: RateLimit{Every: time.Hour, Burst: 1000},
 	}
 }
@@ -48,7 +49,7 @@ func newEnv(t testing.TB, cfg Config) *env {
 	t.Helper()
 	n := testenv.NATS(t)
 	discard := slog.New(slog.DiscardHandler)
-	nc, err := natsx.Connect(natsx.ConnectConfig{URL: n.URL(), Name: "edge-test", Logger: discard, ReconnectWait: 20 * time.Millisecond})
+	nc, err := natsx.Connect(natsx.ConnectConfig{URL: n.URL(), Name: "edge-test", Credentials: n.Creds(messages.RoleEdge), Logger: discard, ReconnectWait: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}
@@ -66,7 +67,17 @@ func newEnv(t testing.TB, cfg Config) *env {
 	if err != nil {
 		t.Fatalf("new edge: %v", err)
 	}
-	return &env{t: t, nats: n, nc: nc, stubNC: n.Conn(t), subj: cfg.Subjects, srv: s}
+	return &env{t: t, nats: n, nc: nc, stubNC: map[string]*nats.Conn{}, subj: cfg.Subjects, srv: s}
+}
+
+// stubConn is the connection of role's stubs.
+func (e *env) stubConn(role string) *nats.Conn {
+	if nc, ok := e.stubNC[role]; ok {
+		return nc
+	}
+	nc := e.nats.Conn(e.t, role)
+	e.stubNC[role] = nc
+	return nc
 }
 
 // stub is one endpoint of a stand-in service; it records what it received.
@@ -82,9 +93,15 @@ type stub struct {
 // stub registers role's endpoint name answering with fn.
 func (e *env) stub(role, name string, fn func(micro.Request)) *stub {
 	e.t.Helper()
-	st := &stub{nc: e.stubNC}
-	svc, err := natsx.AddService(e.stubNC, e.subj, role, "test stub", natsx.Endpoint{
-		Name: name,
+	nc := e.stubConn(role)
+	st := &stub{nc: nc}
+	subject := ""
+	if role == messages.RoleAuth && name == "token-forwarded" {
+		subject = e.subj.AuthTokenForwarded()
+	}
+	svc, err := natsx.AddService(nc, e.subj, role, "test stub", natsx.Endpoint{
+		Name:    name,
+		Subject: subject,
 		Handler: func(req micro.Request) {
 			st.mu.Lock()
 			st.calls++
@@ -100,7 +117,7 @@ func (e *env) stub(role, name string, fn func(micro.Request)) *stub {
 	st.svc = svc
 	e.t.Cleanup(func() { _ = svc.Stop() })
 	// The subscription must reach the server before the edge asks.
-	if err := e.stubNC.Flush(); err != nil {
+	if err := nc.Flush(); err != nil {
 		e.t.Fatalf("flush: %v", err)
 	}
 	return st

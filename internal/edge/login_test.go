@@ -3,6 +3,7 @@ package edge
 import (
 	"bytes"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"testing"
@@ -33,7 +34,7 @@ func authStub(req micro.Request) {
 
 func TestLogin(t *testing.T) {
 	e := newEnv(t, testConfig())
-	st := e.stub(messages.RoleAuth, "token", authStub)
+	st := e.stub(messages.RoleAuth, "token-forwarded", authStub)
 	tests := []struct {
 		name, contentType, body string
 	}{
@@ -76,7 +77,7 @@ func TestLogin(t *testing.T) {
 
 func TestLoginRejectedAtEdge(t *testing.T) {
 	e := newEnv(t, testConfig())
-	st := e.stub(messages.RoleAuth, "token", authStub)
+	st := e.stub(messages.RoleAuth, "token-forwarded", authStub)
 	form := "application/x-www-form-urlencoded"
 	js := "application/json"
 	tests := []struct {
@@ -121,7 +122,7 @@ func TestLoginRejectedAtEdge(t *testing.T) {
 
 func TestLoginInvalidCredentialsPassthrough(t *testing.T) {
 	e := newEnv(t, testConfig())
-	e.stub(messages.RoleAuth, "token", authStub)
+	e.stub(messages.RoleAuth, "token-forwarded", authStub)
 	for range 6 { // more than Failures: a 401 must not count against auth
 		rec := e.do(http.MethodPost, "/auth/token", "username=admin&password=wrong")
 		envelope(t, rec, http.StatusUnauthorized, messages.CodeInvalidCredentials)
@@ -149,7 +150,7 @@ func TestLoginAuthDown(t *testing.T) {
 		t.Fatalf("edge.auth = %s after 3 unanswered calls, want open", got)
 	}
 	// Auth is back, but the open breaker answers without asking it.
-	st := e.stub(messages.RoleAuth, "token", authStub)
+	st := e.stub(messages.RoleAuth, "token-forwarded", authStub)
 	for range 5 {
 		envelope(t, e.do(http.MethodPost, "/auth/token", "username=admin&password=admin123"),
 			http.StatusServiceUnavailable, messages.CodeAuthUnavailable)
@@ -170,7 +171,7 @@ func TestAuthBreakerRecovers(t *testing.T) {
 	for range 3 {
 		e.do(http.MethodPost, "/auth/token", "username=admin&password=admin123")
 	}
-	e.stub(messages.RoleAuth, "token", authStub)
+	e.stub(messages.RoleAuth, "token-forwarded", authStub)
 	eventually(t, 5*time.Second, "login to succeed after auth returns", func() bool {
 		return e.do(http.MethodPost, "/auth/token", "username=admin&password=admin123").Code == http.StatusOK
 	})
@@ -188,49 +189,28 @@ func retryAfter(t *testing.T, rec interface{ Header() http.Header }) int {
 	return n
 }
 
-func TestLoginRateLimitPerUser(t *testing.T) {
-	cfg := testConfig()
-	cfg.LoginPerUser = RateLimit{Every: time.Hour, Burst: 3}
-	e := newEnv(t, cfg)
-	st := e.stub(messages.RoleAuth, "token", authStub)
-	login := func(user, addr string) *http.Response {
-		t.Helper()
-		req := newLoginRequest("username=" + user + "&password=admin123")
-		req.RemoteAddr = addr + ":5555"
-		return e.serve(req)
+// The limits that protect passwords live in the auth role: its
+// rate_limited answer reaches the client as 429 with Retry-After.
+func TestLoginRateLimitedByAuth(t *testing.T) {
+	e := newEnv(t, testConfig())
+	e.stub(messages.RoleAuth, "token-forwarded", func(req micro.Request) {
+		_ = natsx.ReplyError(req, &messages.Error{Code: messages.CodeRateLimited, Message: "too many login attempts, try again later", RetryAfter: 7})
+	})
+	rec := e.do(http.MethodPost, "/auth/token", "username=admin&password=nope")
+	env := envelope(t, rec, http.StatusTooManyRequests, messages.CodeRateLimited)
+	if n := retryAfter(t, rec); n != 7 || env.RetryAfter != 7 {
+		t.Fatalf("Retry-After %d, retry_after %d, want auth's 7", n, env.RetryAfter)
 	}
-	for i := range 3 {
-		if res := login("admin", "203.0.113."+strconv.Itoa(i+1)); res.StatusCode != http.StatusOK {
-			t.Fatalf("attempt %d: status %d", i+1, res.StatusCode)
-		}
-	}
-	// Every address is fresh: only the user's bucket is empty.
-	for _, user := range []string{"admin", "ADMIN"} {
-		rec := e.record(func() *http.Request {
-			r := newLoginRequest("username=" + user + "&password=admin123")
-			r.RemoteAddr = "203.0.113.99:5555"
-			return r
-		}())
-		e := envelope(t, rec, http.StatusTooManyRequests, messages.CodeRateLimited)
-		if n := retryAfter(t, rec); n != e.RetryAfter {
-			t.Fatalf("Retry-After %d, envelope retry_after %d", n, e.RetryAfter)
-		}
-	}
-	// Another user is not limited.
-	if res := login("bob", "203.0.113.99"); res.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("bob: status %d, want 401 from auth", res.StatusCode)
-	}
-	if n := st.count(); n != 4 {
-		t.Fatalf("auth called %d times, want 4 (refused attempts never reach it)", n)
+	if got := e.srv.Breakers().Health()["edge.auth"].State; got != messages.BreakerClosed {
+		t.Fatalf("a rate-limited login counted against the auth breaker: %s", got)
 	}
 }
 
 func TestLoginRateLimitPerAddress(t *testing.T) {
 	cfg := testConfig()
 	cfg.LoginPerAddr = RateLimit{Every: time.Hour, Burst: 3}
-	cfg.LoginPerUser = RateLimit{Every: time.Hour, Burst: 1}
 	e := newEnv(t, cfg)
-	e.stub(messages.RoleAuth, "token", authStub)
+	e.stub(messages.RoleAuth, "token-forwarded", authStub)
 	login := func(user, addr string) *http.Response {
 		t.Helper()
 		req := newLoginRequest("username=" + user + "&password=x")
@@ -246,8 +226,7 @@ func TestLoginRateLimitPerAddress(t *testing.T) {
 	if res.StatusCode != http.StatusTooManyRequests || res.Header.Get("Retry-After") == "" {
 		t.Fatalf("4th from one address: status %d, Retry-After %q; want 429 with Retry-After", res.StatusCode, res.Header.Get("Retry-After"))
 	}
-	// The refused attempt took nothing from u4's own bucket (burst 1), and
-	// another address has its own bucket.
+	// Another address has its own bucket.
 	if res := login("u4", "198.51.100.8:1000"); res.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("u4 from another address: status %d, want 401 from auth", res.StatusCode)
 	}
@@ -263,42 +242,36 @@ func TestLoginRateLimitPerAddress(t *testing.T) {
 }
 
 func TestLoginForwardedFor(t *testing.T) {
-	for _, trusted := range []bool{true, false} {
-		t.Run("trusted="+strconv.FormatBool(trusted), func(t *testing.T) {
+	proxy := netip.MustParsePrefix("10.0.0.0/24")
+	for _, tc := range []struct {
+		name    string
+		trusted []netip.Prefix
+		xff     string
+		want    string
+	}{
+		{"untrusted peer: the peer", nil, "6.6.6.6, 203.0.113.9", "10.0.0.1"},
+		{"trusted proxy: its entry", []netip.Prefix{proxy}, "6.6.6.6, 203.0.113.9", "203.0.113.9"},
+		{"chain of trusted proxies: the first untrusted from the right", []netip.Prefix{proxy}, "6.6.6.6, 203.0.113.9, 10.0.0.7", "203.0.113.9"},
+		{"trusted proxy, garbage entry: the last trusted hop", []netip.Prefix{proxy}, "203.0.113.9, not-an-ip", "10.0.0.1"},
+		{"trusted proxy, no header: the proxy", []netip.Prefix{proxy}, "", "10.0.0.1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig()
-			cfg.TrustForwardedFor = trusted
-			cfg.LoginPerAddr = RateLimit{Every: time.Hour, Burst: 1}
+			cfg.TrustedProxies = tc.trusted
 			e := newEnv(t, cfg)
-			st := e.stub(messages.RoleAuth, "token", authStub)
-			login := func(user, xff string) int {
-				req := newLoginRequest("username=" + user + "&password=x")
-				req.RemoteAddr = "10.0.0.1:4000" // the proxy
-				req.Header.Set("X-Forwarded-For", xff)
-				return e.serve(req).StatusCode
+			st := e.stub(messages.RoleAuth, "token-forwarded", authStub)
+			req := newLoginRequest("username=a&password=x")
+			req.RemoteAddr = "10.0.0.1:4000" // the proxy
+			if tc.xff != "" {
+				req.Header.Set("X-Forwarded-For", tc.xff)
 			}
-			// A client-chosen first entry must not pick the bucket: the
-			// proxy's (last) entry does.
-			if got := login("a", "6.6.6.6, 203.0.113.9"); got != http.StatusUnauthorized {
-				t.Fatalf("first: %d", got)
+			if got := e.serve(req).StatusCode; got != http.StatusUnauthorized {
+				t.Fatalf("status %d", got)
 			}
 			data, _ := st.last()
 			sent, _ := messages.DecodeTokenRequest(data)
-			wantAddr := "10.0.0.1"
-			if trusted {
-				wantAddr = "203.0.113.9"
-			}
-			if sent.ClientAddr != wantAddr {
-				t.Fatalf("client_addr = %q, want %q", sent.ClientAddr, wantAddr)
-			}
-			if got := login("b", "7.7.7.7, 203.0.113.9"); got != http.StatusTooManyRequests {
-				t.Fatalf("same client address: %d, want 429", got)
-			}
-			wantOther := http.StatusTooManyRequests // all one proxy address
-			if trusted {
-				wantOther = http.StatusUnauthorized
-			}
-			if got := login("c", "203.0.113.10"); got != wantOther {
-				t.Fatalf("other client: %d, want %d", got, wantOther)
+			if sent.ClientAddr != tc.want {
+				t.Fatalf("client_addr = %q, want %q", sent.ClientAddr, tc.want)
 			}
 		})
 	}
@@ -306,30 +279,30 @@ func TestLoginForwardedFor(t *testing.T) {
 
 func TestLoginLimiterBounded(t *testing.T) {
 	t0 := time.Unix(1_700_000_000, 0)
-	l := newLoginLimiter(RateLimit{Every: time.Second, Burst: 2}, RateLimit{Every: time.Second, Burst: 100}, 3)
+	l := newLoginLimiter(RateLimit{Every: time.Second, Burst: 2}, 3)
 	for i := range 10 {
-		if _, ok := l.allow("user"+strconv.Itoa(i), "a", t0); !ok {
-			t.Fatalf("fresh user %d refused", i)
+		if _, ok := l.allow("addr"+strconv.Itoa(i), t0); !ok {
+			t.Fatalf("fresh address %d refused", i)
 		}
 	}
-	if n := l.byUser.len(); n != 3 {
-		t.Fatalf("kept %d user buckets, want the cap 3", n)
+	if n := l.byAddr.Len(); n != 3 {
+		t.Fatalf("kept %d buckets, want the cap 3", n)
 	}
 	// Refill: two attempts empty the bucket, a third waits about a second.
-	l.allow("x", "a", t0)
-	l.allow("x", "a", t0)
-	wait, ok := l.allow("x", "a", t0)
+	l.allow("x", t0)
+	l.allow("x", t0)
+	wait, ok := l.allow("x", t0)
 	if ok || wait <= 0 || wait > time.Second {
 		t.Fatalf("third attempt: ok=%v wait=%v, want refused with 0 < wait <= 1s", ok, wait)
 	}
-	if _, ok := l.allow("x", "a", t0.Add(wait)); !ok {
+	if _, ok := l.allow("x", t0.Add(wait)); !ok {
 		t.Fatal("refused after waiting as told")
 	}
 	// Buckets untouched long enough to be full again are dropped.
-	if _, ok := l.allow("y", "b", t0.Add(time.Hour)); !ok {
+	if _, ok := l.allow("y", t0.Add(time.Hour)); !ok {
 		t.Fatal("refused after an hour")
 	}
-	if nu, na := l.byUser.len(), l.byAddr.len(); nu != 1 || na != 1 {
-		t.Fatalf("after idling kept %d user and %d address buckets, want 1 and 1", nu, na)
+	if n := l.byAddr.Len(); n != 1 {
+		t.Fatalf("after idling kept %d buckets, want 1", n)
 	}
 }

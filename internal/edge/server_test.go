@@ -21,7 +21,7 @@ func TestNew(t *testing.T) {
 	}
 	e := newEnv(t, testConfig())
 	cfg := testConfig()
-	cfg.LoginPerUser = RateLimit{Every: time.Second, Burst: -1}
+	cfg.LoginPerAddr = RateLimit{Every: time.Second, Burst: -1}
 	if _, err := New(e.nc, cfg); err == nil {
 		t.Fatal("New accepted a negative burst")
 	}
@@ -123,7 +123,7 @@ func TestLogging(t *testing.T) {
 			cfg := testConfig()
 			cfg.Logger = slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: level}))
 			e := newEnv(t, cfg)
-			e.stub(messages.RoleAuth, "token", authStub)
+			e.stub(messages.RoleAuth, "token-forwarded", authStub)
 			e.do(http.MethodGet, "/healthz", "")
 			e.do(http.MethodPost, "/auth/token", "username=admin&password=admin123")
 			e.do(http.MethodGet, "/"+strings.Repeat("x", 300), "")
