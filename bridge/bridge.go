@@ -41,8 +41,8 @@ type Bridge struct {
 	kafka     *breaker.Breaker
 	breakers  breaker.Set
 
-	counts   counters
-	deps     *deps
+	counts counters
+	deps   *deps
 	// instance is the micro service id; health may be asked for before
 	// Start has read it back, hence atomic.
 	instance atomic.Pointer[string]
