@@ -97,7 +97,7 @@ func newEnv(t *testing.T, configure func(*Config)) *env {
 		{Username: "root", PasswordHash: hash(t, "secret"), Roles: []string{messages.RoleAdmin}},
 		{Username: "bob", PasswordHash: hash(t, "secret"), Roles: []string{"user"}, Disabled: true},
 	} {
-		if err := st.UpsertUser(ctx, u); err != nil {
+		if _, err := st.UpsertUser(ctx, u); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -176,14 +176,15 @@ type memStore struct {
 	err         error
 }
 
-func (m *memStore) UpsertUser(_ context.Context, u store.User) error {
+func (m *memStore) UpsertUser(_ context.Context, u store.User) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.users == nil {
 		m.users = map[string]store.User{}
 	}
+	_, exists := m.users[u.Username]
 	m.users[u.Username] = u
-	return nil
+	return !exists, nil
 }
 
 func (m *memStore) GetUser(_ context.Context, name string) (store.User, error) {

@@ -12,12 +12,12 @@ import (
 func TestRefuseDefaultPassword(t *testing.T) {
 	ctx := context.Background()
 	st := &memStore{}
-	_ = st.UpsertUser(ctx, store.User{Username: "alice", PasswordHash: hash(t, "secret")})
-	_ = st.UpsertUser(ctx, store.User{Username: "old", PasswordHash: hash(t, DefaultPassword), Disabled: true})
+	_, _ = st.UpsertUser(ctx, store.User{Username: "alice", PasswordHash: hash(t, "secret")})
+	_, _ = st.UpsertUser(ctx, store.User{Username: "old", PasswordHash: hash(t, DefaultPassword), Disabled: true})
 	if err := RefuseDefaultPassword(ctx, st); err != nil {
 		t.Fatalf("no enabled user has the default password: %v", err)
 	}
-	_ = st.UpsertUser(ctx, store.User{Username: "admin", PasswordHash: hash(t, DefaultPassword)})
+	_, _ = st.UpsertUser(ctx, store.User{Username: "admin", PasswordHash: hash(t, DefaultPassword)})
 	err := RefuseDefaultPassword(ctx, st)
 	if !errors.Is(err, ErrDefaultPassword) {
 		t.Fatalf("err = %v, want ErrDefaultPassword", err)

@@ -139,7 +139,7 @@ func upsertUser(ctx context.Context, st store.Store, username, password string, 
 	if len(roles) == 0 {
 		roles = []string{"user"}
 	}
-	if err := st.UpsertUser(ctx, store.User{Username: username, PasswordHash: hash, Roles: roles, Disabled: disabled}); err != nil {
+	if _, err := st.UpsertUser(ctx, store.User{Username: username, PasswordHash: hash, Roles: roles, Disabled: disabled}); err != nil {
 		return fmt.Errorf("save user %s: %w", username, err)
 	}
 	return nil
