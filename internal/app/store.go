@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"sensorhub/actors/auth"
 	"sensorhub/internal/store"
 	"sensorhub/internal/store/postgres"
 	"sensorhub/internal/store/sqlite"
@@ -106,7 +107,7 @@ type UserConfig struct {
 
 // DefaultPassword is the seed's admin password: only `dev` creates it, and
 // the auth role refuses to start while a user still has it.
-const DefaultPassword = "admin123"
+const DefaultPassword = auth.DefaultPassword
 
 // BcryptCost is the cost of stored password hashes.
 const BcryptCost = bcrypt.DefaultCost
@@ -139,7 +140,10 @@ func upsertUser(ctx context.Context, st store.Store, username, password string, 
 	if len(roles) == 0 {
 		roles = []string{"user"}
 	}
-	if _, err := st.UpsertUser(ctx, store.User{Username: username, PasswordHash: hash, Roles: roles, Disabled: disabled}); err != nil {
+	// The flag is recorded now, while the plain password is at hand, so
+	// that the auth role's start-up check needs no bcrypt round per user.
+	isDefault := password == DefaultPassword
+	if _, err := st.UpsertUser(ctx, store.User{Username: username, PasswordHash: hash, Roles: roles, Disabled: disabled, DefaultPassword: &isDefault}); err != nil {
 		return fmt.Errorf("save user %s: %w", username, err)
 	}
 	return nil
