@@ -114,8 +114,10 @@ func DecodeValidateRequest(data []byte) (ValidateRequest, error) {
 // an unauthorized error, not as Valid=false, so Valid is true in every reply;
 // it is kept for clients that check it.
 type ValidateReply struct {
-	Valid     bool     `json:"valid"`
-	Subject   string   `json:"subject"`
+	Valid   bool   `json:"valid"`
+	Subject string `json:"subject"`
+	// Roles are the user's roles as stored when auth could read the
+	// database, else (and in a fallback verdict) the token's.
 	Roles     []string `json:"roles"`
 	ExpiresAt int64    `json:"expires_at"` // unix seconds
 	TokenID   string   `json:"jti"`
@@ -130,7 +132,7 @@ const (
 	AuthModeFallback = "fallback"
 )
 
-// HasRole reports whether the token carries role.
+// HasRole reports whether Roles holds role.
 func (r ValidateReply) HasRole(role string) bool {
 	for _, x := range r.Roles {
 		if x == role {
