@@ -1,6 +1,7 @@
 package messages
 
 import (
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -32,6 +33,40 @@ func (r TokenRequest) Validate() error {
 		return &Error{Code: CodeBadRequest, Message: "password is not UTF-8"}
 	}
 	return nil
+}
+
+// reservedUsernames cannot be given to a person: the roles connect to NATS
+// under these names and own the inbox prefix _INBOX_<role>, and SYS is the
+// NATS system account. They are compared without regard to case.
+var reservedUsernames = [...]string{RoleAuth, RoleSensor, RoleBridge, RoleEdge, "sys"}
+
+// ValidUsername refuses a name that cannot be a new account's username: the
+// NATS bus gives each person the inbox prefix _INBOX_<username>, so the name
+// must be one subject token of 1..MaxUsernameLen characters of
+// [A-Za-z0-9_-], and it must not be a role's name (auth, sensor, bridge,
+// edge) or sys, in any case. The error is a *Error with CodeBadRequest.
+//
+// It is the rule for creating accounts only: TokenRequest.Validate stays
+// lenient, so that an account created before the rule can still log in.
+func ValidUsername(name string) error {
+	if name == "" || len(name) > MaxUsernameLen {
+		return &Error{Code: CodeBadRequest, Message: "username must be 1 to 64 characters"}
+	}
+	for i := 0; i < len(name); i++ {
+		if !usernameByte(name[i]) {
+			return &Error{Code: CodeBadRequest, Message: "username may contain only letters A-Z and a-z, digits, '_' and '-'"}
+		}
+	}
+	for _, r := range reservedUsernames {
+		if strings.EqualFold(name, r) {
+			return &Error{Code: CodeBadRequest, Message: "username " + strconv.Quote(name) + " is reserved for a sensorhub role or NATS"}
+		}
+	}
+	return nil
+}
+
+func usernameByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-'
 }
 
 // DecodeTokenRequest parses and validates a login request.
@@ -79,8 +114,10 @@ func DecodeValidateRequest(data []byte) (ValidateRequest, error) {
 // an unauthorized error, not as Valid=false, so Valid is true in every reply;
 // it is kept for clients that check it.
 type ValidateReply struct {
-	Valid     bool     `json:"valid"`
-	Subject   string   `json:"subject"`
+	Valid   bool   `json:"valid"`
+	Subject string `json:"subject"`
+	// Roles are the user's roles as stored when auth could read the
+	// database, else (and in a fallback verdict) the token's.
 	Roles     []string `json:"roles"`
 	ExpiresAt int64    `json:"expires_at"` // unix seconds
 	TokenID   string   `json:"jti"`
@@ -95,7 +132,7 @@ const (
 	AuthModeFallback = "fallback"
 )
 
-// HasRole reports whether the token carries role.
+// HasRole reports whether Roles holds role.
 func (r ValidateReply) HasRole(role string) bool {
 	for _, x := range r.Roles {
 		if x == role {

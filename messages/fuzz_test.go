@@ -2,6 +2,7 @@ package messages
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -126,6 +127,27 @@ func FuzzBearerToken(f *testing.F) {
 		tok := BearerToken(h)
 		if tok != "" && len(tok) > len(h) {
 			t.Fatal("token longer than header")
+		}
+	})
+}
+
+// Every accepted username makes one valid subject token for its inbox
+// prefix, and can log in.
+func FuzzValidUsername(f *testing.F) {
+	for _, s := range []string{"alice", "a.b", "auth", "_INBOX_x", "x>", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		err := ValidUsername(name)
+		checkErr(t, err)
+		if err != nil {
+			return
+		}
+		if _, err := NewSubjects("_INBOX_" + name); err != nil || strings.Contains(name, ".") {
+			t.Fatalf("accepted %q is not one subject token: %v", name, err)
+		}
+		if err := (TokenRequest{Username: name, Password: "p"}).Validate(); err != nil {
+			t.Fatalf("accepted %q cannot log in: %v", name, err)
 		}
 	})
 }

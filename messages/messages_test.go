@@ -185,3 +185,56 @@ func TestErrorEnvelopeRoundTrip(t *testing.T) {
 		t.Fatal("unknown error not internal")
 	}
 }
+
+func TestValidUsername(t *testing.T) {
+	cases := []struct {
+		name string
+		ok   bool
+	}{
+		{"alice", true},
+		{"Alice_Smith-2", true},
+		{"a", true},
+		{strings.Repeat("u", MaxUsernameLen), true},
+		{"admin", true},
+		{"authors", true},
+		{"", false},
+		{strings.Repeat("u", MaxUsernameLen+1), false},
+		{"alice.smith", false}, // two subject tokens
+		{"a*", false},
+		{"a>", false},
+		{"a b", false},
+		{"tab\t", false},
+		{"älg", false},
+		{"a/b", false},
+		{"a\x00", false},
+		{"auth", false},
+		{"sensor", false},
+		{"bridge", false},
+		{"edge", false},
+		{"sys", false},
+		{"SYS", false},
+		{"Auth", false},
+	}
+	for _, tc := range cases {
+		err := ValidUsername(tc.name)
+		if tc.ok != (err == nil) {
+			t.Errorf("ValidUsername(%q) = %v, want ok=%v", tc.name, err, tc.ok)
+		}
+		if err != nil && (CodeOf(err) != CodeBadRequest || AsError(err).Message == "") {
+			t.Errorf("ValidUsername(%q): error %v has no bad_request code and message", tc.name, err)
+		}
+	}
+}
+
+// The account rule is not the login rule: names created before it (a dot,
+// a non-ASCII letter) still pass TokenRequest.Validate and can log in.
+func TestLoginAcceptsNamesTheAccountRuleRefuses(t *testing.T) {
+	for _, name := range []string{"alice.smith", "älg", "auth", "a b"} {
+		if ValidUsername(name) == nil {
+			t.Errorf("ValidUsername(%q) accepted", name)
+		}
+		if err := (TokenRequest{Username: name, Password: "secret"}).Validate(); err != nil {
+			t.Errorf("login as %q refused: %v", name, err)
+		}
+	}
+}

@@ -149,8 +149,8 @@ func (s *Service) checkToken(raw string) (store.User, time.Time, error) {
 // would share one with a role (a person named "sensor" would read the
 // sensor role's replies).
 func personName(name string) error {
-	if err := natsauth.ValidPersonName(name); err != nil {
-		return messages.NewError(messages.CodeUnauthorized, err.Error())
+	if err := messages.ValidUsername(name); err != nil {
+		return messages.NewError(messages.CodeUnauthorized, messages.AsError(err).Message)
 	}
 	return nil
 }

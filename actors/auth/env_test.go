@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -47,6 +46,20 @@ func (f *flakyStore) GetUser(ctx context.Context, username string) (store.User, 
 		return store.User{}, store.ErrUnavailable
 	}
 	return f.Store.GetUser(ctx, username)
+}
+
+func (f *flakyStore) ListUncheckedPasswords(ctx context.Context) ([]store.User, error) {
+	if f.down.Load() {
+		return nil, store.ErrUnavailable
+	}
+	return f.Store.ListUncheckedPasswords(ctx)
+}
+
+func (f *flakyStore) ListDefaultPasswordUsers(ctx context.Context) ([]string, error) {
+	if f.down.Load() {
+		return nil, store.ErrUnavailable
+	}
+	return f.Store.ListDefaultPasswordUsers(ctx)
 }
 
 func (f *flakyStore) Ping(ctx context.Context) error {
@@ -103,7 +116,7 @@ func newEnv(t *testing.T, configure func(*Config)) *env {
 		{Username: "root", PasswordHash: hash(t, "secret"), Roles: []string{messages.RoleAdmin}},
 		{Username: "bob", PasswordHash: hash(t, "secret"), Roles: []string{"user"}, Disabled: true},
 	} {
-		if err := st.UpsertUser(ctx, u); err != nil {
+		if _, err := st.UpsertUser(ctx, u); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -186,52 +199,6 @@ func wantCode(t *testing.T, err error, code messages.Code) *messages.Error {
 	}
 	return e
 }
-
-// memStore is a small in-memory Store for unit tests: users only.
-type memStore struct {
-	store.Store // nil: other methods panic if called
-	mu          sync.Mutex
-	users       map[string]store.User
-	err         error
-}
-
-func (m *memStore) UpsertUser(_ context.Context, u store.User) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.users == nil {
-		m.users = map[string]store.User{}
-	}
-	m.users[u.Username] = u
-	return nil
-}
-
-func (m *memStore) GetUser(_ context.Context, name string) (store.User, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.err != nil {
-		return store.User{}, m.err
-	}
-	u, ok := m.users[name]
-	if !ok {
-		return store.User{}, store.ErrNotFound
-	}
-	return u, nil
-}
-
-func (m *memStore) ListUsers(context.Context) ([]store.User, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.err != nil {
-		return nil, m.err
-	}
-	var out []store.User
-	for _, u := range m.users {
-		out = append(out, u)
-	}
-	return out, nil
-}
-
-func (m *memStore) Ping(context.Context) error { return m.err }
 
 // person connects to NATS as a person, through the auth callout, with
 // that person's own inbox prefix; closed by t.Cleanup.

@@ -16,28 +16,42 @@ import (
 const DefaultPassword = "admin123"
 
 // RefuseDefaultPassword returns an error wrapping ErrDefaultPassword if any
-// user that can log in (not disabled) still has DefaultPassword. It
-// compares every user's bcrypt hash, so it takes a bcrypt round per user:
-// call it once at start.
+// user that can log in (not disabled) still has DefaultPassword.
+//
+// It costs no bcrypt round for a user whose password was set since the
+// store kept the DefaultPassword flag: whoever hashed the password knew it
+// and recorded whether it is the default, so the check is one query on the
+// flags, whatever the number of users. A user whose flag is unknown (a row
+// from before the flag existed) is compared with bcrypt here, once, and the
+// answer recorded, so that the next start costs nothing for it either.
 func RefuseDefaultPassword(ctx context.Context, st store.Store) error {
-	users, err := st.ListUsers(ctx)
+	return refuseDefaultPassword(ctx, st, bcrypt.CompareHashAndPassword)
+}
+
+// refuseDefaultPassword is RefuseDefaultPassword with the hash comparison
+// as a seam, so that tests can count the bcrypt rounds.
+func refuseDefaultPassword(ctx context.Context, st store.Store, compare func(hash, password []byte) error) error {
+	unchecked, err := st.ListUncheckedPasswords(ctx)
 	if err != nil {
 		return fmt.Errorf("check default passwords: %w", err)
 	}
-	var found []string
-	for _, u := range users {
+	for _, u := range unchecked {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("check default passwords: %w", err)
 		}
-		if u.Disabled {
-			continue
-		}
-		if bcrypt.CompareHashAndPassword(u.PasswordHash, []byte(DefaultPassword)) == nil {
-			found = append(found, u.Username)
+		isDefault := compare(u.PasswordHash, []byte(DefaultPassword)) == nil
+		// Not recorded when the password changed meanwhile: its writer
+		// recorded the new one's flag (or left it unknown for next time).
+		if _, err := st.RecordDefaultPassword(ctx, u.Username, u.PasswordHash, isDefault); err != nil {
+			return fmt.Errorf("check default passwords: %w", err)
 		}
 	}
+	found, err := st.ListDefaultPasswordUsers(ctx)
+	if err != nil {
+		return fmt.Errorf("check default passwords: %w", err)
+	}
 	if len(found) > 0 {
-		return fmt.Errorf("%w: %s (set a new one with `sensorhub user add`)", ErrDefaultPassword, strings.Join(found, ", "))
+		return fmt.Errorf("%w: %s (set a new one with `sensorhub user add`, or `sensorhub user disable`)", ErrDefaultPassword, strings.Join(found, ", "))
 	}
 	return nil
 }

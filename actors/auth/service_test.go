@@ -191,7 +191,7 @@ func TestDisabledUserRefusedAtLoginAndValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	u.Disabled = true
-	if err := e.store.UpsertUser(ctx, u); err != nil {
+	if _, err := e.store.UpsertUser(ctx, u); err != nil {
 		t.Fatal(err)
 	}
 	err = e.request(t, e.subj.AuthValidate(), messages.ValidateRequest{Token: tok}, nil)

@@ -16,7 +16,8 @@ import (
 )
 
 // validateActor checks a token: the signature and claims locally, then that
-// its user still exists and is enabled. It keeps no state.
+// its user still exists and is enabled, and answers with the user's roles as
+// the database has them now. It keeps no state.
 type validateActor struct{ s *Service }
 
 func (a *validateActor) Receive(c actor.Context) {
@@ -26,9 +27,13 @@ func (a *validateActor) Receive(c actor.Context) {
 	}
 }
 
-// validate answers one ValidateRequest. When the database cannot be asked,
-// the signature decides (the same trust the other roles' fallback gives);
-// the reply says so in HeaderUserCheck and keeps AuthMode "online".
+// validate answers one ValidateRequest. The roles in the reply are the
+// stored ones, not the token's: a role granted or taken away, like a user
+// disabled, counts from the next validation (within the callers' cache TTL),
+// not from the token's expiry. When the database cannot be asked, the
+// signature decides and the token's roles stand (the same trust the other
+// roles' fallback gives); the reply says so in HeaderUserCheck and keeps
+// AuthMode "online".
 func (a *validateActor) validate(m *validateRequest) {
 	defer m.done()
 	defer supervise.ReplyOnPanic(a.s.replyInternal(m.req))
@@ -65,10 +70,14 @@ func (a *validateActor) validate(m *validateRequest) {
 		s.log.Error("validate: read user", "err", err)
 		check = "skipped"
 	}
+	roles := claims.Roles
+	if check == "ok" {
+		roles = user.Roles
+	}
 	reply := messages.ValidateReply{
 		Valid:    true,
 		Subject:  claims.Subject,
-		Roles:    claims.Roles,
+		Roles:    roles,
 		TokenID:  claims.ID,
 		AuthMode: messages.AuthModeOnline,
 	}

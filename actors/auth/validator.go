@@ -27,10 +27,14 @@ type ValidatorConfig struct {
 	BreakerName string
 	Logger      *slog.Logger
 	// CacheTTL is how long auth's "yes" for a token is reused without
-	// asking again (default DefaultCacheTTL; negative: never). It is the
-	// longest a token of a user disabled or deleted since keeps working in
-	// this process. An entry never outlives the token's expiry less
-	// cacheExpiryMargin.
+	// asking again (default DefaultCacheTTL; negative: never). It bounds
+	// how stale a verdict this process acts on can be: a user disabled or
+	// deleted, or whose roles changed (auth answers with the stored roles),
+	// is seen at most CacheTTL after the change, because an entry's life
+	// counts from before auth was asked (so from before it read the
+	// database), not from when its answer came. An entry never outlives the
+	// token's expiry less cacheExpiryMargin. The bound does not hold while
+	// auth does not answer: the fallback trusts the token's own claims.
 	CacheTTL time.Duration
 	// CacheSize bounds the tokens remembered (default DefaultCacheSize).
 	CacheSize int
@@ -64,9 +68,10 @@ const (
 // has answered anything within ConfirmEvery; otherwise one request asks
 // auth with its own token (the concurrent first requests of a token share
 // one call). The price: a user disabled or deleted meanwhile keeps being
-// accepted here until the entry lapses, CacheTTL at the latest. Refusals
-// and fallback verdicts are never cached, and while auth does not answer
-// the cache is not used.
+// accepted here, and with the roles auth last reported, until the entry
+// lapses, CacheTTL after auth was asked at the latest. Refusals and
+// fallback verdicts are never cached, and while auth does not answer the
+// cache is not used.
 type Validator struct {
 	nc    *nats.Conn
 	subj  messages.Subjects
@@ -195,15 +200,17 @@ func (v *Validator) trustCache(now time.Time) (trust, confirmer bool) {
 // shared asks auth about tok, in one call shared by every caller waiting
 // for the same token. The call runs detached from the first caller's ctx
 // (the breaker's call timeout bounds it), so that a caller giving up cuts
-// no one else short. Auth's "yes" is cached; its "no" drops the entry.
+// no one else short. Auth's "yes" is cached from the time it was asked
+// (see CacheTTL); its "no" drops the entry.
 func (v *Validator) shared(ctx context.Context, tok string) (messages.ValidateReply, error) {
 	f, first := v.cache.join(tok)
 	if first {
 		go func() {
+			asked := v.now()
 			r, err := v.check(context.WithoutCancel(ctx), tok)
 			switch {
 			case err == nil && r.AuthMode == messages.AuthModeOnline && r.TokenID != "":
-				v.cache.put(tok, r, v.now())
+				v.cache.put(tok, r, asked)
 			case err != nil:
 				v.cache.forget(tok)
 			}

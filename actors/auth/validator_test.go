@@ -366,7 +366,7 @@ func TestValidatorCacheLapsesForDisabledUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	u.Disabled = true
-	if err := e.store.UpsertUser(ctx, u); err != nil {
+	if _, err := e.store.UpsertUser(ctx, u); err != nil {
 		t.Fatal(err)
 	}
 

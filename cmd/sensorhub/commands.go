@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -185,45 +184,6 @@ func migrateCommand() *command {
 				return errors.New("--database-url is required")
 			}
 			return app.Migrate(ctx, url, logger)
-		}
-	}}
-}
-
-func userCommand() *command {
-	const summary = "manage users: 'sensorhub user add --username U --password-stdin --roles admin'"
-	return &command{name: "user", summary: summary, flags: func() (*flag.FlagSet, runner) {
-		fs := newFlagSet("user add", "create a user or update its password and roles (bcrypt)")
-		var (
-			u                       app.UserConfig
-			roles, logFormat        string
-			passwordStdin, disabled bool
-		)
-		fs.StringVar(&u.DatabaseURL, "database-url", "", "PostgreSQL URL (postgres://...) or sqlite:PATH")
-		fs.StringVar(&u.Username, "username", "", "user name")
-		fs.StringVar(&u.Password, "password", "", "password (prefer --password-stdin: arguments are visible to other users)")
-		fs.BoolVar(&passwordStdin, "password-stdin", false, "read the password from the first line of standard input")
-		fs.StringVar(&roles, "roles", "user", "comma-separated roles (admin may read every test)")
-		fs.BoolVar(&disabled, "disabled", false, "create the user disabled (cannot log in; its tokens are refused)")
-		fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
-		return fs, func(ctx context.Context, e env) error {
-			logger, err := app.NewLogger(e.stderr, logFormat, "info")
-			if err != nil {
-				return err
-			}
-			if passwordStdin {
-				line, err := bufio.NewReader(e.stdin).ReadString('\n')
-				if err != nil && line == "" {
-					return fmt.Errorf("read password from stdin: %w", err)
-				}
-				u.Password = strings.TrimRight(line, "\r\n")
-			}
-			for _, r := range strings.Split(roles, ",") {
-				if r = strings.TrimSpace(r); r != "" {
-					u.Roles = append(u.Roles, r)
-				}
-			}
-			u.Disabled = disabled
-			return app.AddUser(ctx, u, logger)
 		}
 	}}
 }

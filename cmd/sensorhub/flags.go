@@ -38,19 +38,15 @@ type command struct {
 	name    string
 	summary string
 	flags   func() (*flag.FlagSet, runner)
+	// dispatch, when set, runs the command instead (for one with
+	// subcommands of its own, like `user add`); flags is then its first
+	// subcommand's.
+	dispatch func(ctx context.Context, args []string, e env) error
 }
 
 func (c *command) run(ctx context.Context, args []string, e env) error {
-	if c.name == "user" {
-		if len(args) == 0 || args[0] != "add" {
-			if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-				fmt.Fprintln(e.stdout, "Usage: sensorhub user add --username U (--password P | --password-stdin) [--roles r1,r2] --database-url URL")
-				return errHelp
-			}
-			fmt.Fprintln(e.stderr, "usage: sensorhub user add --username U (--password P | --password-stdin) [--roles r1,r2] --database-url URL")
-			return errUsage
-		}
-		args = args[1:]
+	if c.dispatch != nil {
+		return c.dispatch(ctx, args, e)
 	}
 	fs, r := c.flags()
 	if err := parse(fs, args, e); err != nil {

@@ -10,7 +10,9 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"sensorhub/actors/auth"
 	"sensorhub/internal/app"
+	"sensorhub/internal/store"
 )
 
 func runCmd(t *testing.T, stdin string, getenv func(string) string, args ...string) (int, string, string) {
@@ -149,15 +151,45 @@ func TestUserAddAndMigrateOnSQLite(t *testing.T) {
 	}
 }
 
-// The production auth role refuses to start while a user still has the
-// seed's password; only dev creates it.
+// The production auth role refuses to start while an enabled user still
+// has the seed's password: one that dev wrote (flag recorded) or one from
+// before the flag existed (checked with bcrypt at the start). `user add`
+// cannot set that password; disabling the user lets auth start.
 func TestAuthRefusesTheDefaultPassword(t *testing.T) {
-	db := "sqlite:" + filepath.Join(t.TempDir(), "a.db")
-	if code, _, errs := runCmd(t, "admin123\n", nil, "user", "add", "--username", "admin", "--password-stdin", "--roles", "admin", "--database-url", db); code != 0 {
-		t.Fatalf("user add: %s", errs)
+	hash, err := bcrypt.GenerateFromPassword([]byte(auth.DefaultPassword), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
 	}
-	code, _, errs := runCmd(t, "", nil, "auth", "--database-url", db, "--nats-url", "nats://127.0.0.1:1", "--jwt-key-file", filepath.Join(t.TempDir(), "k.pem"))
-	if code != 1 || !strings.Contains(errs, "default password") {
-		t.Fatalf("auth with admin/admin123: exit %d, stderr %q; want exit 1 naming the password", code, errs)
+	yes := true
+	cases := []struct {
+		name string
+		flag *bool
+	}{
+		{"written by dev", &yes},
+		{"from before the flag", nil},
+	}
+	for _, db := range dialects {
+		for _, tc := range cases {
+			t.Run(db+"/"+tc.name, func(t *testing.T) {
+				url := freshDatabase(t, db)
+				st := openStore(t, url)
+				if _, err := st.UpsertUser(t.Context(), store.User{Username: "admin", PasswordHash: hash, Roles: []string{"admin"}, DefaultPassword: tc.flag}); err != nil {
+					t.Fatal(err)
+				}
+				if code, _, errs := sh(t, "admin123\n", "user", "add", "--username", "admin", "--password-stdin", "--roles", "admin", "--database-url", url); code != 1 || !strings.Contains(errs, "default password") {
+					t.Fatalf("user add with admin123: exit %d, stderr %q; want exit 1", code, errs)
+				}
+				code, _, errs := sh(t, "", "auth", "--database-url", url, "--nats-url", "nats://127.0.0.1:1", "--jwt-key-file", filepath.Join(t.TempDir(), "k.pem"))
+				if code != 1 || !strings.Contains(errs, "default password") || !strings.Contains(errs, "admin") {
+					t.Fatalf("auth with admin/admin123: exit %d, stderr %q; want exit 1 naming the password and the user", code, errs)
+				}
+				if err := st.SetUserDisabled(t.Context(), "admin", true); err != nil {
+					t.Fatal(err)
+				}
+				if err := auth.RefuseDefaultPassword(t.Context(), st); err != nil {
+					t.Fatalf("with admin disabled: %v", err)
+				}
+			})
+		}
 	}
 }

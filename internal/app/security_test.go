@@ -224,7 +224,7 @@ func addUsers(t *testing.T, db string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := st.UpsertUser(t.Context(), store.User{Username: u.name, PasswordHash: hash, Roles: []string{u.role}}); err != nil {
+		if _, err := st.UpsertUser(t.Context(), store.User{Username: u.name, PasswordHash: hash, Roles: []string{u.role}}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
-
 	"sensorhub/internal/store"
 	"sensorhub/internal/store/postgres"
 	"sensorhub/internal/store/sqlite"
@@ -93,54 +91,4 @@ func Migrate(ctx context.Context, url string, logger *slog.Logger) error {
 	}
 	logger.Info("migrations applied", "dialect", st.Dialect())
 	return st.Close()
-}
-
-// UserConfig describes a user to create or update.
-type UserConfig struct {
-	DatabaseURL string
-	Username    string
-	Password    string
-	Roles       []string
-	Disabled    bool
-}
-
-// DefaultPassword is the seed's admin password: only `dev` creates it, and
-// the auth role refuses to start while a user still has it.
-const DefaultPassword = "admin123"
-
-// BcryptCost is the cost of stored password hashes.
-const BcryptCost = bcrypt.DefaultCost
-
-// AddUser creates or updates a user with a bcrypt hash of its password.
-func AddUser(ctx context.Context, cfg UserConfig, logger *slog.Logger) error {
-	if cfg.Username == "" || cfg.Password == "" {
-		return errors.New("--username and a password (--password or --password-stdin) are required")
-	}
-	if len(cfg.Password) > 72 {
-		return errors.New("password longer than 72 bytes (bcrypt's limit)")
-	}
-	st, err := OpenStore(ctx, cfg.DatabaseURL, logger)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	if err := upsertUser(ctx, st, cfg.Username, cfg.Password, cfg.Roles, cfg.Disabled); err != nil {
-		return err
-	}
-	logger.Info("user saved", "username", cfg.Username, "roles", strings.Join(cfg.Roles, ","), "disabled", cfg.Disabled)
-	return nil
-}
-
-func upsertUser(ctx context.Context, st store.Store, username, password string, roles []string, disabled bool) error {
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), BcryptCost)
-	if err != nil {
-		return fmt.Errorf("hash password: %w", err)
-	}
-	if len(roles) == 0 {
-		roles = []string{"user"}
-	}
-	if err := st.UpsertUser(ctx, store.User{Username: username, PasswordHash: hash, Roles: roles, Disabled: disabled}); err != nil {
-		return fmt.Errorf("save user %s: %w", username, err)
-	}
-	return nil
 }

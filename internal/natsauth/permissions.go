@@ -1,9 +1,6 @@
 package natsauth
 
 import (
-	"fmt"
-	"strings"
-
 	"sensorhub/messages"
 )
 
@@ -150,24 +147,4 @@ func PersonPermissions(subj messages.Subjects, username string, roles []string) 
 		}
 	}
 	return p
-}
-
-// ValidPersonName says whether name can be a person on the bus: one subject
-// token of [A-Za-z0-9_-] (it becomes the inbox prefix _INBOX_<name>), and
-// not a role's name, whose inbox it would share.
-func ValidPersonName(name string) error {
-	if name == "" || len(name) > 64 {
-		return fmt.Errorf("username %q cannot be used on NATS: 1 to 64 characters", name)
-	}
-	for _, r := range name {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
-			return fmt.Errorf("username %q cannot be used on NATS: only letters, digits, _ and -", name)
-		}
-	}
-	for _, role := range Roles {
-		if strings.EqualFold(name, role) {
-			return fmt.Errorf("username %q is a role's name", name)
-		}
-	}
-	return nil
 }

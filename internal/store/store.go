@@ -23,8 +23,15 @@ type User struct {
 	PasswordHash []byte // bcrypt
 	Roles        []string
 	Disabled     bool
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	// DefaultPassword says whether PasswordHash is a hash of the seed's
+	// default password, as the caller that hashed it knew (it had the
+	// plain password). nil means unknown: a row written before the flag
+	// existed, or by a caller that did not say. It lets the production
+	// roles refuse to start while a user has that password without a
+	// bcrypt round per user.
+	DefaultPassword *bool
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
 }
 
 // NewTest is a test to insert with status "processing".
@@ -103,12 +110,37 @@ type Store interface {
 	// Close releases the connections.
 	Close() error
 
-	// UpsertUser creates the user or replaces its hash, roles and disabled flag.
-	UpsertUser(ctx context.Context, u User) error
+	// UpsertUser creates the user or replaces its hash, roles, disabled
+	// flag and DefaultPassword flag (nil stores unknown); created_at is
+	// kept and updated_at set. created reports whether the user is new. It
+	// is one atomic write: of concurrent upserts of one new username,
+	// exactly one reports created.
+	UpsertUser(ctx context.Context, u User) (created bool, err error)
 	// GetUser returns ErrNotFound for an unknown username.
 	GetUser(ctx context.Context, username string) (User, error)
-	// ListUsers returns every user, ordered by username.
+	// ListUsers returns every user, ordered by username (byte order).
 	ListUsers(ctx context.Context) ([]User, error)
+	// SetUserDisabled sets the disabled flag of one user and its
+	// updated_at; setting the flag it already has is no error. ErrNotFound
+	// for an unknown username.
+	SetUserDisabled(ctx context.Context, username string, disabled bool) error
+	// DeleteUser deletes one user; ErrNotFound for an unknown username.
+	// Its tests are kept: they are records, readable by admins.
+	DeleteUser(ctx context.Context, username string) error
+	// ListDefaultPasswordUsers returns the usernames of the enabled users
+	// whose DefaultPassword flag is true, ordered by username. It reads
+	// the flags only (one indexed query, no hash compared); users whose
+	// flag is unknown are not in it (see ListUncheckedPasswords).
+	ListDefaultPasswordUsers(ctx context.Context) ([]string, error)
+	// ListUncheckedPasswords returns the users whose DefaultPassword flag
+	// is unknown (nil), enabled or not, ordered by username.
+	ListUncheckedPasswords(ctx context.Context) ([]User, error)
+	// RecordDefaultPassword sets the DefaultPassword flag of username to
+	// isDefault if its hash is still hash, and reports whether it did: a
+	// password set since the hash was read has its own flag, and an
+	// unknown user is no error (recorded false). updated_at is left alone:
+	// the flag describes the hash, it is no change to the account.
+	RecordDefaultPassword(ctx context.Context, username string, hash []byte, isDefault bool) (recorded bool, err error)
 
 	// InsertTests inserts a batch in ONE transaction (group commit) and
 	// returns one result per input, in order. A test whose (owner,

@@ -65,7 +65,7 @@ func TestConcurrentOpen(t *testing.T) {
 		t.Errorf("concurrent Open: %v", err)
 	}
 	for s := range stores {
-		if err := s.UpsertUser(t.Context(), store.User{Username: "u", PasswordHash: []byte("h")}); err != nil {
+		if _, err := s.UpsertUser(t.Context(), store.User{Username: "u", PasswordHash: []byte("h")}); err != nil {
 			t.Errorf("UpsertUser after concurrent Open: %v", err)
 		}
 		_ = s.Close()
@@ -193,7 +193,7 @@ func throughProxy(t *testing.T) (*postgres.Store, *testenv.Proxy) {
 	proxy := testenv.FaultProxy(t, u.Host)
 	u.Host = proxy.Addr()
 	s := open(t, u.String())
-	if err := s.UpsertUser(t.Context(), store.User{Username: "alice", PasswordHash: []byte("h")}); err != nil {
+	if _, err := s.UpsertUser(t.Context(), store.User{Username: "alice", PasswordHash: []byte("h")}); err != nil {
 		t.Fatalf("UpsertUser before the fault: %v", err)
 	}
 	return s, proxy

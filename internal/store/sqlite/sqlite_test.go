@@ -45,7 +45,7 @@ func TestReopen(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
-	if err := s.UpsertUser(t.Context(), store.User{Username: "alice", PasswordHash: []byte("h")}); err != nil {
+	if _, err := s.UpsertUser(t.Context(), store.User{Username: "alice", PasswordHash: []byte("h")}); err != nil {
 		t.Fatalf("UpsertUser: %v", err)
 	}
 	if err := s.Close(); err != nil {
@@ -74,7 +74,7 @@ func TestConcurrentWriters(t *testing.T) {
 			defer wg.Done()
 			for i := range each {
 				name := fmt.Sprintf("user-%d-%d", w, i)
-				if err := s.UpsertUser(ctx, store.User{Username: name, PasswordHash: []byte("h")}); err != nil {
+				if _, err := s.UpsertUser(ctx, store.User{Username: name, PasswordHash: []byte("h")}); err != nil {
 					errs <- err
 					return
 				}
@@ -157,7 +157,7 @@ func TestWriterQueueHonoursDeadline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	err := s.UpsertUser(ctx, store.User{Username: "late", PasswordHash: []byte("h")})
+	_, err := s.UpsertUser(ctx, store.User{Username: "late", PasswordHash: []byte("h")})
 	elapsed := time.Since(start)
 	close(hold)
 	if !errors.Is(err, store.ErrUnavailable) {

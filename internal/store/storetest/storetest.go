@@ -35,6 +35,12 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Users", testUsers},
 		{"UserUpdateKeepsCreatedAt", testUserUpdate},
 		{"ListUsers", testListUsers},
+		{"UpsertUserReportsCreated", testUpsertCreated},
+		{"UpsertUserConcurrent", testUpsertConcurrent},
+		{"SetUserDisabled", testSetUserDisabled},
+		{"DeleteUser", testDeleteUser},
+		{"DefaultPasswordFlag", testDefaultPasswordFlag},
+		{"RecordDefaultPassword", testRecordDefaultPassword},
 		{"InsertAndGetTest", testInsertAndGet},
 		{"InsertIdempotency", testInsertIdempotency},
 		{"InsertIdempotencyConcurrent", testInsertConcurrent},
@@ -247,7 +253,7 @@ func testUsers(t *testing.T, s store.Store) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if err := s.UpsertUser(ctxFor(t), tc.user); err != nil {
+			if _, err := s.UpsertUser(ctxFor(t), tc.user); err != nil {
 				t.Fatalf("UpsertUser: %v", err)
 			}
 			got, err := s.GetUser(ctxFor(t), tc.user.Username)
@@ -282,11 +288,42 @@ func assertUser(t *testing.T, got, want store.User) {
 	if got.Disabled != want.Disabled {
 		t.Errorf("%s: Disabled = %v, want %v", want.Username, got.Disabled, want.Disabled)
 	}
+	if flagString(got.DefaultPassword) != flagString(want.DefaultPassword) {
+		t.Errorf("%s: DefaultPassword = %s, want %s", want.Username, flagString(got.DefaultPassword), flagString(want.DefaultPassword))
+	}
+}
+
+// flagString shows a DefaultPassword flag: true, false or unknown (nil).
+func flagString(b *bool) string {
+	if b == nil {
+		return "unknown"
+	}
+	return fmt.Sprint(*b)
+}
+
+func flag(b bool) *bool { return &b }
+
+func upsert(t *testing.T, s store.Store, u store.User) (created bool) {
+	t.Helper()
+	created, err := s.UpsertUser(ctxFor(t), u)
+	if err != nil {
+		t.Fatalf("UpsertUser(%q): %v", u.Username, err)
+	}
+	return created
+}
+
+func getUser(t *testing.T, s store.Store, name string) store.User {
+	t.Helper()
+	u, err := s.GetUser(ctxFor(t), name)
+	if err != nil {
+		t.Fatalf("GetUser(%q): %v", name, err)
+	}
+	return u
 }
 
 func testUserUpdate(t *testing.T, s store.Store) {
 	first := store.User{Username: "dave", PasswordHash: []byte("old"), Roles: []string{"user"}}
-	if err := s.UpsertUser(ctxFor(t), first); err != nil {
+	if _, err := s.UpsertUser(ctxFor(t), first); err != nil {
 		t.Fatalf("UpsertUser: %v", err)
 	}
 	before, err := s.GetUser(ctxFor(t), "dave")
@@ -294,7 +331,7 @@ func testUserUpdate(t *testing.T, s store.Store) {
 		t.Fatalf("GetUser: %v", err)
 	}
 	second := store.User{Username: "dave", PasswordHash: []byte("new"), Roles: []string{"admin"}, Disabled: true}
-	if err := s.UpsertUser(ctxFor(t), second); err != nil {
+	if _, err := s.UpsertUser(ctxFor(t), second); err != nil {
 		t.Fatalf("UpsertUser again: %v", err)
 	}
 	after, err := s.GetUser(ctxFor(t), "dave")
@@ -318,7 +355,7 @@ func testListUsers(t *testing.T, s store.Store) {
 	// Byte order: upper case before lower case, whatever the collation.
 	names := []string{"bob", "Zed", "alice", "älg", "a_b"}
 	for _, n := range names {
-		if err := s.UpsertUser(ctxFor(t), store.User{Username: n, PasswordHash: []byte("h-" + n), Roles: []string{"r-" + n}}); err != nil {
+		if _, err := s.UpsertUser(ctxFor(t), store.User{Username: n, PasswordHash: []byte("h-" + n), Roles: []string{"r-" + n}}); err != nil {
 			t.Fatalf("UpsertUser(%q): %v", n, err)
 		}
 	}
@@ -338,6 +375,234 @@ func testListUsers(t *testing.T, s store.Store) {
 	if !slices.Equal(got, want) {
 		t.Errorf("ListUsers order = %q, want %q", got, want)
 	}
+}
+
+// UpsertUser tells a new user from an update, and an update keeps nothing
+// of the old row but created_at.
+func testUpsertCreated(t *testing.T, s store.Store) {
+	steps := []struct {
+		name        string
+		user        store.User
+		delete      bool // delete the user before this upsert
+		wantCreated bool
+	}{
+		{"new user", store.User{Username: "erin", PasswordHash: []byte("h1"), Roles: []string{"user"}, DefaultPassword: flag(false)}, false, true},
+		{"same name again", store.User{Username: "erin", PasswordHash: []byte("h2"), Roles: []string{"admin"}, Disabled: true, DefaultPassword: flag(true)}, false, false},
+		{"update to unknown flag", store.User{Username: "erin", PasswordHash: []byte("h3")}, false, false},
+		{"another name", store.User{Username: "Erin", PasswordHash: []byte("h4")}, false, true},
+		{"after delete", store.User{Username: "erin", PasswordHash: []byte("h5"), DefaultPassword: flag(false)}, true, true},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			if st.delete {
+				if err := s.DeleteUser(ctxFor(t), st.user.Username); err != nil {
+					t.Fatalf("DeleteUser: %v", err)
+				}
+			}
+			if created := upsert(t, s, st.user); created != st.wantCreated {
+				t.Errorf("UpsertUser(%q) created = %v, want %v", st.user.Username, created, st.wantCreated)
+			}
+			assertUser(t, getUser(t, s, st.user.Username), st.user)
+		})
+	}
+}
+
+// Of concurrent upserts of one new name, exactly one creates it.
+func testUpsertConcurrent(t *testing.T, s store.Store) {
+	const n = 8
+	results := make(chan bool, n)
+	errs := make(chan error, n)
+	ctx := ctxFor(t)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			created, err := s.UpsertUser(ctx, store.User{Username: "race", PasswordHash: []byte(fmt.Sprint("h", i))})
+			if err != nil {
+				errs <- err
+				return
+			}
+			results <- created
+		}()
+	}
+	wg.Wait()
+	close(results)
+	close(errs)
+	for err := range errs {
+		t.Errorf("concurrent UpsertUser: %v", err)
+	}
+	createdCount := 0
+	for c := range results {
+		if c {
+			createdCount++
+		}
+	}
+	if createdCount != 1 {
+		t.Errorf("%d of %d concurrent upserts of one new name reported created, want 1", createdCount, n)
+	}
+	users, err := s.ListUsers(ctxFor(t))
+	if err != nil || len(users) != 1 {
+		t.Fatalf("ListUsers = %d users, %v; want 1", len(users), err)
+	}
+}
+
+func testSetUserDisabled(t *testing.T, s store.Store) {
+	u := store.User{Username: "frank", PasswordHash: []byte("h"), Roles: []string{"user"}, DefaultPassword: flag(false)}
+	upsert(t, s, u)
+	before := getUser(t, s, "frank")
+	for _, disabled := range []bool{true, true, false, false, true} {
+		if err := s.SetUserDisabled(ctxFor(t), "frank", disabled); err != nil {
+			t.Fatalf("SetUserDisabled(%v): %v", disabled, err)
+		}
+		got := getUser(t, s, "frank")
+		want := u
+		want.Disabled = disabled
+		assertUser(t, got, want)
+		if !got.CreatedAt.Equal(before.CreatedAt) || got.UpdatedAt.Before(before.UpdatedAt) {
+			t.Errorf("SetUserDisabled(%v): CreatedAt %v -> %v, UpdatedAt %v -> %v", disabled, before.CreatedAt, got.CreatedAt, before.UpdatedAt, got.UpdatedAt)
+		}
+		before = got
+	}
+	wantNotFound(t, s.SetUserDisabled(ctxFor(t), "nobody", true), "SetUserDisabled(nobody)")
+	wantNotFound(t, s.SetUserDisabled(ctxFor(t), "FRANK", false), "SetUserDisabled(FRANK): usernames are case-sensitive")
+	if !getUser(t, s, "frank").Disabled {
+		t.Error("SetUserDisabled of another name changed frank")
+	}
+}
+
+func testDeleteUser(t *testing.T, s store.Store) {
+	for _, n := range []string{"gina", "hank"} {
+		upsert(t, s, store.User{Username: n, PasswordHash: []byte("h-" + n)})
+	}
+	nt := newTest(t, "gina", "", now().Add(time.Minute))
+	insert(t, s, nt)
+	if err := s.DeleteUser(ctxFor(t), "gina"); err != nil {
+		t.Fatalf("DeleteUser: %v", err)
+	}
+	_, err := s.GetUser(ctxFor(t), "gina")
+	wantNotFound(t, err, "GetUser after DeleteUser")
+	wantNotFound(t, s.DeleteUser(ctxFor(t), "gina"), "DeleteUser twice")
+	wantNotFound(t, s.DeleteUser(ctxFor(t), "nobody"), "DeleteUser(nobody)")
+	users, err := s.ListUsers(ctxFor(t))
+	if err != nil || len(users) != 1 || users[0].Username != "hank" {
+		t.Fatalf("ListUsers after deleting gina = %v, %v; want hank only", users, err)
+	}
+	if got := getTest(t, s, nt.ID); got.Owner != "gina" {
+		t.Errorf("the deleted user's test lost its owner: %q", got.Owner)
+	}
+}
+
+// The DefaultPassword flag round trips as true, false or unknown, and the
+// two start-up queries select on it.
+func testDefaultPasswordFlag(t *testing.T, s store.Store) {
+	users := []store.User{
+		{Username: "admin", PasswordHash: []byte("d1"), DefaultPassword: flag(true)},
+		{Username: "Boss", PasswordHash: []byte("d2"), DefaultPassword: flag(true)},
+		{Username: "dormant", PasswordHash: []byte("d3"), DefaultPassword: flag(true), Disabled: true},
+		{Username: "ivy", PasswordHash: []byte("s1"), DefaultPassword: flag(false)},
+		{Username: "legacy", PasswordHash: []byte("l1")},
+		{Username: "legacy-off", PasswordHash: []byte("l2"), Disabled: true},
+	}
+	for _, u := range users {
+		upsert(t, s, u)
+	}
+	for _, u := range users {
+		assertUser(t, getUser(t, s, u.Username), u)
+	}
+	wantLists(t, s, []string{"Boss", "admin"}, []string{"legacy", "legacy-off"})
+
+	// ListUsers carries the flags too.
+	listed, err := s.ListUsers(ctxFor(t))
+	if err != nil || len(listed) != len(users) {
+		t.Fatalf("ListUsers = %d, %v", len(listed), err)
+	}
+	byName := map[string]store.User{}
+	for _, u := range listed {
+		byName[u.Username] = u
+	}
+	for _, u := range users {
+		assertUser(t, byName[u.Username], u)
+	}
+
+	// A new password clears the flag; disabling hides a flagged user,
+	// enabling shows it again.
+	upsert(t, s, store.User{Username: "admin", PasswordHash: []byte("new"), DefaultPassword: flag(false)})
+	if err := s.SetUserDisabled(ctxFor(t), "Boss", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetUserDisabled(ctxFor(t), "dormant", false); err != nil {
+		t.Fatal(err)
+	}
+	wantLists(t, s, []string{"dormant"}, []string{"legacy", "legacy-off"})
+	if err := s.DeleteUser(ctxFor(t), "dormant"); err != nil {
+		t.Fatal(err)
+	}
+	wantLists(t, s, []string{}, []string{"legacy", "legacy-off"})
+}
+
+// wantLists checks ListDefaultPasswordUsers and the names of
+// ListUncheckedPasswords.
+func wantLists(t *testing.T, s store.Store, wantDefault, wantUnchecked []string) {
+	t.Helper()
+	names, err := s.ListDefaultPasswordUsers(ctxFor(t))
+	if err != nil {
+		t.Fatalf("ListDefaultPasswordUsers: %v", err)
+	}
+	if names == nil || !slices.Equal(names, wantDefault) {
+		t.Errorf("ListDefaultPasswordUsers = %#v, want %q", names, wantDefault)
+	}
+	unchecked, err := s.ListUncheckedPasswords(ctxFor(t))
+	if err != nil {
+		t.Fatalf("ListUncheckedPasswords: %v", err)
+	}
+	got := []string{}
+	for _, u := range unchecked {
+		got = append(got, u.Username)
+		if u.DefaultPassword != nil || len(u.PasswordHash) == 0 {
+			t.Errorf("ListUncheckedPasswords: %q has flag %s, hash %q", u.Username, flagString(u.DefaultPassword), u.PasswordHash)
+		}
+	}
+	if !slices.Equal(got, wantUnchecked) {
+		t.Errorf("ListUncheckedPasswords = %q, want %q", got, wantUnchecked)
+	}
+}
+
+// RecordDefaultPassword sets the flag of a hash that is still current, and
+// only then.
+func testRecordDefaultPassword(t *testing.T, s store.Store) {
+	for _, n := range []string{"old-default", "old-secret", "changed"} {
+		upsert(t, s, store.User{Username: n, PasswordHash: []byte("h-" + n), Roles: []string{"user"}})
+	}
+	before := getUser(t, s, "old-default")
+	// "changed" got a new password after its hash was read for the check.
+	upsert(t, s, store.User{Username: "changed", PasswordHash: []byte("h-new"), DefaultPassword: flag(false)})
+
+	cases := []struct {
+		user, hash   string
+		isDefault    bool
+		wantRecorded bool
+	}{
+		{"old-default", "h-old-default", true, true},
+		{"old-secret", "h-old-secret", false, true},
+		{"changed", "h-changed", true, false},
+		{"nobody", "h", true, false},
+		{"old-secret", "h-other", true, false},
+	}
+	for _, tc := range cases {
+		recorded, err := s.RecordDefaultPassword(ctxFor(t), tc.user, []byte(tc.hash), tc.isDefault)
+		if err != nil || recorded != tc.wantRecorded {
+			t.Errorf("RecordDefaultPassword(%q, %q, %v) = %v, %v; want %v", tc.user, tc.hash, tc.isDefault, recorded, err, tc.wantRecorded)
+		}
+	}
+	after := getUser(t, s, "old-default")
+	assertUser(t, after, store.User{Username: "old-default", PasswordHash: []byte("h-old-default"), Roles: []string{"user"}, DefaultPassword: flag(true)})
+	if !after.UpdatedAt.Equal(before.UpdatedAt) {
+		t.Errorf("RecordDefaultPassword changed updated_at: %v -> %v", before.UpdatedAt, after.UpdatedAt)
+	}
+	assertUser(t, getUser(t, s, "old-secret"), store.User{Username: "old-secret", PasswordHash: []byte("h-old-secret"), Roles: []string{"user"}, DefaultPassword: flag(false)})
+	assertUser(t, getUser(t, s, "changed"), store.User{Username: "changed", PasswordHash: []byte("h-new"), DefaultPassword: flag(false)})
+	wantLists(t, s, []string{"old-default"}, []string{})
 }
 
 func testInsertAndGet(t *testing.T, s store.Store) {
@@ -1129,7 +1394,7 @@ func testHostileStrings(t *testing.T, s store.Store) {
 	for i, h := range hostile {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
 			u := store.User{Username: h, PasswordHash: []byte(h), Roles: []string{h, "user"}, Disabled: true}
-			if err := s.UpsertUser(ctxFor(t), u); err != nil {
+			if _, err := s.UpsertUser(ctxFor(t), u); err != nil {
 				t.Fatalf("UpsertUser: %v", err)
 			}
 			got, err := s.GetUser(ctxFor(t), h)
@@ -1190,6 +1455,8 @@ func testContext(t *testing.T, s store.Store) {
 	lease := now().Add(time.Minute)
 	nt := newTest(t, "alice", "", lease)
 	insert(t, s, nt)
+	kept := store.User{Username: "kept", PasswordHash: []byte("h-kept"), Roles: []string{"user"}}
+	upsert(t, s, kept)
 
 	canceled, cancel := context.WithCancel(t.Context())
 	cancel()
@@ -1203,7 +1470,17 @@ func testContext(t *testing.T, s store.Store) {
 		{"Ping", s.Ping},
 		{"GetUser", func(ctx context.Context) error { _, err := s.GetUser(ctx, "alice"); return err }},
 		{"UpsertUser", func(ctx context.Context) error {
-			return s.UpsertUser(ctx, store.User{Username: "x", PasswordHash: []byte("h")})
+			_, err := s.UpsertUser(ctx, store.User{Username: "x", PasswordHash: []byte("h")})
+			return err
+		}},
+		{"ListUsers", func(ctx context.Context) error { _, err := s.ListUsers(ctx); return err }},
+		{"SetUserDisabled", func(ctx context.Context) error { return s.SetUserDisabled(ctx, "kept", true) }},
+		{"DeleteUser", func(ctx context.Context) error { return s.DeleteUser(ctx, "kept") }},
+		{"ListDefaultPasswordUsers", func(ctx context.Context) error { _, err := s.ListDefaultPasswordUsers(ctx); return err }},
+		{"ListUncheckedPasswords", func(ctx context.Context) error { _, err := s.ListUncheckedPasswords(ctx); return err }},
+		{"RecordDefaultPassword", func(ctx context.Context) error {
+			_, err := s.RecordDefaultPassword(ctx, "kept", []byte("h-kept"), true)
+			return err
 		}},
 		{"GetTest", func(ctx context.Context) error { _, err := s.GetTest(ctx, nt.ID); return err }},
 		{"InsertTests", func(ctx context.Context) error {
@@ -1239,4 +1516,9 @@ func testContext(t *testing.T, s store.Store) {
 	if n := counts(t, s)[store.StatusProcessing]; n != 1 {
 		t.Errorf("canceled InsertTests inserted: %d processing tests, want 1", n)
 	}
+	got, err := s.GetUser(ctxFor(t), "kept")
+	if err != nil {
+		t.Fatalf("a canceled DeleteUser deleted the user: %v", err)
+	}
+	assertUser(t, got, kept)
 }
