@@ -19,6 +19,8 @@ type ConnectConfig struct {
 	// ReconnectBufSize bounds what is buffered while disconnected
 	// (default 8 MiB; publishes past it fail rather than grow memory).
 	ReconnectBufSize int
+	// TLS turns TLS on when any file is set (default off).
+	TLS TLSFiles
 }
 
 // Connect dials NATS and keeps reconnecting forever. It returns at once even
@@ -37,8 +39,13 @@ func Connect(cfg ConnectConfig) (*nats.Conn, error) {
 	if cfg.ReconnectBufSize == 0 {
 		cfg.ReconnectBufSize = 8 << 20
 	}
+	tlsOpt, err := cfg.TLS.Option()
+	if err != nil {
+		return nil, fmt.Errorf("connect nats %s: %w", cfg.URL, err)
+	}
 	log := cfg.Logger.With("component", "nats")
 	nc, err := nats.Connect(cfg.URL,
+		tlsOpt,
 		nats.Name(cfg.Name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(cfg.ReconnectWait),

@@ -21,7 +21,10 @@ type EmbeddedConfig struct {
 	StoreDir string
 	// SyncAlways fsyncs every JetStream write (slower, survives power loss).
 	SyncAlways bool
-	Logger     *slog.Logger
+	// TLS, when its files are set, makes the server accept TLS clients
+	// only (and, with a client CA, only clients with a certificate).
+	TLS    EmbeddedTLS
+	Logger *slog.Logger
 }
 
 // StartEmbedded starts a NATS server in this process and waits until it
@@ -65,6 +68,9 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
 		if cfg.SyncAlways {
 			opts.SyncAlways = true
 		}
+	}
+	if err := cfg.TLS.apply(opts); err != nil {
+		return nil, err
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {

@@ -20,6 +20,7 @@ type NATSServer struct {
 	Srv      *server.Server
 	StoreDir string
 	port     int
+	tls      natsx.EmbeddedTLS
 }
 
 // NATS starts an embedded NATS server with JetStream (file storage in a
@@ -32,9 +33,20 @@ func NATS(t testing.TB) *NATSServer {
 	return n
 }
 
+// NATSWithTLS is NATS with a server that accepts TLS clients only (and,
+// with tls.ClientCAFile, only clients presenting a certificate). Its URL
+// stays nats://: the client upgrades to TLS after the server's INFO.
+func NATSWithTLS(t testing.TB, tls natsx.EmbeddedTLS) *NATSServer {
+	t.Helper()
+	n := &NATSServer{t: t, StoreDir: t.TempDir(), tls: tls}
+	n.start("127.0.0.1:0")
+	t.Cleanup(n.Shutdown)
+	return n
+}
+
 func (n *NATSServer) start(listen string) {
 	n.t.Helper()
-	srv, err := natsx.StartEmbedded(natsx.EmbeddedConfig{Listen: listen, StoreDir: n.StoreDir, Logger: slog.New(slog.DiscardHandler)})
+	srv, err := natsx.StartEmbedded(natsx.EmbeddedConfig{Listen: listen, StoreDir: n.StoreDir, TLS: n.tls, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		n.t.Fatalf("start embedded nats: %v", err)
 	}
@@ -69,7 +81,7 @@ func (n *NATSServer) Start() {
 	deadline := time.Now().Add(10 * time.Second)
 	listen := fmt.Sprintf("127.0.0.1:%d", n.port)
 	for {
-		srv, err := natsx.StartEmbedded(natsx.EmbeddedConfig{Listen: listen, StoreDir: n.StoreDir, Logger: slog.New(slog.DiscardHandler)})
+		srv, err := natsx.StartEmbedded(natsx.EmbeddedConfig{Listen: listen, StoreDir: n.StoreDir, TLS: n.tls, Logger: slog.New(slog.DiscardHandler)})
 		if err == nil {
 			n.Srv = srv
 			return
