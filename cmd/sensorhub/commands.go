@@ -25,7 +25,8 @@ func devCommand() *command {
 		fs.StringVar(&cfg.HTTP, "http", ":8000", "HTTP listen address of the edge")
 		fs.StringVar(&cfg.DataDir, "data-dir", "./sensorhub-data", "directory for the SQLite database, JetStream files and the JWT key")
 		fs.StringVar(&cfg.NATSListen, "nats-listen", "127.0.0.1:4222", "listen address of the embedded NATS server (a free port if busy)")
-		fs.StringVar(&cfg.NATSURL, "nats-url", "", "use this NATS server instead of the embedded one")
+		// Bound to the common flags: cfg.Common is replaced by c.common().
+		fs.StringVar(&c.natsURL, "nats-url", "", "use this NATS server instead of the embedded one")
 		fs.StringVar(&cfg.DatabaseURL, "database-url", "", "use this PostgreSQL database instead of SQLite in --data-dir")
 		fs.StringVar(&cfg.KafkaListen, "kafka-listen", "127.0.0.1:9092", "listen address of the embedded Kafka-protocol broker (a free port if busy)")
 		fs.StringVar(&cfg.KafkaBrokers, "kafka-brokers", "", "use these Kafka brokers (comma-separated) instead of the embedded one")

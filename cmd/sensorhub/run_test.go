@@ -11,6 +11,9 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"sensorhub/internal/app"
+	"sensorhub/internal/natsx"
+	"sensorhub/internal/testenv"
+	"sensorhub/messages"
 )
 
 func runCmd(t *testing.T, stdin string, getenv func(string) string, args ...string) (int, string, string) {
@@ -159,5 +162,18 @@ func TestAuthRefusesTheDefaultPassword(t *testing.T) {
 	code, _, errs := runCmd(t, "", nil, "auth", "--database-url", db, "--nats-url", "nats://127.0.0.1:1", "--jwt-key-file", filepath.Join(t.TempDir(), "k.pem"))
 	if code != 1 || !strings.Contains(errs, "default password") {
 		t.Fatalf("auth with admin/admin123: exit %d, stderr %q; want exit 1 naming the password", code, errs)
+	}
+}
+
+// dev with --nats-url runs its roles on that server, not an embedded one.
+func TestDevUsesTheGivenNATSServer(t *testing.T) {
+	srv := testenv.NATS(t)
+	addrs := startDev(t, "--nats-url", srv.URL())
+	if addrs.NATS != srv.URL() {
+		t.Fatalf("dev serves on NATS %s, want the given %s", addrs.NATS, srv.URL())
+	}
+	var h messages.HealthReply
+	if _, err := natsx.Request(t.Context(), srv.Conn(t), messages.DefaultSubjects().Health(messages.RoleAuth), nil, nil, &h); err != nil || h.Status == "" {
+		t.Fatalf("auth health on the given server: %+v, %v", h, err)
 	}
 }
