@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -40,9 +41,11 @@ type Bridge struct {
 	kafka     *breaker.Breaker
 	breakers  breaker.Set
 
-	counts   counters
-	deps     *deps
-	instance string
+	counts counters
+	deps   *deps
+	// instance is the micro service id (a string), stored once the
+	// service is registered: a health request can arrive before that.
+	instance atomic.Value
 
 	consMu   sync.Mutex
 	consumer jetstream.Consumer // nil until streams and consumer are ensured
@@ -119,8 +122,8 @@ func Start(ctx context.Context, nc *nats.Conn, system *actor.ActorSystem, cfg Co
 		b.cancel()
 		return nil, fmt.Errorf("bridge: %w", err)
 	}
-	b.instance = b.svc.Info().ID
-	log.Info("bridge started", "brokers", cfg.Brokers, "topic", cfg.Topic, "batch", cfg.BatchSize, "instance", b.instance)
+	b.instance.Store(b.svc.Info().ID)
+	log.Info("bridge started", "brokers", cfg.Brokers, "topic", cfg.Topic, "batch", cfg.BatchSize, "instance", b.svc.Info().ID)
 	return b, nil
 }
 

@@ -180,10 +180,11 @@ func (b *Bridge) Health(_ context.Context) messages.HealthReply {
 			status = messages.HealthDegraded
 		}
 	}
+	instance, _ := b.instance.Load().(string)
 	return messages.HealthReply{
 		Role:            messages.RoleBridge,
 		Status:          status,
-		Instance:        b.instance,
+		Instance:        instance,
 		Dependencies:    deps,
 		CircuitBreakers: breakers,
 	}
