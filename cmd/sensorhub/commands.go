@@ -212,6 +212,7 @@ func healthCommand() *command {
 		fs := newFlagSet("health", summary)
 		var cfg app.HealthCheckConfig
 		fs.StringVar(&cfg.NATSURL, "nats-url", "nats://127.0.0.1:4222", "NATS server URL")
+		natsTLSFlags(fs, &cfg.NATSTLS)
 		fs.StringVar(&cfg.SubjectPrefix, "subject-prefix", "sensorhub", "prefix of every NATS subject")
 		fs.StringVar(&cfg.Role, "role", "", "role to ask over NATS: auth, sensor or bridge")
 		fs.StringVar(&cfg.URL, "url", "", "HTTP URL to GET instead (the edge's /readyz)")

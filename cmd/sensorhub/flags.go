@@ -13,6 +13,7 @@ import (
 
 	"sensorhub/internal/app"
 	"sensorhub/internal/breaker"
+	"sensorhub/internal/natsx"
 )
 
 var (
@@ -148,6 +149,7 @@ func newFlagSet(name, summary string) *flag.FlagSet {
 // commonFlags are shared by every long-running role.
 type commonFlags struct {
 	natsURL   string
+	natsTLS   natsx.TLSFiles
 	prefix    string
 	logFormat string
 	logLevel  string
@@ -160,6 +162,7 @@ func (c *commonFlags) register(fs *flag.FlagSet, withNATSURL bool) {
 	if withNATSURL {
 		fs.StringVar(&c.natsURL, "nats-url", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated")
 	}
+	natsTLSFlags(fs, &c.natsTLS)
 	fs.StringVar(&c.prefix, "subject-prefix", "sensorhub", "prefix of every NATS subject")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -173,7 +176,14 @@ func (c *commonFlags) logger(w io.Writer) (*slog.Logger, error) {
 }
 
 func (c *commonFlags) common() app.Common {
-	return app.Common{NATSURL: c.natsURL, SubjectPrefix: c.prefix, LogStacks: c.logStacks, Chaos: c.chaos, PprofAddr: c.pprof}
+	return app.Common{NATSURL: c.natsURL, NATSTLS: c.natsTLS, SubjectPrefix: c.prefix, LogStacks: c.logStacks, Chaos: c.chaos, PprofAddr: c.pprof}
+}
+
+// natsTLSFlags registers the TLS files of a NATS client as --nats-tls-*.
+func natsTLSFlags(fs *flag.FlagSet, f *natsx.TLSFiles) {
+	fs.StringVar(&f.CAFile, "nats-tls-ca", "", "CA certificates (PEM) that verify the NATS server; any --nats-tls-* file turns TLS on")
+	fs.StringVar(&f.CertFile, "nats-tls-cert", "", "client certificate (PEM) for a NATS server that requires mutual TLS (with --nats-tls-key)")
+	fs.StringVar(&f.KeyFile, "nats-tls-key", "", "private key (PEM) of --nats-tls-cert")
 }
 
 // breakerFlags registers the settings of one breaker as --<name>-breaker-*.

@@ -82,6 +82,9 @@ func RunDev(ctx context.Context, cfg DevConfig, logger *slog.Logger) error {
 	}
 
 	// NATS: embedded, JetStream on disk under the data dir.
+	if cfg.NATSURL == "" && cfg.NATSTLS.Enabled() {
+		return errors.New("NATS TLS files need a NATS URL: the embedded server has no TLS")
+	}
 	if cfg.NATSURL == "" {
 		ns, err := natsx.StartEmbedded(natsx.EmbeddedConfig{
 			Listen:           cfg.NATSListen,

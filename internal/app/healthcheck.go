@@ -16,6 +16,7 @@ import (
 // HealthCheckConfig configures CheckHealth.
 type HealthCheckConfig struct {
 	NATSURL       string
+	NATSTLS       natsx.TLSFiles
 	SubjectPrefix string
 	Role          string // ask sensorhub.<role>.health over NATS
 	URL           string // or GET this URL
@@ -55,7 +56,7 @@ func CheckHealth(ctx context.Context, cfg HealthCheckConfig, out io.Writer) erro
 	if err != nil {
 		return err
 	}
-	nc, err := natsx.Connect(natsx.ConnectConfig{URL: cfg.NATSURL, Name: "sensorhub-health", Logger: discardLogger()})
+	nc, err := natsx.Connect(natsx.ConnectConfig{URL: cfg.NATSURL, Name: "sensorhub-health", TLS: cfg.NATSTLS, Logger: discardLogger()})
 	if err != nil {
 		return err
 	}

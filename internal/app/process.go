@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"sensorhub/internal/natsx"
 )
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
@@ -17,6 +19,7 @@ func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 // Common is configuration shared by every long-running role.
 type Common struct {
 	NATSURL       string
+	NATSTLS       natsx.TLSFiles // TLS to NATS for every connection of the process
 	SubjectPrefix string
 	LogStacks     bool
 	Chaos         bool

@@ -89,7 +89,7 @@ func subjects(c Common) (messages.Subjects, error) {
 const connectWait = 5 * time.Second
 
 func connect(l *lifecycle, c Common, name string, logger *slog.Logger) (*nats.Conn, error) {
-	nc, err := natsx.Connect(natsx.ConnectConfig{URL: c.NATSURL, Name: name, Logger: logger})
+	nc, err := natsx.Connect(natsx.ConnectConfig{URL: c.NATSURL, Name: name, TLS: c.NATSTLS, Logger: logger})
 	if err != nil {
 		return nil, err
 	}

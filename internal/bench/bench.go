@@ -54,7 +54,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	var pollers sync.WaitGroup
 	if cfg.NATSURL != "" {
 		source = "events"
-		unsubscribe, err := followEvents(cfg.NATSURL, subj, t)
+		unsubscribe, err := followEvents(cfg.NATSURL, cfg.NATSTLS, subj, t)
 		if err != nil {
 			return Report{}, err
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"sensorhub/internal/natsx"
 	"sensorhub/messages"
 )
 
@@ -124,8 +125,12 @@ func (t *tracker) stats(source string, firstStart time.Time) CompletionStats {
 // subject and feeds the ends to t. The end of a test is when its event
 // reaches the bench: after the commit and the outbox relay, the moment any
 // subscriber could know. The returned func unsubscribes and closes.
-func followEvents(natsURL string, subj messages.Subjects, t *tracker) (func(), error) {
-	nc, err := nats.Connect(natsURL, nats.Name("sensorhub-bench"), nats.Timeout(5*time.Second))
+func followEvents(natsURL string, files natsx.TLSFiles, subj messages.Subjects, t *tracker) (func(), error) {
+	tlsOpt, err := files.Option()
+	if err != nil {
+		return nil, fmt.Errorf("connect to nats %s: %w", natsURL, err)
+	}
+	nc, err := nats.Connect(natsURL, nats.Name("sensorhub-bench"), nats.Timeout(5*time.Second), tlsOpt)
 	if err != nil {
 		return nil, fmt.Errorf("connect to nats %s: %w", natsURL, err)
 	}

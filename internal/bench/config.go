@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"sensorhub/internal/natsx"
 	"sensorhub/messages"
 )
 
@@ -47,7 +48,9 @@ type Config struct {
 	// NATSURL, when set, follows completions through the events
 	// (a core NATS subscription on <SubjectPrefix>.events.>); otherwise
 	// they are polled with GET /test/{id} by PollWorkers workers.
-	NATSURL       string
+	NATSURL string
+	// NATSTLS turns on TLS to that NATS server (see natsx.TLSFiles).
+	NATSTLS       natsx.TLSFiles
 	SubjectPrefix string
 	PollWorkers   int
 	PollInterval  time.Duration

@@ -67,7 +67,7 @@ func TestConnectTLS(t *testing.T) {
 			}
 			// The responder itself needs whatever the server requires.
 			responder := connectTLS(t, srv.URL(), full)
-			if err := natsx.WaitConnected(t.Context(), responder); err != nil {
+			if err := natsx.WaitConnected(testenv.Deadline(t), responder); err != nil {
 				t.Fatal(err)
 			}
 			subj := messages.DefaultSubjects()
@@ -83,7 +83,7 @@ func TestConnectTLS(t *testing.T) {
 			if err := responder.Flush(); err != nil { // the server knows the service before the request
 				t.Fatal(err)
 			}
-			if err := natsx.WaitConnected(t.Context(), nc); err != nil {
+			if err := natsx.WaitConnected(testenv.Deadline(t), nc); err != nil {
 				t.Fatal(err)
 			}
 			if !nc.TLSRequired() {
@@ -105,12 +105,13 @@ func TestConnectTLS(t *testing.T) {
 // connect (it retries forever in the background).
 func waitConnectError(t *testing.T, nc *nats.Conn) error {
 	t.Helper()
+	ctx := testenv.Deadline(t)
 	for {
 		if err := nc.LastError(); err != nil {
 			return err
 		}
 		select {
-		case <-t.Context().Done():
+		case <-ctx.Done():
 			t.Fatal("no connection error before the test's deadline")
 		case <-time.After(10 * time.Millisecond): // polling the client's state
 		}
