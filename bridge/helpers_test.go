@@ -43,6 +43,9 @@ type env struct {
 	pub   *nats.Conn
 	js    jetstream.JetStream
 	subj  messages.Subjects
+	// kafkaAuth is how the test itself reads a broker that requires TLS
+	// or SASL (zero: plain).
+	kafkaAuth testenv.KafkaAuth
 }
 
 func newEnv(t testing.TB) *env {
@@ -192,7 +195,7 @@ func stats(t testing.TB, b *running) messages.BridgeStats {
 // record is consistent: key = sensor id, event-id header = body's id.
 func kafkaEvents(t testing.TB, e *env, want int) ([]kafka.Message, []messages.TestCompleted) {
 	t.Helper()
-	recs := testenv.ReadAll(t, e.kafka.Addr(), messages.DefaultKafkaTopic, want)
+	recs := testenv.ReadAllAuth(t, e.kafka.Addr(), messages.DefaultKafkaTopic, want, e.kafkaAuth)
 	evs := make([]messages.TestCompleted, len(recs))
 	for i, r := range recs {
 		if err := json.Unmarshal(r.Value, &evs[i]); err != nil {
