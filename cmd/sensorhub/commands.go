@@ -131,6 +131,7 @@ func bridgeCommand() *command {
 		var cfg app.BridgeConfig
 		fs.StringVar(&cfg.KafkaBrokers, "kafka-brokers", "127.0.0.1:9092", "Kafka bootstrap brokers, comma-separated")
 		fs.StringVar(&cfg.KafkaTopic, "kafka-topic", "sensor-events", "Kafka topic of the events")
+		passwordFile := kafkaSecurityFlags(fs, &cfg.KafkaTLS, &cfg.KafkaSASL)
 		fs.IntVar(&cfg.BatchSize, "batch-size", 500, "events per fetch and per Kafka write")
 		fs.DurationVar(&cfg.AckWait, "ack-wait", 30*time.Second, "how long JetStream waits for the bridge's ack before redelivering (at least twice --kafka-breaker-timeout)")
 		breakerFlags(fs, "kafka", &cfg.KafkaBreaker, 10*time.Second)
@@ -142,6 +143,9 @@ func bridgeCommand() *command {
 				return err
 			}
 			cfg.Common = c.common()
+			if cfg.KafkaSASL.Password, err = kafkaSASLPassword(*passwordFile, e.getenv); err != nil {
+				return err
+			}
 			return app.RunBridge(ctx, cfg, logger)
 		}
 	}}

@@ -3,10 +3,17 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/segmentio/kafka-go/sasl"
+	"github.com/segmentio/kafka-go/sasl/scram"
+
+	"sensorhub/internal/kafkadev"
 	"sensorhub/internal/natsx"
 	"sensorhub/internal/testenv"
 	"sensorhub/messages"
@@ -131,5 +138,145 @@ func TestEveryNATSCommandHasTLSFlags(t *testing.T) {
 	}
 	if got := EnvName("nats-tls-ca"); got != "SENSORHUB_NATS_TLS_CA" {
 		t.Fatalf("env of --nats-tls-ca is %s", got)
+	}
+}
+
+// The bridge's Kafka TLS and SASL flags reach its writer and its probe:
+// with the password from the environment or from a file, Kafka is up and
+// an event goes through; with a wrong one the bridge stays up, degraded.
+func TestBridgeKafkaTLSAndSASLFlags(t *testing.T) {
+	pki := testenv.Certs(t)
+	srv := testenv.NATS(t)
+	kafka := testenv.KafkaWith(t, kafkadev.Config{
+		TLS:   pki.ServerConfig(t, false),
+		Users: []kafkadev.User{{Mechanism: "SCRAM-SHA-256", Name: "bridge", Password: "from-a-secret-store"}},
+	})
+	dir := t.TempDir()
+	passwordFile := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	base := []string{"bridge", "--nats-url", srv.URL(), "--kafka-brokers", kafka.Addr(), "--log-level", "warn",
+		"--kafka-tls-ca", pki.CAFile, "--kafka-sasl-mechanism", "scram-sha-256", "--kafka-sasl-user", "bridge"}
+	health := func(prefix string) messages.HealthReply {
+		return waitHealth(t, nil, "--role", messages.RoleBridge, "--nats-url", srv.URL(), "--subject-prefix", prefix)
+	}
+	kafkaDep := func(prefix string, cond func(messages.DependencyHealth) bool) messages.DependencyHealth {
+		t.Helper()
+		ctx := testenv.Deadline(t)
+		for {
+			d := health(prefix).Dependencies["kafka"]
+			if cond(d) {
+				return d
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("kafka dependency of bridge %s: %+v", prefix, d)
+			case <-time.After(50 * time.Millisecond): // polling the bridge's health
+			}
+		}
+	}
+	up := func(d messages.DependencyHealth) bool { return d.Status == messages.HealthUp }
+	checked := func(d messages.DependencyHealth) bool { return d.LastError != "" && d.LastError != "not checked yet" }
+
+	// Each bridge has its own subject prefix, so each has its own stream.
+	t.Run("password from the environment", func(t *testing.T) {
+		vars := map[string]string{"SENSORHUB_KAFKA_SASL_PASSWORD": "from-a-secret-store"}
+		background(t, func(k string) string { return vars[k] }, append(base, "--subject-prefix", "viaenv")...)
+		kafkaDep("viaenv", up)
+
+		subj, err := messages.NewSubjects("viaenv")
+		if err != nil {
+			t.Fatal(err)
+		}
+		js, err := jetstream.New(srv.Conn(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev := messages.TestCompleted{Schema: messages.EventSchema, EventID: "evt-tls-1", Type: messages.EventTypeCompleted,
+			TestID: "test-tls-1", SensorType: "temperature", SensorID: "s-1", Owner: "admin", Status: messages.StatusCompleted}
+		data, err := ev.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := js.Publish(testenv.Deadline(t), subj.Event(ev.SensorType, ev.Kind()), data, jetstream.WithMsgID(ev.EventID)); err != nil {
+			t.Fatal(err)
+		}
+		recs := testenv.ReadAllAuth(t, kafka.Addr(), messages.DefaultKafkaTopic, 1, testenv.KafkaAuth{
+			TLS: pki.ClientConfig(t, false), SASL: scramSHA256(t, "bridge", "from-a-secret-store")})
+		if len(recs) != 1 || !strings.Contains(string(recs[0].Value), ev.EventID) {
+			t.Fatalf("kafka holds %d records, want the one event", len(recs))
+		}
+	})
+	t.Run("password from a file", func(t *testing.T) {
+		background(t, nil, append(base, "--subject-prefix", "viafile",
+			"--kafka-sasl-password-file", passwordFile("ok", "from-a-secret-store\n"))...)
+		kafkaDep("viafile", up)
+	})
+	t.Run("wrong password", func(t *testing.T) {
+		background(t, nil, append(base, "--subject-prefix", "wrong",
+			"--kafka-sasl-password-file", passwordFile("wrong", "guess\n"))...)
+		if d := kafkaDep("wrong", checked); d.Status != messages.HealthDown {
+			t.Fatalf("kafka with a wrong password: %+v", d)
+		}
+	})
+
+	bad := []struct {
+		name   string
+		args   []string
+		getenv func(string) string
+		want   string
+	}{
+		{"password from both", []string{"--kafka-sasl-password-file", passwordFile("both", "x\n")},
+			func(k string) string {
+				if k == "SENSORHUB_KAFKA_SASL_PASSWORD" {
+					return "y"
+				}
+				return ""
+			}, "not both"},
+		{"no password", nil, nil, "without a password"},
+		{"unreadable password file", []string{"--kafka-sasl-password-file", filepath.Join(dir, "missing")}, nil, "read the Kafka SASL password"},
+		{"user without mechanism", []string{"--kafka-sasl-mechanism", ""}, func(k string) string {
+			if k == "SENSORHUB_KAFKA_SASL_PASSWORD" {
+				return "y"
+			}
+			return ""
+		}, "without a mechanism"},
+		{"unknown mechanism", []string{"--kafka-sasl-mechanism", "oauthbearer", "--kafka-sasl-password-file", passwordFile("u", "x")}, nil, "unknown kafka SASL mechanism"},
+		{"client certificate without key", []string{"--kafka-tls-cert", pki.ClientCertFile, "--kafka-sasl-password-file", passwordFile("c", "x")}, nil, "needs its key"},
+	}
+	for _, tc := range bad {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append(append([]string{}, base...), tc.args...)
+			code, _, errs := runCmd(t, "", tc.getenv, args...)
+			if code != 1 || !strings.Contains(errs, tc.want) {
+				t.Fatalf("exit %d, stderr %q; want exit 1 naming %q", code, errs, tc.want)
+			}
+		})
+	}
+}
+
+func scramSHA256(t *testing.T, user, password string) sasl.Mechanism {
+	t.Helper()
+	m, err := scram.Mechanism(scram.SHA256, user, password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// The Kafka SASL password has no flag (ps would show it); --help says where
+// it comes from instead.
+func TestKafkaPasswordIsNoFlag(t *testing.T) {
+	fs, _ := commands()["bridge"].flags()
+	if fs.Lookup("kafka-sasl-password") != nil {
+		t.Fatal("bridge has a --kafka-sasl-password flag")
+	}
+	code, _, errs := runCmd(t, "", nil, "bridge", "--help")
+	if code != 0 || !strings.Contains(errs, "or set SENSORHUB_KAFKA_SASL_PASSWORD ") || !strings.Contains(errs, "--kafka-sasl-password-file [SENSORHUB_KAFKA_SASL_PASSWORD_FILE]") {
+		t.Fatalf("bridge --help does not say where the password comes from:\n%s", errs)
 	}
 }

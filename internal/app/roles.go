@@ -63,6 +63,8 @@ type BridgeConfig struct {
 	Common
 	KafkaBrokers   string
 	KafkaTopic     string
+	KafkaTLS       bridge.TLSConfig
+	KafkaSASL      bridge.SASLConfig
 	BatchSize      int
 	AckWait        time.Duration
 	KafkaBreaker   breaker.Config
@@ -190,6 +192,8 @@ func startBridge(ctx context.Context, l *lifecycle, nc *nats.Conn, system *actor
 		Subjects:  subj,
 		Brokers:   brokers,
 		Topic:     cfg.KafkaTopic,
+		TLS:       cfg.KafkaTLS,
+		SASL:      cfg.KafkaSASL,
 		BatchSize: cfg.BatchSize,
 		AckWait:   cfg.AckWait,
 		Breaker:   cfg.KafkaBreaker,
