@@ -38,14 +38,15 @@ type Bridge struct {
 
 	transport *kafka.Transport
 	writer    *kafka.Writer
+	probe     *kafka.Dialer // with the transport's TLS and SASL
 	kafka     *breaker.Breaker
 	breakers  breaker.Set
 
 	counts counters
 	deps   *deps
-	// instance is the micro service id; health may be asked for before
-	// Start has read it back, hence atomic.
-	instance atomic.Pointer[string]
+	// instance is the micro service id (a string), stored once the
+	// service is registered: a health request can arrive before that.
+	instance atomic.Value
 
 	consMu   sync.Mutex
 	consumer jetstream.Consumer // nil until streams and consumer are ensured
@@ -66,15 +67,23 @@ func Start(ctx context.Context, nc *nats.Conn, system *actor.ActorSystem, cfg Co
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	auth, err := newKafkaAuth(&cfg)
+	if err != nil {
+		return nil, fmt.Errorf("bridge: %w", err)
+	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("bridge: jetstream context: %w", err)
 	}
 	log := cfg.Logger.With("role", messages.RoleBridge)
+	if cfg.SASL.mech() == SASLPlain && !cfg.TLS.On() {
+		log.Warn("bridge: SASL PLAIN without TLS sends the Kafka password in clear")
+	}
 	b := &Bridge{cfg: cfg, log: log, nc: nc, js: js, system: system}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.deps = newDeps(log, DepNATS, DepJetStream, DepKafka)
-	b.transport = newTransport(b.ctx, &b.cfg)
+	b.transport = newTransport(b.ctx, &b.cfg, auth)
+	b.probe = auth.dialer()
 	b.writer = newWriter(&b.cfg, b.transport, log)
 	b.kafka = b.breakers.Add(breaker.New(BreakerName, cfg.Breaker, isKafkaFailure, log))
 
@@ -122,9 +131,9 @@ func Start(ctx context.Context, nc *nats.Conn, system *actor.ActorSystem, cfg Co
 		b.cancel()
 		return nil, fmt.Errorf("bridge: %w", err)
 	}
-	id := b.svc.Info().ID
-	b.instance.Store(&id)
-	log.Info("bridge started", "brokers", cfg.Brokers, "topic", cfg.Topic, "batch", cfg.BatchSize, "instance", id)
+	b.instance.Store(b.svc.Info().ID)
+	log.Info("bridge started", "brokers", cfg.Brokers, "topic", cfg.Topic, "batch", cfg.BatchSize, "instance", b.svc.Info().ID,
+		"kafka_tls", cfg.TLS.On(), "kafka_sasl", cfg.SASL.String())
 	return b, nil
 }
 

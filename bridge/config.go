@@ -32,6 +32,14 @@ type Config struct {
 	Brokers []string
 	// Topic is the Kafka topic (default messages.DefaultKafkaTopic).
 	Topic string
+	// TLS turns on TLS to the brokers (default off: plain TCP). The files
+	// are read at Start; a bad one fails Start.
+	TLS TLSConfig
+	// SASL authenticates the bridge to the brokers (default none). The
+	// writer and the probe authenticate alike; a refused login counts
+	// against the breaker like an unreachable broker, since no event can
+	// be written until it is fixed.
+	SASL SASLConfig
 	// BatchSize is the most events fetched from JetStream and handed to one
 	// WriteMessages call (default 500).
 	BatchSize int
@@ -76,6 +84,7 @@ func (c *Config) setDefaults() {
 	if c.Topic == "" {
 		c.Topic = messages.DefaultKafkaTopic
 	}
+	c.SASL.setDefaults()
 	if c.BatchSize <= 0 {
 		c.BatchSize = DefaultBatchSize
 	}
@@ -127,6 +136,10 @@ func (c *Config) Validate() error {
 	if c.AckWait < 2*c.Breaker.CallTimeout {
 		errs = append(errs, fmt.Errorf("ack wait %s must be at least twice the Kafka call timeout %s", c.AckWait, c.Breaker.CallTimeout))
 	}
+	if err := c.TLS.files().Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("kafka %w", err))
+	}
+	errs = append(errs, c.SASL.validate()...)
 	if len(errs) > 0 {
 		return fmt.Errorf("bridge config: %w", errors.Join(errs...))
 	}

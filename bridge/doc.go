@@ -14,6 +14,9 @@
 // large, or not an event at all) goes to the dead-letter stream with the
 // reason instead of blocking the rest.
 //
+// TLS and SASL to Kafka (transport.go) are built once at Start and shared
+// by the writer's transport and the probe's dialer.
+//
 // The relay runs in a goroutine owned by an actor under the role supervisor
 // "bridge": a panic restarts it, and stopping the actor stops the goroutine.
 //

@@ -46,6 +46,9 @@ type env struct {
 	bridgeJS jetstream.JetStream
 	client   *nats.Conn
 	subj     messages.Subjects
+	// kafkaAuth is how the test itself reads a broker that requires TLS
+	// or SASL (zero: plain).
+	kafkaAuth testenv.KafkaAuth
 }
 
 func newEnv(t testing.TB) *env {
@@ -202,7 +205,7 @@ func stats(t testing.TB, b *running) messages.BridgeStats {
 // record is consistent: key = sensor id, event-id header = body's id.
 func kafkaEvents(t testing.TB, e *env, want int) ([]kafka.Message, []messages.TestCompleted) {
 	t.Helper()
-	recs := testenv.ReadAll(t, e.kafka.Addr(), messages.DefaultKafkaTopic, want)
+	recs := testenv.ReadAllAuth(t, e.kafka.Addr(), messages.DefaultKafkaTopic, want, e.kafkaAuth)
 	evs := make([]messages.TestCompleted, len(recs))
 	for i, r := range recs {
 		if err := json.Unmarshal(r.Value, &evs[i]); err != nil {

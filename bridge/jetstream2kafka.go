@@ -434,7 +434,7 @@ func (r *relay) probeIfIdle(ctx context.Context) {
 }
 
 func (r *relay) probe(ctx context.Context) {
-	err := r.b.kafka.Do(ctx, func(cctx context.Context) error { return probeKafka(cctx, r.cfg) })
+	err := r.b.kafka.Do(ctx, func(cctx context.Context) error { return probeKafka(cctx, r.cfg, r.b.probe) })
 	switch {
 	case errors.Is(err, breaker.ErrOpen), ctx.Err() != nil:
 		return

@@ -28,8 +28,9 @@ func writerBatchBytes(cfg *Config) int64 {
 	return b
 }
 
-func newTransport(ctx context.Context, cfg *Config) *kafka.Transport {
+func newTransport(ctx context.Context, cfg *Config, auth kafkaAuth) *kafka.Transport {
 	return &kafka.Transport{
+		// Covers the TLS handshake and the SASL exchange too.
 		DialTimeout: 2 * time.Second,
 		IdleTimeout: 30 * time.Second,
 		// Metadata is refreshed at most this often; a moved partition
@@ -37,6 +38,8 @@ func newTransport(ctx context.Context, cfg *Config) *kafka.Transport {
 		MetadataTTL:    5 * time.Second,
 		MetadataTopics: []string{cfg.Topic},
 		ClientID:       "sensorhub-bridge",
+		TLS:            auth.tls,
+		SASL:           auth.sasl,
 		// Ends the transport's own goroutines when the bridge stops.
 		Context: ctx,
 	}
@@ -127,9 +130,8 @@ func tooLarge(err error) bool {
 
 // probeKafka checks that a broker answers a metadata request for the topic
 // on a fresh connection (the transport's metadata cache could answer for a
-// dead broker).
-func probeKafka(ctx context.Context, cfg *Config) error {
-	d := &kafka.Dialer{Timeout: 2 * time.Second, ClientID: "sensorhub-bridge-probe"}
+// dead broker), dialled by d with the writer's TLS and SASL.
+func probeKafka(ctx context.Context, cfg *Config, d *kafka.Dialer) error {
 	var errs []error
 	for _, addr := range cfg.Brokers {
 		if err := probeOne(ctx, d, addr, cfg.Topic); err != nil {

@@ -180,10 +180,7 @@ func (b *Bridge) Health(_ context.Context) messages.HealthReply {
 			status = messages.HealthDegraded
 		}
 	}
-	instance := ""
-	if id := b.instance.Load(); id != nil {
-		instance = *id
-	}
+	instance, _ := b.instance.Load().(string)
 	return messages.HealthReply{
 		Role:            messages.RoleBridge,
 		Status:          status,

@@ -36,6 +36,7 @@ func benchCommand() *command {
 		fs.StringVar(&cfg.Sensor, "sensor", bench.DefaultSensor, "sensor type submitted")
 		fs.IntVar(&cfg.Readings, "readings", 0, "readings per submission (0: no body, the simulated path)")
 		fs.StringVar(&cfg.NATSURL, "nats-url", "", "follow completions through the events on this NATS server (else poll GET /test/{id})")
+		natsTLSFlags(fs, &cfg.NATSTLS)
 		fs.StringVar(&cfg.SubjectPrefix, "subject-prefix", "sensorhub", "prefix of the event subjects")
 		fs.IntVar(&cfg.PollWorkers, "poll-workers", bench.DefaultPollWorkers, "concurrent GET /test/{id} when polling")
 		fs.DurationVar(&cfg.Wait, "wait", bench.DefaultWait, "longest wait for the completions once the load has ended")

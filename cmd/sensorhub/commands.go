@@ -28,7 +28,8 @@ func devCommand() *command {
 		natsContext := "sensorhub-dev"
 		fs.StringVar(&natsContext, "nats-context", natsContext, "name of the nats CLI context dev writes for admin (empty: none)")
 		fs.StringVar(&cfg.NATSListen, "nats-listen", "127.0.0.1:4222", "listen address of the embedded NATS server (a free port if busy)")
-		fs.StringVar(&cfg.NATSURL, "nats-url", "", "use this NATS server instead of the embedded one")
+		// Bound to the common flags: cfg.Common is replaced by c.common().
+		fs.StringVar(&c.natsURL, "nats-url", "", "use this NATS server instead of the embedded one")
 		fs.StringVar(&cfg.DatabaseURL, "database-url", "", "use this PostgreSQL database instead of SQLite in --data-dir")
 		fs.StringVar(&cfg.KafkaListen, "kafka-listen", "127.0.0.1:9092", "listen address of the embedded Kafka-protocol broker (a free port if busy)")
 		fs.StringVar(&cfg.KafkaBrokers, "kafka-brokers", "", "use these Kafka brokers (comma-separated) instead of the embedded one")
@@ -150,6 +151,7 @@ func bridgeCommand() *command {
 		var cfg app.BridgeConfig
 		fs.StringVar(&cfg.KafkaBrokers, "kafka-brokers", "127.0.0.1:9092", "Kafka bootstrap brokers, comma-separated")
 		fs.StringVar(&cfg.KafkaTopic, "kafka-topic", "sensor-events", "Kafka topic of the events")
+		passwordFile := kafkaSecurityFlags(fs, &cfg.KafkaTLS, &cfg.KafkaSASL)
 		fs.IntVar(&cfg.BatchSize, "batch-size", 500, "events per fetch and per Kafka write")
 		fs.DurationVar(&cfg.AckWait, "ack-wait", 30*time.Second, "how long JetStream waits for the bridge's ack before redelivering (at least twice --kafka-breaker-timeout)")
 		breakerFlags(fs, "kafka", &cfg.KafkaBreaker, 10*time.Second)
@@ -161,6 +163,9 @@ func bridgeCommand() *command {
 				return err
 			}
 			if cfg.Common, err = c.common(); err != nil {
+				return err
+			}
+			if cfg.KafkaSASL.Password, err = kafkaSASLPassword(*passwordFile, e.getenv); err != nil {
 				return err
 			}
 			return app.RunBridge(ctx, cfg, logger)
@@ -196,6 +201,7 @@ func healthCommand() *command {
 		fs.StringVar(&cfg.NATSURL, "nats-url", "nats://127.0.0.1:4222", "NATS server URL")
 		var id natsIdentityFlags
 		id.register(fs)
+		natsTLSFlags(fs, &cfg.NATSTLS)
 		fs.StringVar(&cfg.SubjectPrefix, "subject-prefix", "sensorhub", "prefix of every NATS subject")
 		fs.StringVar(&cfg.Role, "role", "", "role to ask over NATS: auth, sensor or bridge")
 		fs.StringVar(&cfg.URL, "url", "", "HTTP URL to GET instead (the edge's /readyz)")

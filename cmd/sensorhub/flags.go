@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"sensorhub/bridge"
 	"sensorhub/internal/app"
 	"sensorhub/internal/breaker"
 	"sensorhub/internal/natsx"
@@ -147,6 +148,7 @@ func newFlagSet(name, summary string) *flag.FlagSet {
 type commonFlags struct {
 	natsURL   string
 	nats      natsIdentityFlags
+	natsTLS   natsx.TLSFiles
 	prefix    string
 	logFormat string
 	logLevel  string
@@ -160,6 +162,7 @@ func (c *commonFlags) register(fs *flag.FlagSet, withNATSURL bool) {
 		fs.StringVar(&c.natsURL, "nats-url", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated")
 		c.nats.register(fs)
 	}
+	natsTLSFlags(fs, &c.natsTLS)
 	fs.StringVar(&c.prefix, "subject-prefix", "sensorhub", "prefix of every NATS subject")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -177,7 +180,7 @@ func (c *commonFlags) common() (app.Common, error) {
 	if err != nil {
 		return app.Common{}, err
 	}
-	return app.Common{NATSURL: c.natsURL, NATSCreds: creds, SubjectPrefix: c.prefix, LogStacks: c.logStacks, Chaos: c.chaos, PprofAddr: c.pprof}, nil
+	return app.Common{NATSURL: c.natsURL, NATSCreds: creds, NATSTLS: c.natsTLS, SubjectPrefix: c.prefix, LogStacks: c.logStacks, Chaos: c.chaos, PprofAddr: c.pprof}, nil
 }
 
 // natsIdentityFlags are who a process is on the bus: a role's nkey seed
@@ -208,6 +211,48 @@ func (n *natsIdentityFlags) credentials() (natsx.Credentials, error) {
 		return natsx.Credentials{}, errors.New("give --nats-nkey-file or --nats-user, not both")
 	}
 	return c, nil
+
+}
+
+// natsTLSFlags registers the TLS files of a NATS client as --nats-tls-*.
+func natsTLSFlags(fs *flag.FlagSet, f *natsx.TLSFiles) {
+	fs.StringVar(&f.CAFile, "nats-tls-ca", "", "CA certificates (PEM) that verify the NATS server; any --nats-tls-* file turns TLS on")
+	fs.StringVar(&f.CertFile, "nats-tls-cert", "", "client certificate (PEM) for a NATS server that requires mutual TLS (with --nats-tls-key)")
+	fs.StringVar(&f.KeyFile, "nats-tls-key", "", "private key (PEM) of --nats-tls-cert")
+}
+
+// kafkaPasswordEnv holds the Kafka SASL password. It is not a flag's
+// variable: there is no password flag, since arguments show in ps.
+const kafkaPasswordEnv = EnvPrefix + "KAFKA_SASL_PASSWORD"
+
+// kafkaSecurityFlags registers --kafka-tls* and --kafka-sasl-*, and returns
+// where --kafka-sasl-password-file lands (see kafkaSASLPassword).
+func kafkaSecurityFlags(fs *flag.FlagSet, t *bridge.TLSConfig, s *bridge.SASLConfig) *string {
+	fs.BoolVar(&t.Enabled, "kafka-tls", false, "TLS to Kafka, verifying the brokers with the system's root CAs (any --kafka-tls-* file turns TLS on too)")
+	fs.StringVar(&t.CAFile, "kafka-tls-ca", "", "CA certificates (PEM) that verify the Kafka brokers; turns TLS on")
+	fs.StringVar(&t.CertFile, "kafka-tls-cert", "", "client certificate (PEM) for brokers that require mutual TLS (with --kafka-tls-key)")
+	fs.StringVar(&t.KeyFile, "kafka-tls-key", "", "private key (PEM) of --kafka-tls-cert")
+	fs.StringVar(&s.Mechanism, "kafka-sasl-mechanism", "", "SASL authentication to Kafka: plain, scram-sha-256 or scram-sha-512 (none when empty)")
+	fs.StringVar(&s.Username, "kafka-sasl-user", "", "SASL user name")
+	return fs.String("kafka-sasl-password-file", "", "file whose first line is the SASL password; or set "+kafkaPasswordEnv+" (there is no password flag: arguments show in ps)")
+}
+
+// kafkaSASLPassword reads the Kafka SASL password from file (its first
+// line) or from SENSORHUB_KAFKA_SASL_PASSWORD; both at once is a mistake.
+func kafkaSASLPassword(file string, getenv func(string) string) (string, error) {
+	fromEnv := getenv(kafkaPasswordEnv)
+	if file == "" {
+		return fromEnv, nil
+	}
+	if fromEnv != "" {
+		return "", fmt.Errorf("give the Kafka SASL password once: --kafka-sasl-password-file or %s, not both", kafkaPasswordEnv)
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("read the Kafka SASL password: %w", err)
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	return strings.TrimSuffix(line, "\r"), nil
 }
 
 // breakerFlags registers the settings of one breaker as --<name>-breaker-*.

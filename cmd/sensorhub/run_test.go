@@ -12,7 +12,10 @@ import (
 
 	"sensorhub/actors/auth"
 	"sensorhub/internal/app"
+	"sensorhub/internal/natsx"
 	"sensorhub/internal/store"
+	"sensorhub/internal/testenv"
+	"sensorhub/messages"
 )
 
 func runCmd(t *testing.T, stdin string, getenv func(string) string, args ...string) (int, string, string) {
@@ -191,5 +194,18 @@ func TestAuthRefusesTheDefaultPassword(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// dev with --nats-url runs its roles on that server, not an embedded one.
+func TestDevUsesTheGivenNATSServer(t *testing.T) {
+	srv := testenv.NATS(t)
+	addrs := startDev(t, "--nats-url", srv.URL(), "--nats-key-dir", srv.KeyDir)
+	if addrs.NATS != srv.URL() {
+		t.Fatalf("dev serves on NATS %s, want the given %s", addrs.NATS, srv.URL())
+	}
+	var h messages.HealthReply
+	if _, err := natsx.Request(t.Context(), srv.Conn(t, messages.RoleEdge), messages.DefaultSubjects().Health(messages.RoleAuth), nil, nil, &h); err != nil || h.Status == "" {
+		t.Fatalf("auth health on the given server: %+v, %v", h, err)
 	}
 }

@@ -50,6 +50,10 @@ type DevConfig struct {
 	// the heap nears it instead of letting it grow to twice the live data.
 	// Zero leaves the Go default (GOMEMLIMIT, else none).
 	MemoryLimit ByteSize
+	// NATSKeyDir holds the bus identities (default DevKeyDir(DataDir),
+	// created on first start). With NATSURL, name the directory that
+	// `sensorhub nats-config` wrote for that server.
+	NATSKeyDir string
 	// NATSContextFile, when set, is where dev writes a `nats` CLI context
 	// for admin (URL, user, password, inbox prefix) while admin still has
 	// the seed's password: `nats --context sensorhub-dev ...` then works.
@@ -93,12 +97,18 @@ func RunDev(ctx context.Context, cfg DevConfig, logger *slog.Logger) error {
 		defer debug.SetMemoryLimit(prev)
 	}
 
+	if cfg.NATSURL == "" && cfg.NATSTLS.Enabled() {
+		return errors.New("NATS TLS files need a NATS URL: the embedded server has no TLS")
+	}
 	// The bus identities: made on first start, kept after.
 	subj, err := subjects(cfg.Common)
 	if err != nil {
 		return err
 	}
-	keyDir := DevKeyDir(cfg.DataDir)
+	keyDir := cfg.NATSKeyDir
+	if keyDir == "" {
+		keyDir = DevKeyDir(cfg.DataDir)
+	}
 	ids, created, err := natsauth.LoadOrCreate(keyDir)
 	if err != nil {
 		return err

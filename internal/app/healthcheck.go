@@ -19,6 +19,7 @@ type HealthCheckConfig struct {
 	// NATSCreds is the identity to ask with: the role's own (each role may
 	// ask its own health), or a person's.
 	NATSCreds     natsx.Credentials
+	NATSTLS       natsx.TLSFiles
 	SubjectPrefix string
 	Role          string // ask sensorhub.<role>.health over NATS
 	URL           string // or GET this URL
@@ -62,7 +63,7 @@ func CheckHealth(ctx context.Context, cfg HealthCheckConfig, out io.Writer) erro
 	if creds.InboxPrefix == "" && creds.NkeyFile != "" {
 		creds.InboxPrefix = messages.InboxPrefix(cfg.Role)
 	}
-	nc, err := natsx.Connect(natsx.ConnectConfig{URL: cfg.NATSURL, Name: "sensorhub-health", Credentials: creds, Logger: discardLogger()})
+	nc, err := natsx.Connect(natsx.ConnectConfig{URL: cfg.NATSURL, Name: "sensorhub-health", Credentials: creds, TLS: cfg.NATSTLS, Logger: discardLogger()})
 	if err != nil {
 		return err
 	}

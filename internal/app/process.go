@@ -22,6 +22,7 @@ type Common struct {
 	// NATSCreds is the role's identity on the bus (its nkey seed file, or
 	// a user and password). Its InboxPrefix is set per role by connect.
 	NATSCreds     natsx.Credentials
+	NATSTLS       natsx.TLSFiles // TLS to NATS for every connection of the process
 	SubjectPrefix string
 	LogStacks     bool
 	Chaos         bool

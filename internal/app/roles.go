@@ -91,6 +91,8 @@ type BridgeConfig struct {
 	Common
 	KafkaBrokers   string
 	KafkaTopic     string
+	KafkaTLS       bridge.TLSConfig
+	KafkaSASL      bridge.SASLConfig
 	BatchSize      int
 	AckWait        time.Duration
 	KafkaBreaker   breaker.Config
@@ -125,7 +127,7 @@ func connect(l *lifecycle, c Common, role string, logger *slog.Logger) (*nats.Co
 	name := "sensorhub-" + role
 	creds := c.NATSCreds
 	creds.InboxPrefix = messages.InboxPrefix(role)
-	nc, err := natsx.Connect(natsx.ConnectConfig{URL: c.NATSURL, Name: name, Credentials: creds, Logger: logger})
+	nc, err := natsx.Connect(natsx.ConnectConfig{URL: c.NATSURL, Name: name, Credentials: creds, TLS: c.NATSTLS, Logger: logger})
 	if err != nil {
 		return nil, err
 	}
@@ -231,6 +233,8 @@ func startBridge(ctx context.Context, l *lifecycle, nc *nats.Conn, system *actor
 		Subjects:  subj,
 		Brokers:   brokers,
 		Topic:     cfg.KafkaTopic,
+		TLS:       cfg.KafkaTLS,
+		SASL:      cfg.KafkaSASL,
 		BatchSize: cfg.BatchSize,
 		AckWait:   cfg.AckWait,
 		Breaker:   cfg.KafkaBreaker,

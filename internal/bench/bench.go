@@ -54,7 +54,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	var pollers sync.WaitGroup
 	if cfg.NATSURL != "" {
 		source = "events"
-		unsubscribe, err := followEvents(cfg.NATSURL, cfg.Username, cfg.Password, subj, t)
+		unsubscribe, err := followEvents(cfg.NATSURL, cfg.NATSTLS, cfg.Username, cfg.Password, subj, t)
 		if err != nil {
 			return Report{}, err
 		}

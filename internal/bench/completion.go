@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"sensorhub/internal/natsx"
 	"sensorhub/messages"
 )
 
@@ -127,8 +128,12 @@ func (t *tracker) stats(source string, firstStart time.Time) CompletionStats {
 //
 // It connects as the bench's user (through the auth callout, with that
 // user's inbox): reading every event takes an admin.
-func followEvents(natsURL, user, password string, subj messages.Subjects, t *tracker) (func(), error) {
-	nc, err := nats.Connect(natsURL, nats.Name("sensorhub-bench"), nats.Timeout(5*time.Second),
+func followEvents(natsURL string, files natsx.TLSFiles, user, password string, subj messages.Subjects, t *tracker) (func(), error) {
+	tlsOpt, err := files.Option()
+	if err != nil {
+		return nil, fmt.Errorf("connect to nats %s: %w", natsURL, err)
+	}
+	nc, err := nats.Connect(natsURL, nats.Name("sensorhub-bench"), nats.Timeout(5*time.Second), tlsOpt,
 		nats.UserInfo(user, password), nats.CustomInboxPrefix(messages.InboxPrefix(user)))
 	if err != nil {
 		return nil, fmt.Errorf("connect to nats %s: %w", natsURL, err)

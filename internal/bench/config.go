@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"sensorhub/internal/natsx"
 	"sensorhub/messages"
 )
 
@@ -48,7 +49,9 @@ type Config struct {
 	// (a core NATS subscription on <SubjectPrefix>.events.>, as Username:
 	// an admin, since only admins may read every event); otherwise
 	// they are polled with GET /test/{id} by PollWorkers workers.
-	NATSURL       string
+	NATSURL string
+	// NATSTLS turns on TLS to that NATS server (see natsx.TLSFiles).
+	NATSTLS       natsx.TLSFiles
 	SubjectPrefix string
 	PollWorkers   int
 	PollInterval  time.Duration

@@ -10,6 +10,7 @@ package kafkadev
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -51,7 +52,21 @@ type Config struct {
 	// BrokerConfigs sets broker configs, e.g. "message.max.bytes" to make
 	// the broker refuse records a client thinks are fine.
 	BrokerConfigs map[string]string
-	Logger        *slog.Logger
+	// TLS, when set, makes the broker speak TLS only, with this server
+	// configuration (its certificate; ClientAuth for mutual TLS).
+	TLS *tls.Config
+	// Users, when any, turn SASL on: a connection must authenticate as one
+	// of them before any request but ApiVersions. They bypass ACLs.
+	Users  []User
+	Logger *slog.Logger
+}
+
+// User is a SASL user of the broker.
+type User struct {
+	// Mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (Kafka's names).
+	Mechanism string
+	Name      string
+	Password  string
 }
 
 func (c *Config) setDefaults() {
@@ -132,6 +147,17 @@ func Start(cfg Config) (*Broker, error) {
 	if len(cfg.BrokerConfigs) > 0 {
 		opts = append(opts, kfake.BrokerConfigs(cfg.BrokerConfigs))
 	}
+	if cfg.TLS != nil {
+		// kfake wraps the listener we hand it, so Stop and Start keep
+		// working: they act on the TCP connections underneath.
+		opts = append(opts, kfake.TLS(cfg.TLS))
+	}
+	if len(cfg.Users) > 0 {
+		opts = append(opts, kfake.EnableSASL())
+		for _, u := range cfg.Users {
+			opts = append(opts, kfake.Superuser(u.Mechanism, u.Name, u.Password))
+		}
+	}
 	cluster, err := kfake.NewCluster(opts...)
 	if err != nil {
 		_ = ln.Close()
@@ -140,7 +166,8 @@ func Start(cfg Config) (*Broker, error) {
 	b.cluster = cluster
 	b.accepts.Add(1)
 	go b.accept(ln)
-	log.Info("kafka broker started", "addr", advertise.String(), "topics", cfg.Topics, "persistent", cfg.DataDir != "")
+	log.Info("kafka broker started", "addr", advertise.String(), "topics", cfg.Topics, "persistent", cfg.DataDir != "",
+		"tls", cfg.TLS != nil, "sasl", len(cfg.Users) > 0)
 	return b, nil
 }
 

@@ -21,6 +21,8 @@ type ConnectConfig struct {
 	// ReconnectBufSize bounds what is buffered while disconnected
 	// (default 8 MiB; publishes past it fail rather than grow memory).
 	ReconnectBufSize int
+	// TLS turns TLS on when any file is set (default off).
+	TLS TLSFiles
 	// Credentials is who this connection is on the bus.
 	Credentials Credentials
 }
@@ -79,12 +81,17 @@ func Connect(cfg ConnectConfig) (*nats.Conn, error) {
 	if cfg.ReconnectBufSize == 0 {
 		cfg.ReconnectBufSize = 8 << 20
 	}
+	tlsOpt, err := cfg.TLS.Option()
+	if err != nil {
+		return nil, fmt.Errorf("connect nats %s: %w", cfg.URL, err)
+	}
 	log := cfg.Logger.With("component", "nats")
 	creds, err := cfg.Credentials.options()
 	if err != nil {
 		return nil, fmt.Errorf("connect nats %s: %w", cfg.URL, err)
 	}
 	opts := append(creds,
+		tlsOpt,
 		nats.Name(cfg.Name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(cfg.ReconnectWait),

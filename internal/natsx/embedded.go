@@ -25,6 +25,9 @@ type EmbeddedConfig struct {
 	// Render: accounts, users, the auth callout), processed before the
 	// fields above, which win over it.
 	Config string
+	// TLS, when its files are set, makes the server accept TLS clients
+	// only (and, with a client CA, only clients with a certificate).
+	TLS    EmbeddedTLS
 	Logger *slog.Logger
 }
 
@@ -73,6 +76,9 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
 		if cfg.SyncAlways {
 			opts.SyncAlways = true
 		}
+	}
+	if err := cfg.TLS.apply(opts); err != nil {
+		return nil, err
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {

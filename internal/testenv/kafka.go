@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl"
 
 	"sensorhub/internal/kafkadev"
 	"sensorhub/messages"
@@ -63,12 +65,32 @@ func ReadAll(t testing.TB, addr, topic string, want int) []kafka.Message {
 	return msgs
 }
 
+// KafkaAuth is how a reader reaches a broker that requires TLS or SASL.
+type KafkaAuth struct {
+	TLS  *tls.Config
+	SASL sasl.Mechanism
+}
+
+// ReadAllAuth is ReadAll from a broker that requires TLS or SASL.
+func ReadAllAuth(t testing.TB, addr, topic string, want int, auth KafkaAuth) []kafka.Message {
+	t.Helper()
+	msgs, err := readAllWithin(addr, topic, want, 20*time.Second, auth)
+	if err != nil {
+		t.Fatalf("read kafka topic %s: %v", topic, err)
+	}
+	return msgs
+}
+
 // ReadAllWithin is ReadAll returning an error, for benchmarks and for
 // callers that poll.
 func ReadAllWithin(addr, topic string, want int, within time.Duration) ([]kafka.Message, error) {
+	return readAllWithin(addr, topic, want, within, KafkaAuth{})
+}
+
+func readAllWithin(addr, topic string, want int, within time.Duration, auth KafkaAuth) ([]kafka.Message, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
-	transport := &kafka.Transport{DialTimeout: 2 * time.Second, Context: ctx}
+	transport := &kafka.Transport{DialTimeout: 2 * time.Second, Context: ctx, TLS: auth.TLS, SASL: auth.SASL}
 	defer transport.CloseIdleConnections()
 	client := &kafka.Client{Addr: kafka.TCP(addr), Transport: transport, Timeout: 5 * time.Second}
 

@@ -29,6 +29,7 @@ type NATSServer struct {
 	Identities *natsauth.Identities
 	config     string
 	port       int
+	tls        natsx.EmbeddedTLS
 }
 
 // NATS starts a locked embedded NATS server with JetStream (file storage in
@@ -42,6 +43,14 @@ func NATS(t testing.TB) *NATSServer {
 // NATSWithPrefix is NATS with the permissions of subj's prefix.
 func NATSWithPrefix(t testing.TB, subj messages.Subjects) *NATSServer {
 	t.Helper()
+	n := newLockedNATS(t, subj)
+	n.start("127.0.0.1:0")
+	t.Cleanup(n.Shutdown)
+	return n
+}
+
+func newLockedNATS(t testing.TB, subj messages.Subjects) *NATSServer {
+	t.Helper()
 	n := &NATSServer{t: t, StoreDir: t.TempDir(), KeyDir: filepath.Join(t.TempDir(), "keys")}
 	ids, _, err := natsauth.LoadOrCreate(n.KeyDir)
 	if err != nil {
@@ -49,13 +58,23 @@ func NATSWithPrefix(t testing.TB, subj messages.Subjects) *NATSServer {
 	}
 	n.Identities = ids
 	n.config = natsauth.ServerConfig{Subjects: subj, Keys: ids.Public()}.Render()
-	n.start("127.0.0.1:0")
-	t.Cleanup(n.Shutdown)
 	return n
 }
 
 func (n *NATSServer) embedded(listen string) natsx.EmbeddedConfig {
-	return natsx.EmbeddedConfig{Listen: listen, StoreDir: n.StoreDir, Config: n.config, Logger: slog.New(slog.DiscardHandler)}
+	return natsx.EmbeddedConfig{Listen: listen, StoreDir: n.StoreDir, Config: n.config, TLS: n.tls, Logger: slog.New(slog.DiscardHandler)}
+}
+
+// NATSWithTLS is NATS with a server that accepts TLS clients only (and,
+// with tls.ClientCAFile, only clients presenting a certificate). Its URL
+// stays nats://: the client upgrades to TLS after the server's INFO.
+func NATSWithTLS(t testing.TB, tls natsx.EmbeddedTLS) *NATSServer {
+	t.Helper()
+	n := newLockedNATS(t, messages.DefaultSubjects())
+	n.tls = tls
+	n.start("127.0.0.1:0")
+	t.Cleanup(n.Shutdown)
+	return n
 }
 
 func (n *NATSServer) start(listen string) {
