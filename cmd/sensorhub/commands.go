@@ -263,6 +263,7 @@ func natsConfigCommand() *command {
 		fs.StringVar(&cfg.SubjectPrefix, "subject-prefix", "sensorhub", "prefix of every NATS subject")
 		fs.StringVar(&cfg.Listen, "listen", "0.0.0.0:4222", "client listen address of the server")
 		fs.StringVar(&cfg.StoreDir, "store-dir", "/data/jetstream", "JetStream store directory of the server")
+		fs.StringVar(&cfg.Monitor, "monitor", "", "HTTP monitoring address of the server (e.g. 127.0.0.1:8222 for a health check; empty: none)")
 		fs.BoolVar(&cfg.SyncAlways, "sync-always", true, "fsync every JetStream write (survives power loss; see the README)")
 		fs.StringVar(&cfg.TLS.CertFile, "tls-cert", "", "server TLS certificate (PEM), as the server sees the path")
 		fs.StringVar(&cfg.TLS.KeyFile, "tls-key", "", "server TLS key (PEM)")

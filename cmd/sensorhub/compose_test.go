@@ -3,11 +3,14 @@ package main
 import (
 	"flag"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"sensorhub/internal/natsauth"
 )
 
 // There is no container engine here, so compose.yaml is checked by reading
@@ -18,8 +21,11 @@ import (
 type composeFile struct {
 	Services map[string]composeService `yaml:"services"`
 	Configs  map[string]struct {
-		Content string `yaml:"content"`
+		File string `yaml:"file"`
 	} `yaml:"configs"`
+	Secrets map[string]struct {
+		File string `yaml:"file"`
+	} `yaml:"secrets"`
 }
 
 type composeService struct {
@@ -28,6 +34,8 @@ type composeService struct {
 	Command     []string          `yaml:"command"`
 	Environment map[string]string `yaml:"environment"`
 	Restart     string            `yaml:"restart"`
+	Secrets     []string          `yaml:"secrets"`
+	Ports       []string          `yaml:"ports"`
 	Healthcheck *struct {
 		Test []string `yaml:"test"`
 	} `yaml:"healthcheck"`
@@ -125,12 +133,98 @@ func TestComposeMatchesTheBinary(t *testing.T) {
 	if k := c.Services["kafka"]; k.Environment["KAFKA_PROCESS_ROLES"] == "" {
 		t.Error("kafka must run in KRaft mode (KAFKA_PROCESS_ROLES)")
 	}
-	// NATS runs JetStream on disk with every write fsynced (README, Durability).
-	conf := c.Configs["nats-conf"].Content
-	if n := c.Services["nats"]; !containsArg(n.Command, "/etc/nats/nats.conf") ||
-		!strings.Contains(conf, "jetstream") || !strings.Contains(conf, "store_dir: /data") ||
-		!strings.Contains(conf, "sync_interval: always") {
-		t.Errorf("nats must run the config with JetStream on disk and sync_interval always; command %v, config:\n%s", n.Command, conf)
+	checkNATSIdentities(t, c)
+}
+
+// checkNATSIdentities: the NATS server runs the configuration that the
+// compose file's own `sensorhub nats-config` command writes, with JetStream
+// on disk fsynced and monitoring for its health check on loopback; every
+// role connects with its own nkey from a secret that only it mounts; only
+// auth has the callout's keys.
+func checkNATSIdentities(t *testing.T, c composeFile) {
+	t.Helper()
+	data, err := os.ReadFile("../../compose.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`go run ./cmd/sensorhub (nats-config [^\n]*)`).FindStringSubmatch(string(data))
+	if m == nil {
+		t.Fatal("compose.yaml does not say how to write its NATS configuration")
+	}
+	args := strings.Fields(m[1])
+	checkArgs(t, "the nats-config command", args)
+	out := t.TempDir()
+	for i, a := range args {
+		if a == "--out" {
+			args[i+1] = out
+		}
+	}
+	if code, _, errs := runCmd(t, "", nil, args...); code != 0 {
+		t.Fatalf("%v: %s", args, errs)
+	}
+	written := func(ref string) string {
+		t.Helper()
+		if !strings.HasPrefix(ref, "./deploy/nats/") {
+			t.Errorf("%s is not under the nats-config --out directory ./deploy/nats", ref)
+		}
+		p := filepath.Join(out, filepath.Base(ref))
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("compose refers to %s, which nats-config does not write", ref)
+		}
+		return p
+	}
+	conf, err := os.ReadFile(written(c.Configs["nats-conf"].File))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := c.Services["nats"]
+	for _, want := range []string{`store_dir: "/data/`, "sync_interval: always", `http: "127.0.0.1:8222"`, "auth_callout"} {
+		if !strings.Contains(string(conf), want) {
+			t.Errorf("the NATS configuration lacks %s:\n%s", want, conf)
+		}
+	}
+	if !containsArg(n.Command, "/etc/nats/nats.conf") || !strings.Contains(strings.Join(n.Healthcheck.Test, " "), "127.0.0.1:8222") {
+		t.Errorf("nats must run the generated config and check its health on the monitoring port: %v %v", n.Command, n.Healthcheck.Test)
+	}
+
+	owner := map[string]string{} // secret -> the one service mounting it
+	for name, svc := range c.Services {
+		for _, sec := range svc.Secrets {
+			if prev, ok := owner[sec]; ok {
+				t.Errorf("secret %s is mounted by %s and %s", sec, prev, name)
+			}
+			owner[sec] = name
+		}
+	}
+	for sec, def := range c.Secrets {
+		written(def.File)
+		if owner[sec] == "" {
+			t.Errorf("secret %s is mounted by nobody", sec)
+		}
+	}
+	for _, role := range natsauth.Roles {
+		svc, ok := c.Services[role]
+		if !ok {
+			continue
+		}
+		file := svc.Environment["SENSORHUB_NATS_NKEY_FILE"]
+		sec := strings.TrimPrefix(file, "/run/secrets/")
+		if file == sec || !containsArg(svc.Secrets, sec) || filepath.Base(c.Secrets[sec].File) != natsauth.RoleFile(role) {
+			t.Errorf("%s connects with %q: want its own secret holding %s", role, file, natsauth.RoleFile(role))
+		}
+		for _, s := range svc.Secrets {
+			base := filepath.Base(c.Secrets[s].File)
+			if (base == natsauth.IssuerFile || base == natsauth.XKeyFile) && role != "auth" {
+				t.Errorf("%s mounts the callout key %s", role, base)
+			}
+		}
+	}
+	a := c.Services["auth"].Environment
+	for env, file := range map[string]string{"SENSORHUB_CALLOUT_ISSUER_FILE": natsauth.IssuerFile, "SENSORHUB_CALLOUT_XKEY_FILE": natsauth.XKeyFile} {
+		sec := strings.TrimPrefix(a[env], "/run/secrets/")
+		if filepath.Base(c.Secrets[sec].File) != file {
+			t.Errorf("auth: %s = %q, want the secret holding %s", env, a[env], file)
+		}
 	}
 }
 

@@ -20,6 +20,8 @@ type NATSConfigConfig struct {
 	Listen     string
 	StoreDir   string
 	SyncAlways bool
+	// Monitor is the server's HTTP monitoring address ("" for none).
+	Monitor string
 	// TLS, when its cert and key are set, makes the server require TLS.
 	TLS natsauth.ServerTLS
 }
@@ -45,6 +47,7 @@ func WriteNATSConfig(cfg NATSConfigConfig, out io.Writer) error {
 		Listen:     cfg.Listen,
 		StoreDir:   cfg.StoreDir,
 		SyncAlways: cfg.SyncAlways,
+		Monitor:    cfg.Monitor,
 		Subjects:   subj,
 		Keys:       ids.Public(),
 	}

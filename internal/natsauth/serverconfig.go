@@ -38,6 +38,9 @@ type ServerConfig struct {
 	// SyncAlways fsyncs every JetStream write (production: survives an
 	// OS crash or power loss; see the README's durability section).
 	SyncAlways bool
+	// Monitor, when set, is host:port of the server's HTTP monitoring
+	// (/healthz, /varz, /connz): keep it on a loopback or private address.
+	Monitor string
 	// MaxPayload bounds a message, in bytes (default 8 MiB).
 	MaxPayload int
 	// AuthTimeout bounds the callout's answer (default DefaultAuthTimeout).
@@ -78,6 +81,9 @@ func (c ServerConfig) Render() string {
 	w("server_name: %s\n", q(c.ServerName))
 	if c.Listen != "" {
 		w("listen: %s\n", q(c.Listen))
+	}
+	if c.Monitor != "" {
+		w("http: %s\n", q(c.Monitor))
 	}
 	w("max_payload: %d\n", c.MaxPayload)
 	if c.StoreDir != "" {
