@@ -29,7 +29,8 @@ func devCommand() *command {
 		fs.StringVar(&natsContext, "nats-context", natsContext, "name of the nats CLI context dev writes for admin (empty: none)")
 		fs.StringVar(&cfg.NATSListen, "nats-listen", "127.0.0.1:4222", "listen address of the embedded NATS server (a free port if busy)")
 		// Bound to the common flags: cfg.Common is replaced by c.common().
-		fs.StringVar(&c.natsURL, "nats-url", "", "use this NATS server instead of the embedded one")
+		fs.StringVar(&c.natsURL, "nats-url", "", "use this NATS server instead of the embedded one (with --nats-key-dir)")
+		fs.StringVar(&cfg.NATSKeyDir, "nats-key-dir", "", "the roles' NATS identities: a directory written by sensorhub nats-config (default <data-dir>/nats, created)")
 		fs.StringVar(&cfg.DatabaseURL, "database-url", "", "use this PostgreSQL database instead of SQLite in --data-dir")
 		fs.StringVar(&cfg.KafkaListen, "kafka-listen", "127.0.0.1:9092", "listen address of the embedded Kafka-protocol broker (a free port if busy)")
 		fs.StringVar(&cfg.KafkaBrokers, "kafka-brokers", "", "use these Kafka brokers (comma-separated) instead of the embedded one")
