@@ -305,12 +305,12 @@ func (s *Service) evaluateTest(t store.Test, decoded *messages.SubmitTest) store
 	if err != nil {
 		return s.failedCompletion(t, "evaluation cannot be encoded")
 	}
-	return s.completion(t, store.StatusCompleted, result, "", &ev)
+	return s.completion(t, messages.StatusCompleted, result, "", &ev)
 }
 
 // failedCompletion ends a test "failed" with reason.
 func (s *Service) failedCompletion(t store.Test, reason string) store.Completion {
-	return s.completion(t, store.StatusFailed, nil, truncate(reason), nil)
+	return s.completion(t, messages.StatusFailed, nil, truncate(reason), nil)
 }
 
 // completion builds the completion of t and its event (a new UUIDv7 event
@@ -332,7 +332,7 @@ func (s *Service) completion(t store.Test, status string, result []byte, reason 
 		CreatedAt:   t.CreatedAt,
 		CompletedAt: now,
 	}
-	if status == store.StatusFailed {
+	if status == messages.StatusFailed {
 		e.Type = messages.EventTypeFailed
 	}
 	if ev != nil {

@@ -38,7 +38,7 @@ func TestCrashRecovery(t *testing.T) {
 				accepted[a.TestID] = true
 			}
 			crashed.abort()
-			if c := counts(t, st); c[store.StatusProcessing] != n {
+			if c := counts(t, st); c[messages.StatusProcessing] != n {
 				t.Fatalf("counts %v after the crash, want %d processing", c, n)
 			}
 
@@ -50,7 +50,7 @@ func TestCrashRecovery(t *testing.T) {
 			}
 			eventually(t, 30*time.Second, "every accepted test to complete", func() bool {
 				c := counts(t, st)
-				return c[store.StatusCompleted] == n && c[store.StatusProcessing] == 0
+				return c[messages.StatusCompleted] == n && c[messages.StatusProcessing] == 0
 			})
 			eventually(t, 30*time.Second, "every event to reach the stream", func() bool {
 				return backlog(t, st) == 0 && streamCount(t, h.events) >= n
@@ -119,7 +119,7 @@ func TestSweeperGivesUp(t *testing.T) {
 	if rec2, err := h.result(tokAlice, a.TestID); err != nil || rec2.Status != messages.StatusFailed {
 		t.Fatalf("after the late completion: %+v, %v", rec2, err)
 	}
-	if c := counts(t, st); c[store.StatusFailed] != 1 || total(c) != 1 {
+	if c := counts(t, st); c[messages.StatusFailed] != 1 || total(c) != 1 {
 		t.Fatalf("counts %v", c)
 	}
 }

@@ -67,7 +67,7 @@ func TestSubmitAndResult(t *testing.T) {
 			if strings.Contains(string(stored.Request), tokAlice) {
 				t.Fatalf("stored request %s holds the token", stored.Request)
 			}
-			if c := counts(t, st); c[store.StatusCompleted] != 2 || total(c) != 2 {
+			if c := counts(t, st); c[messages.StatusCompleted] != 2 || total(c) != 2 {
 				t.Fatalf("counts %v, want 2 completed", c)
 			}
 		})
@@ -186,7 +186,7 @@ func TestIdempotencyKey(t *testing.T) {
 	}
 	h.waitDone(tokAlice, first.TestID)
 	h.waitDone(tokBob, bobs.TestID)
-	if c := counts(t, st); total(c) != 2 || c[store.StatusCompleted] != 2 {
+	if c := counts(t, st); total(c) != 2 || c[messages.StatusCompleted] != 2 {
 		t.Fatalf("counts %v, want exactly 2 completed tests", c)
 	}
 }
@@ -535,7 +535,7 @@ func TestStopIsIdempotentAndRefusesAfterwards(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	got, err := st.GetTest(ctx, a.TestID)
-	if err != nil || got.Status != store.StatusCompleted {
+	if err != nil || got.Status != messages.StatusCompleted {
 		t.Fatalf("after stop: %+v, %v; want completed", got.Status, err)
 	}
 	_, err = h.submit(tokAlice, messages.SubmitTest{SensorType: "temperature"}, nil)

@@ -200,7 +200,7 @@ func testOf(t store.NewTest, at time.Time) store.Test {
 		Request:        t.Request,
 		IdempotencyKey: t.IdempotencyKey,
 		AuthMode:       t.AuthMode,
-		Status:         store.StatusProcessing,
+		Status:         messages.StatusProcessing,
 		LeaseUntil:     t.LeaseUntil,
 		CreatedAt:      at,
 		UpdatedAt:      at,
