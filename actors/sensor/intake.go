@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"sensorhub/actors/supervise"
+	"sensorhub/internal/acceptance"
 	"sensorhub/internal/natsx"
 	"sensorhub/internal/store"
 	"sensorhub/messages"
@@ -167,7 +168,7 @@ func decodeSubmit(data []byte, hdr micro.Headers) (messages.SubmitTest, string, 
 	if err != nil {
 		return messages.SubmitTest{}, "", err
 	}
-	if _, ok := LookupSpec(body.SensorType); !ok {
+	if _, ok := acceptance.LookupSpec(body.SensorType); !ok {
 		// The shape was validated: the type is a short [a-z0-9_] token.
 		return messages.SubmitTest{}, "", &messages.Error{Code: messages.CodeUnknownSensorType,
 			Message: fmt.Sprintf("unknown sensor type %q", body.SensorType)}

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"sensorhub/actors/supervise"
+	"sensorhub/internal/acceptance"
 	"sensorhub/internal/store"
 	"sensorhub/messages"
 )
@@ -290,18 +291,18 @@ func (s *Service) evaluateTest(t store.Test, decoded *messages.SubmitTest) store
 	} else if err := json.Unmarshal(t.Request, &req); err != nil {
 		return s.failedCompletion(t, "stored request is unreadable")
 	}
-	spec, ok := LookupSpec(t.SensorType)
+	spec, ok := acceptance.LookupSpec(t.SensorType)
 	if !ok {
 		return s.failedCompletion(t, "sensor type "+strconv.Quote(t.SensorType)+" is no longer in the catalogue")
 	}
 	readings, interval, source := req.Readings, req.IntervalMS, messages.SourceSubmitted
 	if len(readings) == 0 {
-		readings, interval = Simulate(spec, t.ID)
+		readings, interval = acceptance.Simulate(spec, t.ID)
 		source = messages.SourceSimulated
 	}
-	ev := Evaluate(spec, readings, interval, req.Reference)
+	ev := acceptance.Evaluate(spec, readings, interval, req.Reference)
 	ev.Source = source
-	result, err := encodeEvaluation(&ev)
+	result, err := ev.Encode()
 	if err != nil {
 		return s.failedCompletion(t, "evaluation cannot be encoded")
 	}
@@ -316,7 +317,7 @@ func (s *Service) failedCompletion(t store.Test, reason string) store.Completion
 // completion builds the completion of t and its event (a new UUIDv7 event
 // id: exactly one completion of a test is ever applied, so exactly one event
 // id reaches the outbox).
-func (s *Service) completion(t store.Test, status string, result []byte, reason string, ev *Evaluation) store.Completion {
+func (s *Service) completion(t store.Test, status string, result []byte, reason string, ev *acceptance.Evaluation) store.Completion {
 	now := time.Now().UTC()
 	eventID := uuid.Must(uuid.NewV7()).String()
 	e := messages.TestCompleted{
@@ -339,7 +340,7 @@ func (s *Service) completion(t store.Test, status string, result []byte, reason 
 		stats := ev.Stats
 		e.Verdict, e.Source, e.Stats = ev.Verdict, ev.Source, &stats
 	}
-	payload, err := encodeEvent(&e)
+	payload, err := e.Encode()
 	if err != nil {
 		// Evaluate returns finite numbers only; this is a bug, and the
 		// processor's restart and retry path handles it.

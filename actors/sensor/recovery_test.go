@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"sensorhub/actors/supervise"
+	"sensorhub/internal/acceptance"
 	"sensorhub/internal/store"
 	"sensorhub/messages"
 )
@@ -34,7 +35,7 @@ func TestCrashRecovery(t *testing.T) {
 			const n = 20
 			accepted := map[string]bool{}
 			for i := 0; i < n; i++ {
-				a := h.mustSubmit(tokAlice, messages.SubmitTest{SensorType: "temperature", Readings: readingsFor(Catalogue()[0], 10)})
+				a := h.mustSubmit(tokAlice, messages.SubmitTest{SensorType: "temperature", Readings: readingsFor(acceptance.Catalogue()[0], 10)})
 				accepted[a.TestID] = true
 			}
 			crashed.abort()

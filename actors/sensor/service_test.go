@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"sensorhub/internal/acceptance"
 	"sensorhub/internal/breaker"
 	"sensorhub/internal/natsx"
 	"sensorhub/internal/store"
@@ -23,7 +24,7 @@ func TestSubmitAndResult(t *testing.T) {
 			h := newHarness(t)
 			st := kind.open(t)
 			h.start(st, nil)
-			spec := Catalogue()[0]
+			spec := acceptance.Catalogue()[0]
 
 			// Submitted readings, token in the header.
 			ref := spec.Nominal
@@ -78,7 +79,7 @@ func TestSubmitRejectsBadInput(t *testing.T) {
 	h := newHarness(t)
 	st := openSQLite(t)
 	h.start(st, nil)
-	spec := Catalogue()[0]
+	spec := acceptance.Catalogue()[0]
 	tooMany := fmt.Sprintf(`{"sensor_type":%q,"readings":[%s0]}`, spec.Type, strings.Repeat("0,", messages.MaxReadings))
 	huge := `{"sensor_type":"` + spec.Type + `","sensor_id":"` + strings.Repeat("x", messages.MaxBodyBytes) + `"}`
 	cases := []struct {
@@ -484,7 +485,7 @@ func TestEndpointsTypesOutboxHealth(t *testing.T) {
 	if _, err := natsx.Request(ctx, h.nc, h.subj.SensorTypes(), nil, nil, &types); err != nil {
 		t.Fatal(err)
 	}
-	if len(types.Types) != len(Catalogue()) || types.Types[0].Type != Catalogue()[0].Type {
+	if len(types.Types) != len(acceptance.Catalogue()) || types.Types[0].Type != acceptance.Catalogue()[0].Type {
 		t.Fatalf("types %+v, want the catalogue", types)
 	}
 
