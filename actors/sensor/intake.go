@@ -44,7 +44,7 @@ func (p *submission) accept(a messages.TestAccepted) {
 		if err := natsx.ReplyJSON(p.req, a); err != nil {
 			p.s.log.Debug("reply to submission", "err", err)
 		}
-		p.s.inflight.Add(-1)
+		p.s.pipe.answered()
 	}
 }
 
@@ -53,7 +53,7 @@ func (p *submission) fail(err error) {
 		if rerr := natsx.ReplyError(p.req, err); rerr != nil {
 			p.s.log.Debug("reply to submission", "err", rerr)
 		}
-		p.s.inflight.Add(-1)
+		p.s.pipe.answered()
 	}
 }
 
@@ -77,7 +77,7 @@ func (s *Service) handleSubmit(req micro.Request) {
 		_ = natsx.ReplyError(req, errStopping)
 		return
 	}
-	if !s.admit() {
+	if !s.pipe.admit() {
 		_ = natsx.ReplyError(req, errOverloaded)
 		return
 	}

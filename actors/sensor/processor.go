@@ -19,8 +19,8 @@ import (
 
 // Messages of the processor pool and its processors.
 type (
-	// dispatch hands tests to the pool. Its sender has added len(jobs) to
-	// Service.queued.
+	// dispatch hands tests to the pool. Its sender has counted them as
+	// dispatched in the pipeline.
 	dispatch struct{ jobs []dispatchedTest }
 	// process hands one job to a processor.
 	process struct {
@@ -123,7 +123,7 @@ func (p *pool) Receive(ctx actor.Context) {
 		p.handOver(ctx)
 	case *actor.Stopping:
 		p.stopping = true
-		p.s.queued.Add(-int64(len(p.jobs)))
+		p.s.pipe.discarded(len(p.jobs))
 	}
 }
 
@@ -143,7 +143,7 @@ func (p *pool) spawn(ctx actor.Context, i int) {
 // test whose lease ended while it waited here).
 func (p *pool) add(d dispatchedTest) {
 	if _, dup := p.byTest[d.test.ID]; dup {
-		p.s.queued.Add(-1)
+		p.s.pipe.processed(1)
 		return
 	}
 	j := &job{seq: p.s.jobSeq.Add(1), test: d.test, req: d.req, failures: d.failures, proc: -1}
@@ -159,7 +159,7 @@ func (p *pool) remove(j *job) {
 	}
 	delete(p.jobs, j.seq)
 	delete(p.byTest, j.test.ID)
-	p.s.queued.Add(-1)
+	p.s.pipe.processed(1)
 }
 
 // pump sends queued jobs to the least busy processors with credit left.
@@ -203,9 +203,8 @@ func (p *pool) failed(ctx actor.Context, msg *jobFailed) {
 	}
 	reason := truncate(fmt.Sprintf("processing failed %d times: %s", j.failures, msg.reason))
 	p.s.log.Error("giving up on a test that keeps crashing its processor", "test_id", j.test.ID, "reason", reason)
-	p.s.completing.Add(1)
+	p.s.sendCompletion(ctx, p.s.failedCompletion(j.test, reason))
 	p.remove(j)
-	ctx.Send(p.s.writerPID, &completeTest{c: p.s.failedCompletion(j.test, reason)})
 }
 
 // terminated replaces a processor that its strategy stopped for good,
@@ -234,7 +233,7 @@ func (p *pool) terminated(ctx actor.Context, who *actor.PID) {
 
 // handOver runs on the failed incarnation before the restart (which stops
 // the processors, dropping their mailboxes): every job goes to the next
-// incarnation, still counted in queued.
+// incarnation, still counted as queued in the pipeline.
 func (p *pool) handOver(ctx actor.Context) {
 	p.stopping = true
 	if len(p.jobs) == 0 {
@@ -274,8 +273,7 @@ func (p *processor) process(ctx actor.Context, msg *process) {
 		}
 	}
 	c := p.s.evaluateTest(msg.test, msg.req)
-	p.s.completing.Add(1)
-	ctx.Send(p.s.writerPID, &completeTest{c: c})
+	p.s.sendCompletion(ctx, c)
 	ctx.Send(ctx.Parent(), &jobDone{seq: msg.seq})
 }
 

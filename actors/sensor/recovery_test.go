@@ -115,7 +115,7 @@ func TestSweeperGivesUp(t *testing.T) {
 	releaseOnce.Do(func() { close(release) })
 	// The hung attempt finishes late: its completion is not applied.
 	eventually(t, 10*time.Second, "the pipeline to drain", func() bool {
-		return svc.queued.Load() == 0 && svc.completing.Load() == 0
+		return svc.pipe.counts().queued == 0 && svc.pipe.counts().completing == 0
 	})
 	if rec2, err := h.result(tokAlice, a.TestID); err != nil || rec2.Status != messages.StatusFailed {
 		t.Fatalf("after the late completion: %+v, %v", rec2, err)
@@ -142,7 +142,7 @@ func TestChildCrashesLoseNothing(t *testing.T) {
 	for i := 0; i < n; i++ {
 		ids = append(ids, h.mustSubmit(tokAlice, messages.SubmitTest{SensorType: "pressure"}).TestID)
 	}
-	eventually(t, 5*time.Second, "the pool to hold every test", func() bool { return svc.queued.Load() == n })
+	eventually(t, 5*time.Second, "the pool to hold every test", func() bool { return svc.pipe.counts().queued == n })
 	role := svc.Role()
 	role.Send(role.Child(actorProcessors), &supervise.Crash{Reason: "test: pool"})
 	role.Send(role.Child(actorWriter), &supervise.Crash{Reason: "test: writer"})
@@ -161,7 +161,7 @@ func TestChildCrashesLoseNothing(t *testing.T) {
 		return backlog(t, st) == 0 && streamCount(t, h.events) == n+1
 	})
 	eventually(t, 10*time.Second, "the pipeline to drain", func() bool {
-		return svc.queued.Load() == 0 && svc.completing.Load() == 0
+		return svc.pipe.counts().queued == 0 && svc.pipe.counts().completing == 0
 	})
 	for _, name := range []string{actorProcessors, actorWriter, actorIntake} {
 		if role.Restarts(name) != 1 {

@@ -452,7 +452,7 @@ func TestGroupCommit(t *testing.T) {
 		go submit()
 	}
 	eventually(t, 10*time.Second, "the submissions to queue behind the running transaction", func() bool {
-		return svc.waitingInserts.Load() == queued
+		return svc.pipe.counts().waitingInserts == queued
 	})
 	close(rec.gate)
 	wg.Wait()
