@@ -100,3 +100,16 @@ func (w *sweeper) claimed(ctx actor.Context, msg *claimedExpired) {
 		ctx.Send(ctx.Self(), &sweepTick{})
 	}
 }
+
+// dispatch sends claimed tests to the processor pool, with the attempts
+// they already used.
+func (s *Service) dispatch(ctx actor.Context, tests []store.Test) {
+	if len(tests) == 0 {
+		return
+	}
+	jobs := make([]dispatchedTest, len(tests))
+	for i, t := range tests {
+		jobs[i] = dispatchedTest{test: t, failures: t.Attempts}
+	}
+	s.dispatchJobs(ctx, jobs)
+}

@@ -214,18 +214,6 @@ func testOf(t store.NewTest, at time.Time) store.Test {
 	}
 }
 
-// dispatch sends tests to the processor pool, counting them as queued.
-func (s *Service) dispatch(ctx actor.Context, tests []store.Test) {
-	if len(tests) == 0 {
-		return
-	}
-	jobs := make([]dispatchedTest, len(tests))
-	for i, t := range tests {
-		jobs[i] = dispatchedTest{test: t, failures: t.Attempts}
-	}
-	s.dispatchJobs(ctx, jobs)
-}
-
 // dispatchJobs sends jobs to the processor pool, counting them as queued.
 func (s *Service) dispatchJobs(ctx actor.Context, jobs []dispatchedTest) {
 	if len(jobs) == 0 {
