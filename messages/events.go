@@ -1,7 +1,6 @@
 package messages
 
 import (
-	"encoding/json"
 	"fmt"
 	"time"
 )
@@ -68,6 +67,3 @@ func DecodeEvent(data []byte) (TestCompleted, error) {
 	}
 	return e, e.Validate()
 }
-
-// Encode returns the JSON payload of the event.
-func (e TestCompleted) Encode() ([]byte, error) { return json.Marshal(e) }

@@ -108,11 +108,14 @@ func DecodeSubmitTest(data []byte, pathType string) (SubmitTest, error) {
 	return r, r.Validate()
 }
 
-// Test statuses.
+// Test statuses, on the wire and in the store.
 const (
+	// StatusProcessing is a test accepted and not yet finished.
 	StatusProcessing = "processing"
-	StatusCompleted  = "completed"
-	StatusFailed     = "failed"
+	// StatusCompleted is a test evaluated with a verdict in its result.
+	StatusCompleted = "completed"
+	// StatusFailed is a test that could not be evaluated; its reason says why.
+	StatusFailed = "failed"
 )
 
 // Verdicts of a completed test.

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"sensorhub/actors/supervise"
+	"sensorhub/internal/acceptance"
 	"sensorhub/internal/natsx"
 	"sensorhub/internal/store"
 	"sensorhub/messages"
@@ -43,7 +44,7 @@ func (p *submission) accept(a messages.TestAccepted) {
 		if err := natsx.ReplyJSON(p.req, a); err != nil {
 			p.s.log.Debug("reply to submission", "err", err)
 		}
-		p.s.inflight.Add(-1)
+		p.s.pipe.answered()
 	}
 }
 
@@ -52,7 +53,7 @@ func (p *submission) fail(err error) {
 		if rerr := natsx.ReplyError(p.req, err); rerr != nil {
 			p.s.log.Debug("reply to submission", "err", rerr)
 		}
-		p.s.inflight.Add(-1)
+		p.s.pipe.answered()
 	}
 }
 
@@ -76,7 +77,7 @@ func (s *Service) handleSubmit(req micro.Request) {
 		_ = natsx.ReplyError(req, errStopping)
 		return
 	}
-	if !s.admit() {
+	if !s.pipe.admit() {
 		_ = natsx.ReplyError(req, errOverloaded)
 		return
 	}
@@ -167,7 +168,7 @@ func decodeSubmit(data []byte, hdr micro.Headers) (messages.SubmitTest, string, 
 	if err != nil {
 		return messages.SubmitTest{}, "", err
 	}
-	if _, ok := LookupSpec(body.SensorType); !ok {
+	if _, ok := acceptance.LookupSpec(body.SensorType); !ok {
 		// The shape was validated: the type is a short [a-z0-9_] token.
 		return messages.SubmitTest{}, "", &messages.Error{Code: messages.CodeUnknownSensorType,
 			Message: fmt.Sprintf("unknown sensor type %q", body.SensorType)}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/nats-io/nats.go/micro"
 
+	"sensorhub/internal/acceptance"
 	"sensorhub/messages"
 )
 
@@ -78,7 +79,7 @@ func FuzzSubmitDecode(f *testing.F) {
 		if token == "" || body.Token != "" {
 			t.Fatalf("token %q, body token %q", token, body.Token)
 		}
-		if _, ok := LookupSpec(body.SensorType); !ok {
+		if _, ok := acceptance.LookupSpec(body.SensorType); !ok {
 			t.Fatalf("accepted unknown type %q", body.SensorType)
 		}
 		if err := body.Validate(); err != nil {

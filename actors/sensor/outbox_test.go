@@ -47,7 +47,7 @@ func TestOutboxRelay(t *testing.T) {
 	h.ns.Shutdown()
 	releaseOnce.Do(func() { close(release) })
 	eventually(t, 10*time.Second, "the completions to wait in the outbox", func() bool {
-		return counts(t, st)[store.StatusCompleted] == late+1 && backlog(t, st) == late
+		return counts(t, st)[messages.StatusCompleted] == late+1 && backlog(t, st) == late
 	})
 	eventually(t, 5*time.Second, "the health report to show NATS down", func() bool {
 		hr := svc.Health(context.Background())

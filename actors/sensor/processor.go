@@ -12,14 +12,15 @@ import (
 	"github.com/google/uuid"
 
 	"sensorhub/actors/supervise"
+	"sensorhub/internal/acceptance"
 	"sensorhub/internal/store"
 	"sensorhub/messages"
 )
 
 // Messages of the processor pool and its processors.
 type (
-	// dispatch hands tests to the pool. Its sender has added len(jobs) to
-	// Service.queued.
+	// dispatch hands tests to the pool. Its sender has counted them as
+	// dispatched in the pipeline.
 	dispatch struct{ jobs []dispatchedTest }
 	// process hands one job to a processor.
 	process struct {
@@ -122,7 +123,7 @@ func (p *pool) Receive(ctx actor.Context) {
 		p.handOver(ctx)
 	case *actor.Stopping:
 		p.stopping = true
-		p.s.queued.Add(-int64(len(p.jobs)))
+		p.s.pipe.discarded(len(p.jobs))
 	}
 }
 
@@ -142,7 +143,7 @@ func (p *pool) spawn(ctx actor.Context, i int) {
 // test whose lease ended while it waited here).
 func (p *pool) add(d dispatchedTest) {
 	if _, dup := p.byTest[d.test.ID]; dup {
-		p.s.queued.Add(-1)
+		p.s.pipe.processed(1)
 		return
 	}
 	j := &job{seq: p.s.jobSeq.Add(1), test: d.test, req: d.req, failures: d.failures, proc: -1}
@@ -158,7 +159,7 @@ func (p *pool) remove(j *job) {
 	}
 	delete(p.jobs, j.seq)
 	delete(p.byTest, j.test.ID)
-	p.s.queued.Add(-1)
+	p.s.pipe.processed(1)
 }
 
 // pump sends queued jobs to the least busy processors with credit left.
@@ -202,9 +203,8 @@ func (p *pool) failed(ctx actor.Context, msg *jobFailed) {
 	}
 	reason := truncate(fmt.Sprintf("processing failed %d times: %s", j.failures, msg.reason))
 	p.s.log.Error("giving up on a test that keeps crashing its processor", "test_id", j.test.ID, "reason", reason)
-	p.s.completing.Add(1)
+	p.s.sendCompletion(ctx, p.s.failedCompletion(j.test, reason))
 	p.remove(j)
-	ctx.Send(p.s.writerPID, &completeTest{c: p.s.failedCompletion(j.test, reason)})
 }
 
 // terminated replaces a processor that its strategy stopped for good,
@@ -233,7 +233,7 @@ func (p *pool) terminated(ctx actor.Context, who *actor.PID) {
 
 // handOver runs on the failed incarnation before the restart (which stops
 // the processors, dropping their mailboxes): every job goes to the next
-// incarnation, still counted in queued.
+// incarnation, still counted as queued in the pipeline.
 func (p *pool) handOver(ctx actor.Context) {
 	p.stopping = true
 	if len(p.jobs) == 0 {
@@ -273,8 +273,7 @@ func (p *processor) process(ctx actor.Context, msg *process) {
 		}
 	}
 	c := p.s.evaluateTest(msg.test, msg.req)
-	p.s.completing.Add(1)
-	ctx.Send(p.s.writerPID, &completeTest{c: c})
+	p.s.sendCompletion(ctx, c)
 	ctx.Send(ctx.Parent(), &jobDone{seq: msg.seq})
 }
 
@@ -290,33 +289,33 @@ func (s *Service) evaluateTest(t store.Test, decoded *messages.SubmitTest) store
 	} else if err := json.Unmarshal(t.Request, &req); err != nil {
 		return s.failedCompletion(t, "stored request is unreadable")
 	}
-	spec, ok := LookupSpec(t.SensorType)
+	spec, ok := acceptance.LookupSpec(t.SensorType)
 	if !ok {
 		return s.failedCompletion(t, "sensor type "+strconv.Quote(t.SensorType)+" is no longer in the catalogue")
 	}
 	readings, interval, source := req.Readings, req.IntervalMS, messages.SourceSubmitted
 	if len(readings) == 0 {
-		readings, interval = Simulate(spec, t.ID)
+		readings, interval = acceptance.Simulate(spec, t.ID)
 		source = messages.SourceSimulated
 	}
-	ev := Evaluate(spec, readings, interval, req.Reference)
+	ev := acceptance.Evaluate(spec, readings, interval, req.Reference)
 	ev.Source = source
-	result, err := encodeEvaluation(&ev)
+	result, err := ev.Encode()
 	if err != nil {
 		return s.failedCompletion(t, "evaluation cannot be encoded")
 	}
-	return s.completion(t, store.StatusCompleted, result, "", &ev)
+	return s.completion(t, messages.StatusCompleted, result, "", &ev)
 }
 
 // failedCompletion ends a test "failed" with reason.
 func (s *Service) failedCompletion(t store.Test, reason string) store.Completion {
-	return s.completion(t, store.StatusFailed, nil, truncate(reason), nil)
+	return s.completion(t, messages.StatusFailed, nil, truncate(reason), nil)
 }
 
 // completion builds the completion of t and its event (a new UUIDv7 event
 // id: exactly one completion of a test is ever applied, so exactly one event
 // id reaches the outbox).
-func (s *Service) completion(t store.Test, status string, result []byte, reason string, ev *Evaluation) store.Completion {
+func (s *Service) completion(t store.Test, status string, result []byte, reason string, ev *acceptance.Evaluation) store.Completion {
 	now := time.Now().UTC()
 	eventID := uuid.Must(uuid.NewV7()).String()
 	e := messages.TestCompleted{
@@ -332,14 +331,14 @@ func (s *Service) completion(t store.Test, status string, result []byte, reason 
 		CreatedAt:   t.CreatedAt,
 		CompletedAt: now,
 	}
-	if status == store.StatusFailed {
+	if status == messages.StatusFailed {
 		e.Type = messages.EventTypeFailed
 	}
 	if ev != nil {
 		stats := ev.Stats
 		e.Verdict, e.Source, e.Stats = ev.Verdict, ev.Source, &stats
 	}
-	payload, err := encodeEvent(&e)
+	payload, err := e.Encode()
 	if err != nil {
 		// Evaluate returns finite numbers only; this is a bug, and the
 		// processor's restart and retry path handles it.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"sensorhub/actors/supervise"
+	"sensorhub/internal/acceptance"
 	"sensorhub/internal/store"
 	"sensorhub/messages"
 )
@@ -34,11 +35,11 @@ func TestCrashRecovery(t *testing.T) {
 			const n = 20
 			accepted := map[string]bool{}
 			for i := 0; i < n; i++ {
-				a := h.mustSubmit(tokAlice, messages.SubmitTest{SensorType: "temperature", Readings: readingsFor(Catalogue()[0], 10)})
+				a := h.mustSubmit(tokAlice, messages.SubmitTest{SensorType: "temperature", Readings: readingsFor(acceptance.Catalogue()[0], 10)})
 				accepted[a.TestID] = true
 			}
 			crashed.abort()
-			if c := counts(t, st); c[store.StatusProcessing] != n {
+			if c := counts(t, st); c[messages.StatusProcessing] != n {
 				t.Fatalf("counts %v after the crash, want %d processing", c, n)
 			}
 
@@ -50,7 +51,7 @@ func TestCrashRecovery(t *testing.T) {
 			}
 			eventually(t, 30*time.Second, "every accepted test to complete", func() bool {
 				c := counts(t, st)
-				return c[store.StatusCompleted] == n && c[store.StatusProcessing] == 0
+				return c[messages.StatusCompleted] == n && c[messages.StatusProcessing] == 0
 			})
 			eventually(t, 30*time.Second, "every event to reach the stream", func() bool {
 				return backlog(t, st) == 0 && streamCount(t, h.events) >= n
@@ -114,12 +115,12 @@ func TestSweeperGivesUp(t *testing.T) {
 	releaseOnce.Do(func() { close(release) })
 	// The hung attempt finishes late: its completion is not applied.
 	eventually(t, 10*time.Second, "the pipeline to drain", func() bool {
-		return svc.queued.Load() == 0 && svc.completing.Load() == 0
+		return svc.pipe.counts().queued == 0 && svc.pipe.counts().completing == 0
 	})
 	if rec2, err := h.result(tokAlice, a.TestID); err != nil || rec2.Status != messages.StatusFailed {
 		t.Fatalf("after the late completion: %+v, %v", rec2, err)
 	}
-	if c := counts(t, st); c[store.StatusFailed] != 1 || total(c) != 1 {
+	if c := counts(t, st); c[messages.StatusFailed] != 1 || total(c) != 1 {
 		t.Fatalf("counts %v", c)
 	}
 }
@@ -141,7 +142,7 @@ func TestChildCrashesLoseNothing(t *testing.T) {
 	for i := 0; i < n; i++ {
 		ids = append(ids, h.mustSubmit(tokAlice, messages.SubmitTest{SensorType: "pressure"}).TestID)
 	}
-	eventually(t, 5*time.Second, "the pool to hold every test", func() bool { return svc.queued.Load() == n })
+	eventually(t, 5*time.Second, "the pool to hold every test", func() bool { return svc.pipe.counts().queued == n })
 	role := svc.Role()
 	role.Send(role.Child(actorProcessors), &supervise.Crash{Reason: "test: pool"})
 	role.Send(role.Child(actorWriter), &supervise.Crash{Reason: "test: writer"})
@@ -160,7 +161,7 @@ func TestChildCrashesLoseNothing(t *testing.T) {
 		return backlog(t, st) == 0 && streamCount(t, h.events) == n+1
 	})
 	eventually(t, 10*time.Second, "the pipeline to drain", func() bool {
-		return svc.queued.Load() == 0 && svc.completing.Load() == 0
+		return svc.pipe.counts().queued == 0 && svc.pipe.counts().completing == 0
 	})
 	for _, name := range []string{actorProcessors, actorWriter, actorIntake} {
 		if role.Restarts(name) != 1 {

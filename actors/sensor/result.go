@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/micro"
 
+	"sensorhub/internal/acceptance"
 	"sensorhub/internal/natsx"
 	"sensorhub/internal/store"
 	"sensorhub/messages"
@@ -106,14 +107,14 @@ func recordOf(t store.Test) messages.TestRecord {
 		CompletedAt: t.CompletedAt,
 	}
 	if len(t.Result) > 0 {
-		var ev Evaluation
+		var ev acceptance.Evaluation
 		if err := json.Unmarshal(t.Result, &ev); err == nil {
 			stats := ev.Stats
 			rec.Source, rec.Unit, rec.Verdict, rec.Checks, rec.Stats = ev.Source, ev.Unit, ev.Verdict, ev.Checks, &stats
 		}
 	}
 	if rec.Unit == "" {
-		if spec, ok := LookupSpec(t.SensorType); ok {
+		if spec, ok := acceptance.LookupSpec(t.SensorType); ok {
 			rec.Unit = spec.Unit
 		}
 	}
@@ -122,7 +123,7 @@ func recordOf(t store.Test) messages.TestRecord {
 
 // handleTypes is the micro handler of sensorhub.sensor.types.
 func (s *Service) handleTypes(req micro.Request) {
-	_ = natsx.ReplyJSON(req, messages.SensorTypesReply{Types: Catalogue()})
+	_ = natsx.ReplyJSON(req, messages.SensorTypesReply{Types: acceptance.Catalogue()})
 }
 
 // handleOutbox is the micro handler of sensorhub.sensor.outbox.

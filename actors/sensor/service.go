@@ -62,16 +62,8 @@ type Service struct {
 	// stopping is set when Stop begins: requests still delivered to the
 	// draining subscriptions are refused.
 	stopping atomic.Bool
-	// inflight counts submissions received and not yet answered.
-	inflight atomic.Int64
-	// queued counts tests sent to the processor pool and not yet processed
-	// (the sender adds, the pool subtracts); completing counts completions
-	// sent to the writer and not yet committed (the sender adds, the writer
-	// subtracts). Their sum bounds the pipeline with MaxInFlight.
-	queued, completing atomic.Int64
-	// waitingInserts is the writer's queue of inserts not yet sent to the
-	// database (for tests and diagnostics).
-	waitingInserts atomic.Int64
+	// pipe counts the submissions, tests and completions in flight.
+	pipe *pipeline
 	// jobSeq numbers the pool's jobs across its restarts, so that a late
 	// report from a processor of an earlier incarnation matches no new job.
 	jobSeq atomic.Uint64
@@ -121,6 +113,7 @@ func Start(ctx context.Context, nc *nats.Conn, system *actor.ActorSystem, cfg Co
 		system:   system,
 		instance: messages.RoleSensor + "-" + uuid.NewString()[:8],
 		readers:  make(chan struct{}, maxReaders),
+		pipe:     newPipeline(cfg.MaxInFlight),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.db = s.breakers.Add(breaker.New("sensor.database", cfg.DatabaseBreaker, isDatabaseOutage, log))
@@ -263,8 +256,9 @@ func (s *Service) stop(timeout time.Duration) error {
 		cancel()
 	}
 	if !s.waitIdle(time.Now().Add(timeout / 2)) {
+		c := s.pipe.counts()
 		s.log.Warn("sensor role stopping with work in flight; the sweeper of the next process recovers it",
-			"submissions", s.inflight.Load(), "queued", s.queued.Load(), "completing", s.completing.Load())
+			"submissions", c.inflight, "queued", c.queued, "completing", c.completing)
 	}
 	s.close()
 	done := make(chan struct{})
@@ -285,7 +279,7 @@ func (s *Service) waitIdle(deadline time.Time) bool {
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
 	for {
-		if s.inflight.Load() == 0 && s.queued.Load() == 0 && s.completing.Load() == 0 && len(s.readers) == 0 {
+		if s.pipe.idle() && len(s.readers) == 0 {
 			return true
 		}
 		if time.Now().After(deadline) {
@@ -369,20 +363,6 @@ var errStopping = messages.NewError(messages.CodeSensorUnavailable, "sensor serv
 
 // errInternal answers a request whose handler crashed.
 var errInternal = messages.NewError(messages.CodeInternal, "internal error")
-
-// admit takes an in-flight slot for one submission, or refuses it when the
-// submissions or the processing pipeline are at MaxInFlight.
-func (s *Service) admit() bool {
-	limit := int64(s.cfg.MaxInFlight)
-	if s.queued.Load()+s.completing.Load() >= limit {
-		return false
-	}
-	if s.inflight.Add(1) > limit {
-		s.inflight.Add(-1)
-		return false
-	}
-	return true
-}
 
 // isDatabaseOutage says which store errors count against the database
 // breaker and mark the database down: it could not be reached or did not

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"sensorhub/internal/acceptance"
 	"sensorhub/internal/breaker"
 	"sensorhub/internal/natsx"
 	"sensorhub/internal/store"
@@ -23,7 +24,7 @@ func TestSubmitAndResult(t *testing.T) {
 			h := newHarness(t)
 			st := kind.open(t)
 			h.start(st, nil)
-			spec := Catalogue()[0]
+			spec := acceptance.Catalogue()[0]
 
 			// Submitted readings, token in the header.
 			ref := spec.Nominal
@@ -67,7 +68,7 @@ func TestSubmitAndResult(t *testing.T) {
 			if strings.Contains(string(stored.Request), tokAlice) {
 				t.Fatalf("stored request %s holds the token", stored.Request)
 			}
-			if c := counts(t, st); c[store.StatusCompleted] != 2 || total(c) != 2 {
+			if c := counts(t, st); c[messages.StatusCompleted] != 2 || total(c) != 2 {
 				t.Fatalf("counts %v, want 2 completed", c)
 			}
 		})
@@ -78,7 +79,7 @@ func TestSubmitRejectsBadInput(t *testing.T) {
 	h := newHarness(t)
 	st := openSQLite(t)
 	h.start(st, nil)
-	spec := Catalogue()[0]
+	spec := acceptance.Catalogue()[0]
 	tooMany := fmt.Sprintf(`{"sensor_type":%q,"readings":[%s0]}`, spec.Type, strings.Repeat("0,", messages.MaxReadings))
 	huge := `{"sensor_type":"` + spec.Type + `","sensor_id":"` + strings.Repeat("x", messages.MaxBodyBytes) + `"}`
 	cases := []struct {
@@ -186,7 +187,7 @@ func TestIdempotencyKey(t *testing.T) {
 	}
 	h.waitDone(tokAlice, first.TestID)
 	h.waitDone(tokBob, bobs.TestID)
-	if c := counts(t, st); total(c) != 2 || c[store.StatusCompleted] != 2 {
+	if c := counts(t, st); total(c) != 2 || c[messages.StatusCompleted] != 2 {
 		t.Fatalf("counts %v, want exactly 2 completed tests", c)
 	}
 }
@@ -451,7 +452,7 @@ func TestGroupCommit(t *testing.T) {
 		go submit()
 	}
 	eventually(t, 10*time.Second, "the submissions to queue behind the running transaction", func() bool {
-		return svc.waitingInserts.Load() == queued
+		return svc.pipe.counts().waitingInserts == queued
 	})
 	close(rec.gate)
 	wg.Wait()
@@ -484,7 +485,7 @@ func TestEndpointsTypesOutboxHealth(t *testing.T) {
 	if _, err := natsx.Request(ctx, h.nc, h.subj.SensorTypes(), nil, nil, &types); err != nil {
 		t.Fatal(err)
 	}
-	if len(types.Types) != len(Catalogue()) || types.Types[0].Type != Catalogue()[0].Type {
+	if len(types.Types) != len(acceptance.Catalogue()) || types.Types[0].Type != acceptance.Catalogue()[0].Type {
 		t.Fatalf("types %+v, want the catalogue", types)
 	}
 
@@ -535,7 +536,7 @@ func TestStopIsIdempotentAndRefusesAfterwards(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	got, err := st.GetTest(ctx, a.TestID)
-	if err != nil || got.Status != store.StatusCompleted {
+	if err != nil || got.Status != messages.StatusCompleted {
 		t.Fatalf("after stop: %+v, %v; want completed", got.Status, err)
 	}
 	_, err = h.submit(tokAlice, messages.SubmitTest{SensorType: "temperature"}, nil)

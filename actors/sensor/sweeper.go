@@ -53,7 +53,7 @@ func (w *sweeper) sweep(ctx actor.Context) {
 	}
 	// Claim no more than the pipeline has room for: a claimed test waits
 	// in memory, and its lease runs meanwhile.
-	limit := min(maxClaim, int(int64(s.cfg.MaxInFlight)-s.queued.Load()-s.completing.Load()))
+	limit := min(maxClaim, s.pipe.room())
 	if limit <= 0 {
 		return
 	}
@@ -89,8 +89,7 @@ func (w *sweeper) claimed(ctx actor.Context, msg *claimedExpired) {
 		// gets no more.
 		if t.Attempts >= s.cfg.MaxAttempts {
 			gaveUp++
-			s.completing.Add(1)
-			ctx.Send(s.writerPID, &completeTest{c: s.failedCompletion(t, fmt.Sprintf("gave up after %d attempts", t.Attempts))})
+			s.sendCompletion(ctx, s.failedCompletion(t, fmt.Sprintf("gave up after %d attempts", t.Attempts)))
 			continue
 		}
 		retry = append(retry, t)
@@ -100,4 +99,17 @@ func (w *sweeper) claimed(ctx actor.Context, msg *claimedExpired) {
 	if len(msg.tests) == msg.limit {
 		ctx.Send(ctx.Self(), &sweepTick{})
 	}
+}
+
+// dispatch sends claimed tests to the processor pool, with the attempts
+// they already used.
+func (s *Service) dispatch(ctx actor.Context, tests []store.Test) {
+	if len(tests) == 0 {
+		return
+	}
+	jobs := make([]dispatchedTest, len(tests))
+	for i, t := range tests {
+		jobs[i] = dispatchedTest{test: t, failures: t.Attempts}
+	}
+	s.dispatchJobs(ctx, jobs)
 }

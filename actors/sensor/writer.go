@@ -24,8 +24,8 @@ type (
 		err     error
 		at      time.Time
 	}
-	// completeTest asks the writer to finish a test. Its sender has added
-	// one to Service.completing.
+	// completeTest asks the writer to finish a test. Its sender has counted
+	// it as sent in the pipeline (Service.sendCompletion).
 	completeTest struct{ c store.Completion }
 	// completionsDone is the outcome of one CompleteTests group commit.
 	completionsDone struct {
@@ -36,6 +36,13 @@ type (
 	// retryCompletions ends the backoff after a failed CompleteTests.
 	retryCompletions struct{}
 )
+
+// sendCompletion hands a completion to the writer, counting it in the
+// pipeline first.
+func (s *Service) sendCompletion(ctx actor.Context, c store.Completion) {
+	s.pipe.completionSent()
+	ctx.Send(s.writerPID, &completeTest{c: c})
+}
 
 // pendingCompletion is a completion waiting for its commit.
 type pendingCompletion struct {
@@ -95,16 +102,16 @@ func (w *writer) Receive(ctx actor.Context) {
 		w.handOver(ctx)
 	case *actor.Stopping:
 		w.fail(errStopping)
-		w.s.completing.Add(-int64(len(w.completions)))
+		w.s.pipe.abandoned(len(w.completions))
 		w.completions = nil
 	}
-	w.s.waitingInserts.Store(int64(len(w.inserts)))
+	w.s.pipe.insertsWaiting(len(w.inserts))
 }
 
 // handOver runs on the failed incarnation before the restart. The queued
 // submissions were never told "processing": they get an error and may be
 // retried. The queued completions are sent to the next incarnation (they
-// stay counted in completing); a batch in flight comes back to it by itself.
+// stay counted as completing in the pipeline); a batch in flight comes back to it by itself.
 func (w *writer) handOver(ctx actor.Context) {
 	w.fail(errInternal)
 	for _, p := range w.completions {
@@ -165,9 +172,9 @@ func (w *writer) insertsDone(ctx actor.Context, msg *insertsDone) {
 			sub.fail(e)
 		}
 	} else {
-		// Dispatch first: the tests are counted in queued before their
-		// submissions stop counting in inflight, so Stop's wait for an idle
-		// pipeline never sees a gap.
+		// Dispatch first: the tests are counted as dispatched before their
+		// submissions are answered, so Stop's wait for an idle pipeline
+		// never sees a gap.
 		var jobs []dispatchedTest
 		for i, sub := range msg.batch {
 			if !msg.results[i].Duplicate {
@@ -200,23 +207,11 @@ func testOf(t store.NewTest, at time.Time) store.Test {
 		Request:        t.Request,
 		IdempotencyKey: t.IdempotencyKey,
 		AuthMode:       t.AuthMode,
-		Status:         store.StatusProcessing,
+		Status:         messages.StatusProcessing,
 		LeaseUntil:     t.LeaseUntil,
 		CreatedAt:      at,
 		UpdatedAt:      at,
 	}
-}
-
-// dispatch sends tests to the processor pool, counting them as queued.
-func (s *Service) dispatch(ctx actor.Context, tests []store.Test) {
-	if len(tests) == 0 {
-		return
-	}
-	jobs := make([]dispatchedTest, len(tests))
-	for i, t := range tests {
-		jobs[i] = dispatchedTest{test: t, failures: t.Attempts}
-	}
-	s.dispatchJobs(ctx, jobs)
 }
 
 // dispatchJobs sends jobs to the processor pool, counting them as queued.
@@ -224,7 +219,7 @@ func (s *Service) dispatchJobs(ctx actor.Context, jobs []dispatchedTest) {
 	if len(jobs) == 0 {
 		return
 	}
-	s.queued.Add(int64(len(jobs)))
+	s.pipe.dispatched(len(jobs))
 	ctx.Send(s.poolPID, &dispatch{jobs: jobs})
 }
 
@@ -262,7 +257,7 @@ func (w *writer) flushCompletions(ctx actor.Context) {
 	}) {
 		// Stopping: the tests stay "processing" until a sweeper claims them.
 		w.completeBusy = false
-		w.s.completing.Add(-int64(len(batch) + len(w.completions)))
+		w.s.pipe.abandoned(len(batch) + len(w.completions))
 		w.completions = nil
 	}
 }
@@ -278,10 +273,10 @@ func (w *writer) completionsDone(ctx actor.Context, msg *completionsDone) {
 	switch {
 	case msg.err == nil:
 		w.backoff = 0
-		s.completing.Add(-int64(len(msg.batch)))
+		s.pipe.committed(len(msg.batch))
 		ctx.Send(s.outboxPID, &outboxNudge{})
 	case errors.Is(msg.err, context.Canceled) && s.ctx.Err() != nil:
-		s.completing.Add(-int64(len(msg.batch)))
+		s.pipe.abandoned(len(msg.batch))
 	case isDatabaseOutage(msg.err) || errors.Is(msg.err, breaker.ErrOpen) || errors.Is(msg.err, store.ErrRetry):
 		w.completions = append(msg.batch, w.completions...)
 		w.retryLater(ctx)
@@ -292,7 +287,7 @@ func (w *writer) completionsDone(ctx actor.Context, msg *completionsDone) {
 			if p.failures >= maxCompletionFailures {
 				s.log.Error("dropping a completion the store keeps refusing; the sweeper will process the test again",
 					"test_id", p.c.TestID, "err", msg.err)
-				s.completing.Add(-1)
+				s.pipe.abandoned(1)
 				continue
 			}
 			p.solo = true

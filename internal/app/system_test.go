@@ -128,9 +128,9 @@ func TestThousandConcurrentSubmissions(t *testing.T) {
 	st := s.openStore(s.realDB)
 	eventually(t, 60*time.Second, "all tests completed", func() (bool, string) {
 		c := s.counts(st)
-		return c[store.StatusCompleted] == n, fmt.Sprint(c)
+		return c[messages.StatusCompleted] == n, fmt.Sprint(c)
 	})
-	if c := s.counts(st); c[store.StatusFailed] != 0 || c[store.StatusProcessing] != 0 {
+	if c := s.counts(st); c[messages.StatusFailed] != 0 || c[messages.StatusProcessing] != 0 {
 		t.Fatalf("counts %v", c)
 	}
 	t.Logf("all %d completed %s after the first submission", n, time.Since(started).Round(time.Millisecond))
@@ -312,7 +312,7 @@ func TestKafkaDownEventsWaitAndDrain(t *testing.T) {
 	st := s.openStore(s.realDB)
 	eventually(t, 60*time.Second, "all tests completed", func() (bool, string) {
 		c := s.counts(st)
-		return c[store.StatusCompleted] == n, fmt.Sprint(c)
+		return c[messages.StatusCompleted] == n, fmt.Sprint(c)
 	})
 	var stats messages.BridgeStats
 	eventually(t, 30*time.Second, "stats show the events queued and the breaker open", func() (bool, string) {
@@ -397,7 +397,7 @@ func TestNATSDownOutboxWaits(t *testing.T) {
 	eventually(t, 30*time.Second, "orphans completed into the outbox while NATS is down", func() (bool, string) {
 		c := s.counts(st)
 		backlog, err := st.OutboxBacklog(context.Background())
-		return c[store.StatusCompleted] == n+10 && err == nil && backlog == n, fmt.Sprint(c, " backlog ", backlog, err)
+		return c[messages.StatusCompleted] == n+10 && err == nil && backlog == n, fmt.Sprint(c, " backlog ", backlog, err)
 	})
 
 	s.nats.Start()

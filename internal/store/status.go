@@ -1,25 +1,22 @@
 package store
 
-import "fmt"
+import (
+	"fmt"
 
-// Status values of a Test.
-const (
-	// StatusProcessing is a test accepted and not yet finished.
-	StatusProcessing = "processing"
-	// StatusCompleted is a test evaluated with a verdict in its Result.
-	StatusCompleted = "completed"
-	// StatusFailed is a test that could not be evaluated; Reason says why.
-	StatusFailed = "failed"
+	"sensorhub/messages"
 )
+
+// A Test's Status is one of messages.StatusProcessing, StatusCompleted and
+// StatusFailed: the store keeps the wire's values, so they are declared once.
 
 // Statuses lists every status a Test can have, in lifecycle order.
 func Statuses() []string {
-	return []string{StatusProcessing, StatusCompleted, StatusFailed}
+	return []string{messages.StatusProcessing, messages.StatusCompleted, messages.StatusFailed}
 }
 
 // IsFinal reports whether status is one a Completion may set.
 func IsFinal(status string) bool {
-	return status == StatusCompleted || status == StatusFailed
+	return status == messages.StatusCompleted || status == messages.StatusFailed
 }
 
 // ValidateCompletion refuses a Completion that can only be a caller's bug:

@@ -15,6 +15,7 @@ import (
 
 	"sensorhub/internal/store"
 	"sensorhub/internal/testenv"
+	"sensorhub/messages"
 )
 
 // BenchmarkWritePath runs the sensor role's store traffic per test: one
@@ -62,7 +63,7 @@ func benchWritePath(b *testing.B, batch int) {
 		for i, t := range tests {
 			eventID := uuid.Must(uuid.NewV7()).String()
 			cs[i] = store.Completion{
-				TestID: t.ID, Status: store.StatusCompleted, Result: result, At: time.Now(),
+				TestID: t.ID, Status: messages.StatusCompleted, Result: result, At: time.Now(),
 				Event: store.OutboxEvent{EventID: eventID, Subject: "sensorhub.events.vibration.completed",
 					Payload: []byte(`{"schema":1,"event_id":"` + eventID + `","test_id":"` + t.ID + `","stats":` + string(result) + `}`)},
 			}

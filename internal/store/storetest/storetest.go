@@ -21,6 +21,7 @@ import (
 	"github.com/google/uuid"
 
 	"sensorhub/internal/store"
+	"sensorhub/messages"
 )
 
 // Run runs the suite. open must return a new, empty, migrated store each
@@ -139,7 +140,7 @@ func completion(t *testing.T, testID string, at time.Time) store.Completion {
 	eventID := newID(t)
 	return store.Completion{
 		TestID: testID,
-		Status: store.StatusCompleted,
+		Status: messages.StatusCompleted,
 		Result: []byte(`{"verdict":"pass","mean":21.75}`),
 		Event: store.OutboxEvent{
 			EventID: eventID,
@@ -199,7 +200,7 @@ func assertNewTest(t *testing.T, got store.Test, in store.NewTest) {
 		{"Request", string(got.Request), string(in.Request)},
 		{"IdempotencyKey", got.IdempotencyKey, in.IdempotencyKey},
 		{"AuthMode", got.AuthMode, in.AuthMode},
-		{"Status", got.Status, store.StatusProcessing},
+		{"Status", got.Status, messages.StatusProcessing},
 		{"Attempts", got.Attempts, 0},
 		{"Result", got.Result == nil, true},
 		{"Reason", got.Reason, ""},
@@ -685,7 +686,7 @@ func testInsertIdempotency(t *testing.T, s store.Store) {
 			if len(tc.existing) > 0 {
 				insert(t, s, build(tc.existing)...)
 			}
-			before := counts(t, s)[store.StatusProcessing]
+			before := counts(t, s)[messages.StatusProcessing]
 			batch := build(tc.batch)
 			res := insert(t, s, batch...)
 			inserted := int64(0)
@@ -703,7 +704,7 @@ func testInsertIdempotency(t *testing.T, s store.Store) {
 					inserted++
 				}
 			}
-			if after := counts(t, s)[store.StatusProcessing]; after-before != inserted {
+			if after := counts(t, s)[messages.StatusProcessing]; after-before != inserted {
 				t.Errorf("processing count grew by %d, want %d", after-before, inserted)
 			}
 			// A retry of the keyed tests (new ids, as a client retrying
@@ -795,7 +796,7 @@ func testInsertConcurrent(t *testing.T, s store.Store) {
 			t.Errorf("key %s inserted %d times", key, n)
 		}
 	}
-	if got := counts(t, s)[store.StatusProcessing]; got != int64(len(idOf)) || len(idOf) != keys {
+	if got := counts(t, s)[messages.StatusProcessing]; got != int64(len(idOf)) || len(idOf) != keys {
 		t.Errorf("processing = %d for %d keys seen, want %d", got, len(idOf), keys)
 	}
 }
@@ -864,7 +865,7 @@ func testInsertLargeBatch(t *testing.T, s store.Store) {
 	if dups != 200 {
 		t.Errorf("%d duplicates, want 200", dups)
 	}
-	if got := counts(t, s)[store.StatusProcessing]; got != n-200 {
+	if got := counts(t, s)[messages.StatusProcessing]; got != n-200 {
 		t.Errorf("processing = %d, want %d", got, n-200)
 	}
 }
@@ -877,24 +878,24 @@ func testCompleteTests(t *testing.T, s store.Store) {
 	at := now()
 	c1 := completion(t, t1.ID, at)
 	c2 := completion(t, t2.ID, at.Add(time.Millisecond))
-	c2.Status, c2.Result, c2.Reason = store.StatusFailed, nil, "processor crashed 3 times"
+	c2.Status, c2.Result, c2.Reason = messages.StatusFailed, nil, "processor crashed 3 times"
 	cUnknown := completion(t, newID(t), at)
 	if got := complete(t, s, c1, c2, cUnknown); !slices.Equal(got, []bool{true, true, false}) {
 		t.Fatalf("applied = %v, want [true true false]", got)
 	}
 
 	g1 := getTest(t, s, t1.ID)
-	if g1.Status != store.StatusCompleted || string(g1.Result) != string(c1.Result) || g1.Reason != "" {
+	if g1.Status != messages.StatusCompleted || string(g1.Result) != string(c1.Result) || g1.Reason != "" {
 		t.Errorf("t1 = status %q result %q reason %q", g1.Status, g1.Result, g1.Reason)
 	}
 	if g1.CompletedAt == nil || !g1.CompletedAt.Equal(at) || !g1.UpdatedAt.Equal(at) {
 		t.Errorf("t1 CompletedAt %v UpdatedAt %v, want %v", g1.CompletedAt, g1.UpdatedAt, at)
 	}
 	g2 := getTest(t, s, t2.ID)
-	if g2.Status != store.StatusFailed || g2.Result != nil || g2.Reason != c2.Reason || g2.CompletedAt == nil {
+	if g2.Status != messages.StatusFailed || g2.Result != nil || g2.Reason != c2.Reason || g2.CompletedAt == nil {
 		t.Errorf("t2 = status %q result %q reason %q completed %v", g2.Status, g2.Result, g2.Reason, g2.CompletedAt)
 	}
-	if g3 := getTest(t, s, t3.ID); g3.Status != store.StatusProcessing || g3.CompletedAt != nil {
+	if g3 := getTest(t, s, t3.ID); g3.Status != messages.StatusProcessing || g3.CompletedAt != nil {
 		t.Errorf("t3 was not in the batch but is %q", g3.Status)
 	}
 	assertEvents(t, s, c1.Event, c2.Event)
@@ -902,22 +903,22 @@ func testCompleteTests(t *testing.T, s store.Store) {
 	// A second completion (another worker, a redelivery) changes nothing
 	// and writes no second event.
 	again := completion(t, t1.ID, at.Add(time.Hour))
-	again.Status, again.Reason = store.StatusFailed, "late"
+	again.Status, again.Reason = messages.StatusFailed, "late"
 	if got := complete(t, s, again); !slices.Equal(got, []bool{false}) {
 		t.Errorf("second completion applied = %v, want [false]", got)
 	}
-	if g := getTest(t, s, t1.ID); g.Status != store.StatusCompleted || !g.CompletedAt.Equal(at) || g.Reason != "" {
+	if g := getTest(t, s, t1.ID); g.Status != messages.StatusCompleted || !g.CompletedAt.Equal(at) || g.Reason != "" {
 		t.Errorf("second completion changed t1: %q %v %q", g.Status, g.CompletedAt, g.Reason)
 	}
 	assertEvents(t, s, c1.Event, c2.Event)
 
 	// The same test twice in one batch: the first wins.
 	d1, d2 := completion(t, t3.ID, at), completion(t, t3.ID, at)
-	d2.Status = store.StatusFailed
+	d2.Status = messages.StatusFailed
 	if got := complete(t, s, d1, d2); !slices.Equal(got, []bool{true, false}) {
 		t.Errorf("same test twice in a batch: applied = %v, want [true false]", got)
 	}
-	if g := getTest(t, s, t3.ID); g.Status != store.StatusCompleted {
+	if g := getTest(t, s, t3.ID); g.Status != messages.StatusCompleted {
 		t.Errorf("t3 = %q, want completed (the first completion of the batch)", g.Status)
 	}
 	assertEvents(t, s, c1.Event, c2.Event, d1.Event)
@@ -985,7 +986,7 @@ func testInsertLargeMixed(t *testing.T, s store.Store) {
 		}
 		batch[i] = newTest(t, owner, key, lease)
 	}
-	before := counts(t, s)[store.StatusProcessing]
+	before := counts(t, s)[messages.StatusProcessing]
 	res := insert(t, s, batch...)
 
 	firstInBatch := map[[2]string]string{}
@@ -1012,7 +1013,7 @@ func testInsertLargeMixed(t *testing.T, s store.Store) {
 			assertNewTest(t, getTest(t, s, nt.ID), nt)
 		}
 	}
-	if got := counts(t, s)[store.StatusProcessing] - before; got != inserted {
+	if got := counts(t, s)[messages.StatusProcessing] - before; got != inserted {
 		t.Errorf("processing grew by %d, want %d", got, inserted)
 	}
 }
@@ -1047,7 +1048,7 @@ func testCompleteLargeBatch(t *testing.T, s store.Store) {
 		i := (k * 131) % n
 		c := completion(t, tests[i].ID, now())
 		if i%3 == 0 {
-			c.Status, c.Result, c.Reason = store.StatusFailed, nil, fmt.Sprintf("reason %d", i)
+			c.Status, c.Result, c.Reason = messages.StatusFailed, nil, fmt.Sprintf("reason %d", i)
 		}
 		batch = append(batch, c)
 		applied := i%7 != 0
@@ -1090,7 +1091,7 @@ func testCompleteLargeBatch(t *testing.T, s store.Store) {
 			failed++
 		}
 	}
-	if got[store.StatusProcessing] != 0 || got[store.StatusFailed] != failed || got[store.StatusCompleted] != n-failed {
+	if got[messages.StatusProcessing] != 0 || got[messages.StatusFailed] != failed || got[messages.StatusCompleted] != n-failed {
 		t.Errorf("CountTests() = %v, want no processing, %d failed, %d completed", got, failed, n-failed)
 	}
 }
@@ -1110,7 +1111,7 @@ func testCompleteAtomic(t *testing.T, s store.Store) {
 		t.Fatalf("CompleteTests with a reused event id: got %v, want ErrConflict", err)
 	}
 	for _, id := range []string{t2.ID, t3.ID} {
-		if g := getTest(t, s, id); g.Status != store.StatusProcessing {
+		if g := getTest(t, s, id); g.Status != messages.StatusProcessing {
 			t.Errorf("test %s is %q after a failed batch, want processing", id, g.Status)
 		}
 	}
@@ -1118,12 +1119,12 @@ func testCompleteAtomic(t *testing.T, s store.Store) {
 
 	// A completion that can only be a bug is refused before anything runs.
 	bad := completion(t, t2.ID, now())
-	bad.Status = store.StatusProcessing
+	bad.Status = messages.StatusProcessing
 	if _, err := s.CompleteTests(ctxFor(t), []store.Completion{completion(t, t3.ID, now()), bad}); err == nil {
 		t.Fatal("CompleteTests with status processing: no error")
 	}
 	for _, id := range []string{t2.ID, t3.ID} {
-		if g := getTest(t, s, id); g.Status != store.StatusProcessing {
+		if g := getTest(t, s, id); g.Status != messages.StatusProcessing {
 			t.Errorf("test %s is %q after a refused batch, want processing", id, g.Status)
 		}
 	}
@@ -1179,7 +1180,7 @@ func testClaimExpired(t *testing.T, s store.Store) {
 				if !c.LeaseUntil.Equal(st.now.Add(lease)) {
 					t.Errorf("claimed %s: LeaseUntil = %v, want %v", c.ID, c.LeaseUntil, st.now.Add(lease))
 				}
-				if c.Status != store.StatusProcessing || c.Owner != "alice" || c.SensorType != "temperature" || len(c.Request) == 0 {
+				if c.Status != messages.StatusProcessing || c.Owner != "alice" || c.SensorType != "temperature" || len(c.Request) == 0 {
 					t.Errorf("claimed %s is not returned whole: %+v", c.ID, c)
 				}
 				if stored := getTest(t, s, c.ID); stored.Attempts != c.Attempts || !stored.LeaseUntil.Equal(c.LeaseUntil) {
@@ -1202,7 +1203,7 @@ func testClaimExpired(t *testing.T, s store.Store) {
 			}
 		})
 	}
-	if g := getTest(t, s, ids["completed and expired"]); g.Attempts != 0 || g.Status != store.StatusCompleted {
+	if g := getTest(t, s, ids["completed and expired"]); g.Attempts != 0 || g.Status != messages.StatusCompleted {
 		t.Errorf("a completed test was claimed: %+v", g)
 	}
 }
@@ -1300,11 +1301,11 @@ func testCountTests(t *testing.T, s store.Store) {
 	}
 	insert(t, s, batch...)
 	failed := completion(t, batch[1].ID, now())
-	failed.Status = store.StatusFailed
+	failed.Status = messages.StatusFailed
 	complete(t, s, completion(t, batch[0].ID, now()), failed, completion(t, batch[2].ID, now()))
 
 	got := counts(t, s)
-	want := map[string]int64{store.StatusProcessing: 3, store.StatusCompleted: 2, store.StatusFailed: 1}
+	want := map[string]int64{messages.StatusProcessing: 3, messages.StatusCompleted: 2, messages.StatusFailed: 1}
 	for status, n := range want {
 		if got[status] != n {
 			t.Errorf("CountTests()[%q] = %d, want %d (all: %v)", status, got[status], n, got)
@@ -1415,7 +1416,7 @@ func testHostileStrings(t *testing.T, s store.Store) {
 			}
 
 			c := store.Completion{
-				TestID: nt.ID, Status: store.StatusFailed, Reason: h,
+				TestID: nt.ID, Status: messages.StatusFailed, Reason: h,
 				Event: store.OutboxEvent{EventID: fmt.Sprintf("ev-%d-%s", i, h), Subject: h, Payload: []byte(h)},
 				At:    now(),
 			}
@@ -1437,7 +1438,7 @@ func testHostileStrings(t *testing.T, s store.Store) {
 	if err != nil || len(users) != len(hostile) {
 		t.Fatalf("ListUsers = %d users, %v; want %d", len(users), err, len(hostile))
 	}
-	if n := counts(t, s)[store.StatusFailed]; n != int64(len(hostile)) {
+	if n := counts(t, s)[messages.StatusFailed]; n != int64(len(hostile)) {
 		t.Errorf("failed tests = %d, want %d", n, len(hostile))
 	}
 }
@@ -1510,10 +1511,10 @@ func testContext(t *testing.T, s store.Store) {
 			}
 		})
 	}
-	if g := getTest(t, s, nt.ID); g.Status != store.StatusProcessing {
+	if g := getTest(t, s, nt.ID); g.Status != messages.StatusProcessing {
 		t.Errorf("a canceled CompleteTests changed the test: %q", g.Status)
 	}
-	if n := counts(t, s)[store.StatusProcessing]; n != 1 {
+	if n := counts(t, s)[messages.StatusProcessing]; n != 1 {
 		t.Errorf("canceled InsertTests inserted: %d processing tests, want 1", n)
 	}
 	got, err := s.GetUser(ctxFor(t), "kept")

@@ -1,4 +1,4 @@
-package sensor
+package messages
 
 import (
 	"errors"
@@ -6,113 +6,56 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
-
-	"sensorhub/messages"
 )
 
-// The processor encodes two documents per test: the evaluation (stored as
+// The sensor role encodes two documents per test: the evaluation (stored as
 // the test's result) and the completed event (the outbox payload). With
 // encoding/json they cost a reflective walk each, about a twentieth of the
-// sensor role's CPU under load, so they are written by hand here. The bytes
-// are exactly those encoding/json produces (same member order, omitempty,
-// float format and HTML-safe string escaping); encode_test.go holds them to
-// that for every catalogue type and for hostile strings.
+// sensor role's CPU under load, so the event and its parts are written by
+// hand here, next to their types. The bytes are exactly those encoding/json
+// produces (same member order, omitempty, float format and HTML-safe string
+// escaping); encode_test.go holds them to that, and fills every field of the
+// types by reflection so that a field added to a type but not here fails.
 
 // errNotFinite refuses a NaN or infinite number, as encoding/json does.
 var errNotFinite = errors.New("json: unsupported value: NaN or infinity")
 
-// encodeEvaluation is json.Marshal(ev).
-func encodeEvaluation(ev *Evaluation) ([]byte, error) {
-	b := make([]byte, 0, 256+160*len(ev.Checks))
-	b = append(b, '{')
-	first := true
-	field := func(name string) {
-		if !first {
-			b = append(b, ',')
-		}
-		first = false
-		b = append(b, '"')
-		b = append(b, name...)
-		b = append(b, '"', ':')
-	}
-	if ev.Source != "" {
-		field("source")
-		b = appendJSONString(b, ev.Source)
-	}
-	if ev.Unit != "" {
-		field("unit")
-		b = appendJSONString(b, ev.Unit)
-	}
-	if ev.Verdict != "" {
-		field("verdict")
-		b = appendJSONString(b, ev.Verdict)
-	}
-	var err error
-	if len(ev.Checks) > 0 {
-		field("checks")
-		b = append(b, '[')
-		for i, c := range ev.Checks {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, `{"name":`...)
-			b = appendJSONString(b, c.Name)
-			b = append(b, `,"passed":`...)
-			b = strconv.AppendBool(b, c.Passed)
-			b = append(b, `,"value":`...)
-			b, err = appendJSONFloat(b, c.Value, err)
-			b = append(b, `,"limit":`...)
-			b, err = appendJSONFloat(b, c.Limit, err)
-			b = append(b, `,"detail":`...)
-			b = appendJSONString(b, c.Detail)
-			b = append(b, '}')
-		}
-		b = append(b, ']')
-	}
-	field("stats")
-	b, err = appendStats(b, &ev.Stats, err)
-	b = append(b, '}')
-	if err != nil {
-		return nil, err
-	}
-	return b, nil
-}
-
-// encodeEvent is e.Encode() (json.Marshal of the event).
-func encodeEvent(e *messages.TestCompleted) ([]byte, error) {
+// Encode returns the JSON payload of the event: the bytes of
+// json.Marshal(e), without reflection.
+func (e TestCompleted) Encode() ([]byte, error) {
 	b := make([]byte, 0, 640)
 	b = append(b, `{"schema":`...)
 	b = strconv.AppendInt(b, int64(e.Schema), 10)
 	b = append(b, `,"event_id":`...)
-	b = appendJSONString(b, e.EventID)
+	b = AppendJSONString(b, e.EventID)
 	b = append(b, `,"type":`...)
-	b = appendJSONString(b, e.Type)
+	b = AppendJSONString(b, e.Type)
 	b = append(b, `,"test_id":`...)
-	b = appendJSONString(b, e.TestID)
+	b = AppendJSONString(b, e.TestID)
 	b = append(b, `,"sensor_type":`...)
-	b = appendJSONString(b, e.SensorType)
+	b = AppendJSONString(b, e.SensorType)
 	b = append(b, `,"sensor_id":`...)
-	b = appendJSONString(b, e.SensorID)
+	b = AppendJSONString(b, e.SensorID)
 	b = append(b, `,"owner":`...)
-	b = appendJSONString(b, e.Owner)
+	b = AppendJSONString(b, e.Owner)
 	b = append(b, `,"status":`...)
-	b = appendJSONString(b, e.Status)
+	b = AppendJSONString(b, e.Status)
 	if e.Verdict != "" {
 		b = append(b, `,"verdict":`...)
-		b = appendJSONString(b, e.Verdict)
+		b = AppendJSONString(b, e.Verdict)
 	}
 	if e.Source != "" {
 		b = append(b, `,"source":`...)
-		b = appendJSONString(b, e.Source)
+		b = AppendJSONString(b, e.Source)
 	}
 	if e.Reason != "" {
 		b = append(b, `,"reason":`...)
-		b = appendJSONString(b, e.Reason)
+		b = AppendJSONString(b, e.Reason)
 	}
 	var err error
 	if e.Stats != nil {
 		b = append(b, `,"stats":`...)
-		b, err = appendStats(b, e.Stats, err)
+		b, err = e.Stats.AppendJSON(b)
 	}
 	b = append(b, `,"created_at":`...)
 	b, err = appendJSONTime(b, e.CreatedAt, err)
@@ -125,8 +68,27 @@ func encodeEvent(e *messages.TestCompleted) ([]byte, error) {
 	return b, nil
 }
 
-// appendStats appends a messages.Stats object; err carries the first error.
-func appendStats(b []byte, s *messages.Stats, err error) ([]byte, error) {
+// AppendJSON appends the bytes of json.Marshal(c) to b. The error is
+// encoding/json's for a NaN or infinite number (b is then incomplete).
+func (c *Check) AppendJSON(b []byte) ([]byte, error) {
+	var err error
+	b = append(b, `{"name":`...)
+	b = AppendJSONString(b, c.Name)
+	b = append(b, `,"passed":`...)
+	b = strconv.AppendBool(b, c.Passed)
+	b = append(b, `,"value":`...)
+	b, err = appendJSONFloat(b, c.Value, err)
+	b = append(b, `,"limit":`...)
+	b, err = appendJSONFloat(b, c.Limit, err)
+	b = append(b, `,"detail":`...)
+	b = AppendJSONString(b, c.Detail)
+	return append(b, '}'), err
+}
+
+// AppendJSON appends the bytes of json.Marshal(s) to b. The error is
+// encoding/json's for a NaN or infinite number (b is then incomplete).
+func (s *Stats) AppendJSON(b []byte) ([]byte, error) {
+	var err error
 	b = append(b, `{"count":`...)
 	b = strconv.AppendInt(b, int64(s.Count), 10)
 	b = append(b, `,"min":`...)
@@ -154,7 +116,8 @@ func appendStats(b []byte, s *messages.Stats, err error) ([]byte, error) {
 
 // appendJSONFloat formats f as encoding/json does for a float64: the
 // shortest representation, in exponent form only below 1e-6 or from 1e21,
-// with a two-digit exponent cleaned up to one ("1e-07" is "1e-7").
+// with a two-digit exponent cleaned up to one ("1e-07" is "1e-7"). err
+// carries the first error of the document.
 func appendJSONFloat(b []byte, f float64, err error) ([]byte, error) {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
 		if err == nil {
@@ -189,10 +152,10 @@ func appendJSONTime(b []byte, t time.Time, err error) ([]byte, error) {
 
 const hexDigits = "0123456789abcdef"
 
-// appendJSONString quotes s as encoding/json does by default: the HTML
-// characters <, > and & escaped, control characters escaped, invalid UTF-8
-// replaced by U+FFFD, and U+2028 and U+2029 escaped.
-func appendJSONString(b []byte, s string) []byte {
+// AppendJSONString appends s quoted as encoding/json does by default: the
+// HTML characters <, > and & escaped, control characters escaped, invalid
+// UTF-8 replaced by U+FFFD, and U+2028 and U+2029 escaped.
+func AppendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
