@@ -306,6 +306,11 @@ func (s *Service) stop(timeout time.Duration) error {
 	if err := s.svc.Stop(); err != nil {
 		errs = append(errs, fmt.Errorf("stop auth micro service: %w", err))
 	}
+	// Once Stop returns the server knows: another connection's request
+	// gets "no responders" at once instead of waiting for a reply.
+	if s.nc.IsConnected() {
+		_ = s.nc.FlushTimeout(max(time.Until(deadline), 10*time.Millisecond))
+	}
 	if err := s.role.Stop(max(time.Until(deadline), 10*time.Millisecond)); err != nil {
 		errs = append(errs, err)
 	}

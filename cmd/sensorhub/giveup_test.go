@@ -18,6 +18,7 @@ import (
 // its limit), the process logs why and exits non-zero, so that its
 // orchestrator restarts it.
 func TestRoleThatGivesUpExitsNonZero(t *testing.T) {
+	testenv.SkipIfShort(t)
 	srv := testenv.NATS(t)
 	db := "sqlite:" + filepath.Join(t.TempDir(), "auth.db")
 	if code, _, errs := runCmd(t, "not-the-default\n", nil, "user", "add", "--username", "carol", "--password-stdin", "--roles", "admin", "--database-url", db); code != 0 {

@@ -26,6 +26,7 @@ import (
 // environment, the nats CLI among them, find it there).
 func startDev(t *testing.T, extra ...string) app.DevAddrs {
 	t.Helper()
+	testenv.SkipIfShort(t)
 	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
 	ready := make(chan app.DevAddrs, 1)
 	devReady = ready

@@ -22,6 +22,7 @@ import (
 // background runs one command line until the test ends, with getenv as its
 // environment, and checks that it then exits cleanly.
 func background(t *testing.T, getenv func(string) string, args ...string) *testenv.Buffer {
+	testenv.SkipIfShort(t)
 	t.Helper()
 	if getenv == nil {
 		getenv = func(string) string { return "" }

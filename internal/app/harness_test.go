@@ -49,6 +49,7 @@ type system struct {
 }
 
 func newSystem(t *testing.T) *system {
+	testenv.SkipIfShort(t)
 	t.Helper()
 	realDB := testenv.Postgres(t)
 	u, err := url.Parse(realDB)

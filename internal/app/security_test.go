@@ -47,6 +47,7 @@ type target struct {
 const alicePW = "alice-password-1"
 
 func TestAttacksOnDev(t *testing.T) {
+	testenv.SkipIfShort(t)
 	dir := t.TempDir()
 	ready := make(chan DevAddrs, 1)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -87,6 +88,7 @@ func TestAttacksOnDev(t *testing.T) {
 // the embedded server reading the same file; the roles run as their own
 // role processes would, each with its generated credential.
 func TestAttacksOnGeneratedConfig(t *testing.T) {
+	testenv.SkipIfShort(t)
 	dir := t.TempDir()
 	port := freePort(t)
 	var out bytes.Buffer

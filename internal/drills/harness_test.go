@@ -200,6 +200,7 @@ type clusterOptions struct {
 // the fault proxy and Kafka, creates a user, starts the roles and waits
 // until each answers.
 func newCluster(t *testing.T, opts clusterOptions) *cluster {
+	testenv.SkipIfShort(t)
 	t.Helper()
 	start := time.Now()
 	dbURL := testenv.Postgres(t) // skips (or fails) without a server

@@ -36,3 +36,13 @@ func Eventually(t testing.TB, what string, cond func() bool) {
 		<-tick.C
 	}
 }
+
+// SkipIfShort skips a system test (a whole system of roles, the drills, the
+// README's commands) under `go test -short`, the quick tier; the full
+// suite, the README's test command, runs them.
+func SkipIfShort(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("a system test: -short runs the quick tier only")
+	}
+}
