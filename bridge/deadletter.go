@@ -18,7 +18,7 @@ import (
 // the others behind it. If the dead-letter stream does not take it (NATS
 // trouble, or the DLQ is full) the event is neither lost nor acknowledged:
 // it is released for a later try.
-func (r *relay) deadLetter(ctx context.Context, m jetstream.Msg, seq uint64, ev *messages.TestCompleted, reason string) {
+func (r *relay) deadLetter(ctx context.Context, m jetstream.Msg, seq uint64, reason string) {
 	hdr := nats.Header{}
 	for k, vs := range m.Headers() {
 		hdr[k] = append([]string(nil), vs...)
@@ -26,14 +26,16 @@ func (r *relay) deadLetter(ctx context.Context, m jetstream.Msg, seq uint64, ev 
 	// The event id dedupes the event stream; the dead letter is deduped
 	// by its place in the stream instead, so that dead-lettering the same
 	// message twice (a lost ack) stores it once.
-	hdr.Set(jetstream.MsgIDHeader, messages.StreamEvents+":"+strconv.FormatUint(seq, 10))
-	hdr.Set(HeaderDeadLetterReason, reason)
-	hdr.Set(HeaderOriginalSubject, m.Subject())
-	hdr.Set(HeaderOriginalStream, messages.StreamEvents)
-	hdr.Set(HeaderOriginalSequence, strconv.FormatUint(seq, 10))
-	if ev != nil {
-		hdr.Set(HeaderEventID, ev.EventID)
+	// The event id, which it replaces, is kept under the name Kafka
+	// consumers know it by.
+	if id := m.Headers().Get(messages.HeaderMsgID); id != "" {
+		hdr.Set(messages.KafkaHeaderEventID, id)
 	}
+	hdr.Set(messages.HeaderMsgID, messages.StreamEvents+":"+strconv.FormatUint(seq, 10))
+	hdr.Set(messages.HeaderDeadLetterReason, reason)
+	hdr.Set(messages.HeaderOriginalSubject, m.Subject())
+	hdr.Set(messages.HeaderOriginalStream, messages.StreamEvents)
+	hdr.Set(messages.HeaderOriginalSequence, strconv.FormatUint(seq, 10))
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
 	_, err := r.b.js.PublishMsg(pctx, &nats.Msg{Subject: natsx.DeadLetterSubject(r.cfg.Subjects), Header: hdr, Data: m.Data()})

@@ -10,8 +10,11 @@
 // "bridge.kafka": while it is open the bridge stops fetching and probes, so
 // events wait in JetStream (the bridge holds no more than the batch it was
 // writing, kept from redelivery with InProgress) and drain in order when
-// Kafka is back. An event Kafka can never take (too
-// large, or not an event at all) goes to the dead-letter stream with the
+// Kafka is back. The bridge does not read payloads: the record key, the
+// event id and the event type come from the NATS headers the outbox relay
+// sets (messages.HeaderSensorID, HeaderMsgID, HeaderEventType), and the
+// payload goes to Kafka unchanged. An event Kafka can never take (too
+// large, or without those headers) goes to the dead-letter stream with the
 // reason instead of blocking the rest.
 //
 // TLS and SASL to Kafka (transport.go) are built once at Start and shared

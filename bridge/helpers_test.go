@@ -147,26 +147,35 @@ func events(n, sensors int) []messages.TestCompleted {
 func (e *env) publish(t testing.TB, evs []messages.TestCompleted) {
 	t.Helper()
 	for _, ev := range evs {
-		data, err := ev.Encode()
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.publishRaw(t, e.subj.Event(ev.SensorType, ev.Kind()), ev.EventID, data)
+		e.publishRaw(t, eventMsg(t, e.subj, ev))
 	}
 	e.waitPublished(t)
 }
 
-func (e *env) publishRaw(t testing.TB, subject, id string, data []byte) {
+// eventMsg is ev as the outbox relay publishes it: the payload, with the
+// event id, the sensor id and the event type in the headers.
+func eventMsg(t testing.TB, subj messages.Subjects, ev messages.TestCompleted) *nats.Msg {
 	t.Helper()
-	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
-	msg.Header.Set(jetstream.MsgIDHeader, id)
+	data, err := ev.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := &nats.Msg{Subject: subj.Event(ev.SensorType, ev.Kind()), Data: data, Header: nats.Header{}}
+	msg.Header.Set(messages.HeaderMsgID, ev.EventID)
+	msg.Header.Set(messages.HeaderSensorID, ev.SensorID)
+	msg.Header.Set(messages.HeaderEventType, ev.Type)
+	return msg
+}
+
+func (e *env) publishRaw(t testing.TB, msg *nats.Msg) {
+	t.Helper()
 	for {
 		_, err := e.js.PublishMsgAsync(msg)
 		if err == nil {
 			return
 		}
 		if err != jetstream.ErrTooManyStalledMsgs {
-			t.Fatalf("publish %s: %v", id, err)
+			t.Fatalf("publish %s: %v", msg.Header.Get(messages.HeaderMsgID), err)
 		}
 		e.waitPublished(t)
 	}
@@ -211,7 +220,7 @@ func kafkaEvents(t testing.TB, e *env, want int) ([]kafka.Message, []messages.Te
 		if err := json.Unmarshal(r.Value, &evs[i]); err != nil {
 			t.Fatalf("record %d: body is not an event: %v", i, err)
 		}
-		if got := testenv.KafkaHeader(r, bridge.HeaderEventID); got != evs[i].EventID {
+		if got := testenv.KafkaHeader(r, messages.KafkaHeaderEventID); got != evs[i].EventID {
 			t.Fatalf("record %d: event-id header %q, body event_id %q", i, got, evs[i].EventID)
 		}
 		if string(r.Key) != evs[i].SensorID {
@@ -284,12 +293,7 @@ func (e *env) publishSync(t testing.TB, evs []messages.TestCompleted) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for _, ev := range evs {
-		data, err := ev.Encode()
-		if err != nil {
-			t.Fatal(err)
-		}
-		msg := &nats.Msg{Subject: e.subj.Event(ev.SensorType, ev.Kind()), Data: data, Header: nats.Header{}}
-		msg.Header.Set(jetstream.MsgIDHeader, ev.EventID)
+		msg := eventMsg(t, e.subj, ev)
 		for {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			_, err := e.js.PublishMsg(ctx, msg)

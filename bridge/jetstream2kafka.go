@@ -182,7 +182,10 @@ func (r *relay) fetchFailed(err error) error {
 }
 
 // admit turns fetched messages into held records, dead-lettering those
-// that can never be written.
+// that can never be written. The bridge does not read payloads: the outbox
+// relay puts the event id (Nats-Msg-Id), the sensor id (the record key)
+// and the event type in the NATS headers, and the payload goes to Kafka
+// as it is.
 func (r *relay) admit(ctx context.Context, msgs []jetstream.Msg) {
 	if len(r.held) == 0 {
 		// The AckWait of these events starts now; events already held
@@ -194,31 +197,63 @@ func (r *relay) admit(ctx context.Context, msgs []jetstream.Msg) {
 		if meta, err := m.Metadata(); err == nil {
 			seq = meta.Sequence.Stream
 		}
-		ev, err := decodeEvent(m.Data())
+		h, err := readHeaders(m)
 		if err != nil {
-			r.deadLetter(ctx, m, seq, nil, fmt.Sprintf("undecodable event: %v", err))
+			r.deadLetter(ctx, m, seq, err.Error())
 			continue
 		}
-		rec := kafka.Message{
-			Value: m.Data(),
-			Headers: []kafka.Header{
-				{Key: HeaderEventID, Value: []byte(ev.EventID)},
-				{Key: HeaderEventType, Value: []byte(ev.Type)},
-				{Key: HeaderStream, Value: []byte(messages.StreamEvents)},
-				{Key: HeaderSequence, Value: []byte(strconv.FormatUint(seq, 10))},
-				{Key: HeaderContentType, Value: []byte(ContentTypeJSON)},
-			},
-		}
-		if ev.SensorID != "" {
-			rec.Key = []byte(ev.SensorID)
-		}
-		p := &pending{msg: m, rec: rec, key: ev.SensorID, seq: seq}
+		p := &pending{msg: m, rec: h.record(m.Data(), seq), key: h.sensorID, seq: seq}
 		p.size = recordSize(&p.rec)
 		if p.size > r.cfg.MaxMessageBytes {
-			r.deadLetter(ctx, m, seq, &ev, fmt.Sprintf("record of %d bytes exceeds the %d-byte limit", p.size, r.cfg.MaxMessageBytes))
+			r.deadLetter(ctx, m, seq, fmt.Sprintf("record of %d bytes exceeds the %d-byte limit", p.size, r.cfg.MaxMessageBytes))
 			continue
 		}
 		r.held = append(r.held, p)
+	}
+}
+
+// eventHeaders is what the bridge relays an event by.
+type eventHeaders struct {
+	eventID, sensorID, eventType string
+}
+
+// readHeaders takes the event's headers from m, or says which are missing.
+func readHeaders(m jetstream.Msg) (eventHeaders, error) {
+	hdr := m.Headers()
+	h := eventHeaders{
+		eventID:   hdr.Get(messages.HeaderMsgID),
+		sensorID:  hdr.Get(messages.HeaderSensorID),
+		eventType: hdr.Get(messages.HeaderEventType),
+	}
+	var missing []string
+	for _, f := range []struct{ name, value string }{
+		{messages.HeaderMsgID, h.eventID},
+		{messages.HeaderSensorID, h.sensorID},
+		{messages.HeaderEventType, h.eventType},
+	} {
+		if f.value == "" {
+			missing = append(missing, f.name)
+		}
+	}
+	if len(missing) > 0 {
+		return h, fmt.Errorf("event without the header %s", strings.Join(missing, ", "))
+	}
+	return h, nil
+}
+
+// record is the Kafka record of the event: its payload unchanged, keyed
+// by the sensor id.
+func (h eventHeaders) record(payload []byte, seq uint64) kafka.Message {
+	return kafka.Message{
+		Key:   []byte(h.sensorID),
+		Value: payload,
+		Headers: []kafka.Header{
+			{Key: messages.KafkaHeaderEventID, Value: []byte(h.eventID)},
+			{Key: messages.KafkaHeaderEventType, Value: []byte(h.eventType)},
+			{Key: messages.KafkaHeaderStream, Value: []byte(messages.StreamEvents)},
+			{Key: messages.KafkaHeaderSequence, Value: []byte(strconv.FormatUint(seq, 10))},
+			{Key: messages.KafkaHeaderContentType, Value: []byte(messages.ContentTypeJSON)},
+		},
 	}
 }
 
@@ -260,7 +295,7 @@ func (r *relay) drain(ctx context.Context) {
 				// write it again after that one (a duplicate, in order).
 				retry = append(retry, p)
 			case tooLarge(e) && (p.solo || n == 1):
-				r.deadLetter(ctx, p.msg, p.seq, nil, fmt.Sprintf("kafka refused the record as too large: %v", e))
+				r.deadLetter(ctx, p.msg, p.seq, fmt.Sprintf("kafka refused the record as too large: %v", e))
 			case tooLarge(e):
 				p.solo = true
 				blocked[p.key] = true

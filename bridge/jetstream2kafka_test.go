@@ -3,12 +3,15 @@ package bridge_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"sensorhub/bridge"
@@ -43,15 +46,15 @@ func TestRelayHappyPath(t *testing.T) {
 			t.Fatalf("record %d: body %s, want the published payload %s", i, r.Value, body)
 		}
 		for h, v := range map[string]string{
-			bridge.HeaderEventType:   messages.EventTypeCompleted,
-			bridge.HeaderStream:      messages.StreamEvents,
-			bridge.HeaderContentType: bridge.ContentTypeJSON,
+			messages.KafkaHeaderEventType:   messages.EventTypeCompleted,
+			messages.KafkaHeaderStream:      messages.StreamEvents,
+			messages.KafkaHeaderContentType: messages.ContentTypeJSON,
 		} {
 			if g := testenv.KafkaHeader(r, h); g != v {
 				t.Fatalf("record %d: header %s = %q, want %q", i, h, g, v)
 			}
 		}
-		seq := testenv.KafkaHeader(r, bridge.HeaderSequence)
+		seq := testenv.KafkaHeader(r, messages.KafkaHeaderSequence)
 		if n, err := strconv.ParseUint(seq, 10, 64); err != nil || n == 0 || seqs[seq] {
 			t.Fatalf("record %d: nats-sequence %q is not a fresh stream sequence", i, seq)
 		}
@@ -204,8 +207,52 @@ func TestRelayCrashMidBatch(t *testing.T) {
 	t.Logf("%d records for %d events: %d duplicates", records, len(evs), records-len(evs))
 }
 
-// A poison event (too large for Kafka, or not an event at all) goes to the
-// dead-letter stream with the reason and is counted; the rest flows.
+// The bridge relays by the NATS headers alone: a payload it could not
+// parse (not even JSON) still goes to Kafka unchanged, keyed by the
+// sensor id header, with the event id and type from the headers.
+func TestRelayByHeadersOnly(t *testing.T) {
+	if messages.HeaderMsgID != jetstream.MsgIDHeader {
+		t.Fatalf("messages.HeaderMsgID %q is not JetStream's %q", messages.HeaderMsgID, jetstream.MsgIDHeader)
+	}
+	e := newEnv(t)
+	b := e.start(t, e.config())
+	msg := &nats.Msg{
+		Subject: e.subj.Event("temperature", messages.EventKindFailed),
+		Data:    []byte("\x00 not json {"),
+		Header:  nats.Header{},
+	}
+	msg.Header.Set(messages.HeaderMsgID, "evt-opaque")
+	msg.Header.Set(messages.HeaderSensorID, "sensor-opaque")
+	msg.Header.Set(messages.HeaderEventType, messages.EventTypeFailed)
+	e.publishRaw(t, msg)
+	e.waitPublished(t)
+
+	recs := testenv.ReadAll(t, e.kafka.Addr(), messages.DefaultKafkaTopic, 1)
+	if len(recs) != 1 {
+		t.Fatalf("kafka holds %d records, want 1", len(recs))
+	}
+	r := recs[0]
+	if string(r.Key) != "sensor-opaque" || !bytes.Equal(r.Value, msg.Data) {
+		t.Fatalf("record key %q value %q, want the sensor id header and the payload unchanged", r.Key, r.Value)
+	}
+	for h, v := range map[string]string{
+		messages.KafkaHeaderEventID:   "evt-opaque",
+		messages.KafkaHeaderEventType: messages.EventTypeFailed,
+		messages.KafkaHeaderStream:    messages.StreamEvents,
+	} {
+		if g := testenv.KafkaHeader(r, h); g != v {
+			t.Fatalf("header %s = %q, want %q", h, g, v)
+		}
+	}
+	eventually(t, "one successful, nothing dead-lettered", func() bool {
+		s := stats(t, b)
+		return s.Successful == 1 && s.DeadLettered == 0 && s.Queued == 0
+	})
+}
+
+// A poison event (too large for Kafka, or without the headers the bridge
+// relays by) goes to the dead-letter stream with the reason and is
+// counted; the rest flows.
 func TestRelayPoison(t *testing.T) {
 	e := newEnv(t)
 	cfg := e.config()
@@ -218,27 +265,57 @@ func TestRelayPoison(t *testing.T) {
 	good := append(append([]messages.TestCompleted{}, evs[:7]...), evs[8:]...)
 	e.publish(t, evs[:7])
 	e.publish(t, []messages.TestCompleted{big})
-	e.publishRaw(t, e.subj.Event("temperature", messages.EventKindCompleted), "garbage-1", []byte("not json"))
-	e.waitPublished(t)
+
+	// Each case is a valid event with some headers taken away; the
+	// reason must name what is missing.
+	poison := []struct {
+		name    string
+		drop    []string
+		payload []byte // nil: the event's
+		reason  []string
+	}{
+		{"published by the old relay: only Nats-Msg-Id", []string{messages.HeaderSensorID, messages.HeaderEventType}, nil,
+			[]string{messages.HeaderSensorID, messages.HeaderEventType}},
+		{"no headers at all, not json", []string{messages.HeaderMsgID, messages.HeaderSensorID, messages.HeaderEventType}, []byte("not json"),
+			[]string{messages.HeaderMsgID, messages.HeaderSensorID, messages.HeaderEventType}},
+		{"no sensor id", []string{messages.HeaderSensorID}, nil, []string{messages.HeaderSensorID}},
+		{"no event type", []string{messages.HeaderEventType}, nil, []string{messages.HeaderEventType}},
+	}
+	for i, p := range poison {
+		ev := evs[0]
+		ev.EventID = fmt.Sprintf("poison-%d", i)
+		msg := eventMsg(t, e.subj, ev)
+		for _, h := range p.drop {
+			msg.Header.Del(h)
+		}
+		if p.payload != nil {
+			msg.Data = p.payload
+		}
+		e.publishRaw(t, msg)
+		e.waitPublished(t)
+	}
 	e.publish(t, evs[8:])
 
 	_, ids := waitDistinct(t, e, good)
-	if ids[big.EventID] != 0 {
-		t.Fatalf("the oversize event reached kafka")
+	for _, id := range []string{big.EventID, "poison-0", "poison-2", "poison-3"} {
+		if ids[id] != 0 {
+			t.Fatalf("poison event %s reached kafka", id)
+		}
 	}
-	eventually(t, "two dead letters counted", func() bool {
+	dead := 1 + len(poison)
+	eventually(t, "the dead letters counted", func() bool {
 		s := stats(t, b)
-		return s.DeadLettered == 2 && s.Queued == 0
+		return s.DeadLettered == uint64(dead) && s.Queued == 0
 	})
 
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
 	dlq, err := e.bridgeJS.Stream(ctx, messages.StreamDeadLetter)
 	if err != nil {
 		t.Fatal(err)
 	}
-	reasons := map[string]string{}
-	for seq := uint64(1); seq <= 2; seq++ {
+	reasons := map[uint64]string{} // original stream sequence -> reason
+	for seq := uint64(1); seq <= uint64(dead); seq++ {
 		m, err := dlq.GetMsg(ctx, seq)
 		if err != nil {
 			t.Fatalf("dead letter %d: %v", seq, err)
@@ -246,17 +323,27 @@ func TestRelayPoison(t *testing.T) {
 		if m.Subject != natsx.DeadLetterSubject(e.subj) {
 			t.Fatalf("dead letter %d on %s", seq, m.Subject)
 		}
-		reason := m.Header.Get(bridge.HeaderDeadLetterReason)
-		if reason == "" || m.Header.Get(bridge.HeaderOriginalSequence) == "" || m.Header.Get(bridge.HeaderOriginalSubject) == "" {
+		reason := m.Header.Get(messages.HeaderDeadLetterReason)
+		orig, err := strconv.ParseUint(m.Header.Get(messages.HeaderOriginalSequence), 10, 64)
+		if reason == "" || err != nil || m.Header.Get(messages.HeaderOriginalSubject) == "" {
 			t.Fatalf("dead letter %d without reason or origin: %v", seq, m.Header)
 		}
-		reasons[string(m.Data[:min(len(m.Data), 8)])] = reason
+		reasons[orig] = reason
 	}
-	if r := reasons["not json"]; !strings.Contains(r, "undecodable") {
-		t.Errorf("reason for the garbage: %q", r)
-	}
-	if r := reasons[`{"schema`]; !strings.Contains(r, "exceeds") {
+	// Stream order: evs[:7] are 1 to 7, big is 8, the poison cases follow.
+	if r := reasons[8]; !strings.Contains(r, "exceeds") {
 		t.Errorf("reason for the oversize event: %q", r)
+	}
+	for i, p := range poison {
+		r := reasons[uint64(9+i)]
+		for _, h := range p.reason {
+			if !strings.Contains(r, h) {
+				t.Errorf("%s: reason %q does not name %s", p.name, r, h)
+			}
+		}
+		if len(p.reason) < 3 && strings.Contains(r, messages.HeaderMsgID) {
+			t.Errorf("%s: reason %q names %s, which was there", p.name, r, messages.HeaderMsgID)
+		}
 	}
 }
 

@@ -236,15 +236,3 @@ type SensorSpec struct {
 type SensorTypesReply struct {
 	Types []SensorSpec `json:"types"`
 }
-
-// Header names shared by the edge and the roles. NATS header names are
-// case-sensitive, so everyone spells them from here.
-const (
-	HeaderAuthorization  = "Authorization"
-	HeaderIdempotencyKey = "Idempotency-Key"
-	HeaderAuthMode       = "X-Auth-Mode"
-)
-
-// ValidIdempotencyKey reports whether k is an acceptable idempotency key:
-// 1 to 128 printable ASCII characters.
-func ValidIdempotencyKey(k string) bool { return idemKeyPattern.MatchString(k) }

@@ -20,12 +20,6 @@ import (
 	"sensorhub/messages"
 )
 
-// Request headers the submit endpoint reads.
-const (
-	headerAuthorization  = "Authorization"
-	headerIdempotencyKey = "Idempotency-Key"
-)
-
 // submission is one submit request on its way through the role. It is
 // answered exactly once, and answering frees its in-flight slot.
 type submission struct {
@@ -173,14 +167,14 @@ func decodeSubmit(data []byte, hdr micro.Headers) (messages.SubmitTest, string, 
 		return messages.SubmitTest{}, "", &messages.Error{Code: messages.CodeUnknownSensorType,
 			Message: fmt.Sprintf("unknown sensor type %q", body.SensorType)}
 	}
-	if key := headerValue(hdr, headerIdempotencyKey); key != "" {
+	if key := headerValue(hdr, messages.HeaderIdempotencyKey); key != "" {
 		body.IdempotencyKey = key
 		if err := body.Validate(); err != nil {
 			return messages.SubmitTest{}, "", err
 		}
 	}
 	token := body.Token
-	if h := headerValue(hdr, headerAuthorization); h != "" {
+	if h := headerValue(hdr, messages.HeaderAuthorization); h != "" {
 		// A header that is there but not a bearer token is refused rather
 		// than silently replaced by the body's token.
 		token = messages.BearerToken(h)

@@ -11,6 +11,7 @@ import (
 
 	"sensorhub/internal/natsx"
 	"sensorhub/internal/store"
+	"sensorhub/messages"
 )
 
 // Messages of the outbox relay.
@@ -28,7 +29,8 @@ type (
 
 // outboxRelay publishes the outbox to the SENSOR_EVENTS stream, one batch per
 // round on its own goroutine: rows in Seq order, published asynchronously
-// with Nats-Msg-Id = event id (JetStream drops a republished one), and a row
+// with Nats-Msg-Id = event id (JetStream drops a republished one) and the
+// sensor id and event type in headers for the bridge, and a row
 // is deleted only after its PubAck. While NATS or JetStream is down the rows
 // wait in the database and the ticker retries; nudges that arrive during a
 // round coalesce into one more round.
@@ -115,6 +117,25 @@ func (s *Service) relayOnce() (published int, more bool, err error) {
 	return len(acked), perr == nil && len(rows) == s.cfg.OutboxBatch, perr
 }
 
+// eventHeaders is the sensor id and the event type of row, which travel in
+// the event's NATS headers so that the bridge relays it without reading
+// the payload. A row written before the outbox kept them (or by an older
+// sensor role during an upgrade) has them empty: they come from its
+// payload then. A payload that does not decode gives none, and the bridge
+// dead-letters the event with the reason.
+func (s *Service) eventHeaders(row store.OutboxRow) (sensorID, eventType string) {
+	if row.SensorID != "" && row.EventType != "" {
+		return row.SensorID, row.EventType
+	}
+	ev, err := messages.DecodeEvent(row.Payload)
+	if err != nil {
+		s.log.Warn("outbox row without sensor id and type, and its payload does not decode; the bridge will dead-letter it",
+			"event_id", row.EventID, "err", err)
+		return "", ""
+	}
+	return ev.SensorID, ev.Type
+}
+
 // publish sends rows to JetStream asynchronously under the jetstream breaker
 // and waits for their PubAcks until the call's deadline. It returns the Seq
 // of every acknowledged row (a duplicate ack counts: the event is stored).
@@ -126,7 +147,11 @@ func (s *Service) publish(rows []store.OutboxRow) ([]int64, error) {
 		for _, row := range rows {
 			msg := nats.NewMsg(row.Subject)
 			msg.Data = row.Payload
-			msg.Header.Set(jetstream.MsgIDHeader, row.EventID)
+			msg.Header.Set(messages.HeaderMsgID, row.EventID)
+			if sensorID, eventType := s.eventHeaders(row); sensorID != "" && eventType != "" {
+				msg.Header.Set(messages.HeaderSensorID, sensorID)
+				msg.Header.Set(messages.HeaderEventType, eventType)
+			}
 			f, err := s.js.PublishMsgAsync(msg)
 			if err != nil {
 				sendErr = fmt.Errorf("publish event %s: %w", row.EventID, err)

@@ -2,11 +2,14 @@ package sensor
 
 import (
 	"context"
+	"database/sql"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"sensorhub/internal/store"
+	"sensorhub/internal/store/sqlite"
 	"sensorhub/messages"
 )
 
@@ -37,6 +40,7 @@ func TestOutboxRelay(t *testing.T) {
 		ev.event.Type != messages.EventTypeCompleted || ev.event.Owner != "alice" || ev.event.Stats == nil {
 		t.Fatalf("event %+v (msg id %q) does not describe test %s", ev.event, ev.msgID, first.TestID)
 	}
+	checkEventHeaders(t, ev)
 
 	// Accept tests, then take NATS away before they complete.
 	const late = 5
@@ -66,6 +70,7 @@ func TestOutboxRelay(t *testing.T) {
 		if !ids[e.event.TestID] || e.msgID != e.event.EventID {
 			t.Fatalf("unexpected event %+v (msg id %q)", e.event, e.msgID)
 		}
+		checkEventHeaders(t, e)
 		delete(ids, e.event.TestID)
 	}
 	if len(ids) != 0 {
@@ -74,4 +79,70 @@ func TestOutboxRelay(t *testing.T) {
 	eventually(t, 10*time.Second, "the health report to recover", func() bool {
 		return svc.Health(context.Background()).Status == messages.HealthOK
 	})
+}
+
+// checkEventHeaders checks that the event carries in its NATS headers what
+// the bridge relays it by, the same as in its payload.
+func checkEventHeaders(t *testing.T, e streamEvent) {
+	t.Helper()
+	for name, want := range map[string]string{
+		messages.HeaderMsgID:     e.event.EventID,
+		messages.HeaderSensorID:  e.event.SensorID,
+		messages.HeaderEventType: e.event.Type,
+	} {
+		if got := e.header.Get(name); got != want || want == "" {
+			t.Errorf("event %s: header %s = %q, want %q", e.event.EventID, name, got, want)
+		}
+	}
+}
+
+// TestOutboxRelayOldRow: a row written as the schema before the sensor_id
+// and event_type columns wrote it is relayed with the headers taken from
+// its payload.
+func TestOutboxRelayOldRow(t *testing.T) {
+	h := newHarness(t)
+	path := filepath.Join(t.TempDir(), "sensorhub.db")
+	st, err := sqlite.Open(t.Context(), sqlite.Config{Path: path}) // the current schema
+	if err != nil {
+		t.Fatalf("open sqlite: %v", err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	old := messages.TestCompleted{
+		Schema: messages.EventSchema, EventID: "evt-old", Type: messages.EventTypeFailed, TestID: "test-old",
+		SensorType: "co2", SensorID: "sensor-old", Owner: "alice", Status: messages.StatusFailed, Reason: "from before",
+		CreatedAt: now, CompletedAt: now,
+	}
+	payload, err := old.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.ExecContext(t.Context(), `INSERT INTO outbox (event_id, test_id, subject, payload, created_at) VALUES (?, ?, ?, ?, ?)`,
+		old.EventID, old.TestID, h.subj.Event(old.SensorType, old.Kind()), payload, now.UnixMicro())
+	_ = db.Close()
+	if err != nil {
+		t.Fatalf("insert a row as the old schema did: %v", err)
+	}
+
+	st, err = sqlite.Open(t.Context(), sqlite.Config{Path: path})
+	if err != nil {
+		t.Fatalf("reopen sqlite: %v", err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	h.start(st, nil)
+	eventually(t, 10*time.Second, "the old row in the stream", func() bool {
+		return streamCount(t, h.events) == 1 && backlog(t, st) == 0
+	})
+	ev := readStream(t, h.events)[0]
+	if ev.event.EventID != old.EventID || ev.event.Reason != old.Reason {
+		t.Fatalf("event %+v, want the old row's", ev.event)
+	}
+	checkEventHeaders(t, ev)
 }

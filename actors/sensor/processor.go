@@ -349,8 +349,11 @@ func (s *Service) completion(t store.Test, status string, result []byte, reason 
 		Status: status,
 		Result: result,
 		Reason: reason,
-		Event:  store.OutboxEvent{EventID: eventID, Subject: s.cfg.Subjects.Event(t.SensorType, e.Kind()), Payload: payload},
-		At:     now,
+		Event: store.OutboxEvent{
+			EventID: eventID, Subject: s.cfg.Subjects.Event(t.SensorType, e.Kind()), Payload: payload,
+			SensorID: e.SensorID, EventType: e.Type,
+		},
+		At: now,
 	}
 }
 

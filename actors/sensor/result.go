@@ -62,7 +62,7 @@ func (s *Service) readResult(data []byte, hdr micro.Headers) (messages.TestRecor
 		return messages.TestRecord{}, err
 	}
 	token := r.Token
-	if h := headerValue(hdr, headerAuthorization); h != "" {
+	if h := headerValue(hdr, messages.HeaderAuthorization); h != "" {
 		token = messages.BearerToken(h)
 	}
 	if token == "" || len(token) > messages.MaxTokenLen {

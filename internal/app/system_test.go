@@ -16,7 +16,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/segmentio/kafka-go"
 
-	"sensorhub/bridge"
 	"sensorhub/internal/store"
 	"sensorhub/internal/testenv"
 	"sensorhub/internal/token"
@@ -82,8 +81,8 @@ func eventsByTest(t *testing.T, msgs []kafka.Message) map[string]map[string]bool
 		if err != nil {
 			t.Fatalf("undecodable event in Kafka: %v: %s", err, m.Value)
 		}
-		if testenv.KafkaHeader(m, bridge.HeaderEventID) != ev.EventID {
-			t.Fatalf("event-id header %q differs from the body's %q", testenv.KafkaHeader(m, bridge.HeaderEventID), ev.EventID)
+		if testenv.KafkaHeader(m, messages.KafkaHeaderEventID) != ev.EventID {
+			t.Fatalf("event-id header %q differs from the body's %q", testenv.KafkaHeader(m, messages.KafkaHeaderEventID), ev.EventID)
 		}
 		if out[ev.TestID] == nil {
 			out[ev.TestID] = map[string]bool{}
@@ -354,7 +353,7 @@ func TestKafkaDownEventsWaitAndDrain(t *testing.T) {
 	// JetStream sequence (the order the events were buffered in).
 	lastSeq := map[string]uint64{}
 	for _, m := range msgs {
-		seq, err := strconv.ParseUint(testenv.KafkaHeader(m, bridge.HeaderSequence), 10, 64)
+		seq, err := strconv.ParseUint(testenv.KafkaHeader(m, messages.KafkaHeaderSequence), 10, 64)
 		if err != nil {
 			t.Fatalf("nats-sequence header: %v", err)
 		}

@@ -11,7 +11,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/segmentio/kafka-go"
 
-	"sensorhub/bridge"
 	"sensorhub/internal/testenv"
 	"sensorhub/messages"
 )
@@ -77,14 +76,14 @@ func dedupe(t testing.TB, msgs []kafka.Message) kafkaEvents {
 	t.Helper()
 	ev := kafkaEvents{records: len(msgs), byEvent: map[string]string{}, byTest: map[string][]string{}}
 	for _, m := range msgs {
-		id := testenv.KafkaHeader(m, bridge.HeaderEventID)
+		id := testenv.KafkaHeader(m, messages.KafkaHeaderEventID)
 		e, err := messages.DecodeEvent(m.Value)
 		switch {
 		case err != nil:
 			t.Errorf("Kafka record %d/%d is not an event: %v", m.Partition, m.Offset, err)
 			continue
 		case id == "":
-			t.Errorf("Kafka record %d/%d has no %s header", m.Partition, m.Offset, bridge.HeaderEventID)
+			t.Errorf("Kafka record %d/%d has no %s header", m.Partition, m.Offset, messages.KafkaHeaderEventID)
 			continue
 		case id != e.EventID:
 			t.Errorf("Kafka record %d/%d: header event id %s, body %s", m.Partition, m.Offset, id, e.EventID)

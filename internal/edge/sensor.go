@@ -11,7 +11,7 @@ import (
 // bearer returns the Authorization header when it carries a usable bearer
 // token, else "".
 func bearer(r *http.Request) string {
-	h := r.Header.Get(hdrAuthorization)
+	h := r.Header.Get(messages.HeaderAuthorization)
 	if tok := messages.BearerToken(h); tok == "" || len(tok) > messages.MaxTokenLen {
 		return ""
 	}
@@ -32,15 +32,15 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		writeError(w, rerr)
 		return
 	}
-	req, err := decodeSubmit(body, r.PathValue("sensor_type"), r.Header.Values(hdrIdempotencyKey))
+	req, err := decodeSubmit(body, r.PathValue("sensor_type"), r.Header.Values(messages.HeaderIdempotencyKey))
 	if err != nil {
 		writeError(w, messages.AsError(err))
 		return
 	}
 	hdr := nats.Header{}
-	hdr.Set(hdrAuthorization, authz)
+	hdr.Set(messages.HeaderAuthorization, authz)
 	if req.IdempotencyKey != "" {
-		hdr.Set(hdrIdempotencyKey, req.IdempotencyKey)
+		hdr.Set(messages.HeaderIdempotencyKey, req.IdempotencyKey)
 	}
 	var acc messages.TestAccepted
 	msg, err := s.call(r.Context(), s.sensor, s.subj.SensorSubmit(), req, hdr, &acc)
@@ -49,7 +49,7 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if acc.AuthMode == messages.AuthModeOnline || acc.AuthMode == messages.AuthModeFallback {
-		w.Header().Set(hdrAuthMode, acc.AuthMode)
+		w.Header().Set(messages.HeaderAuthMode, acc.AuthMode)
 	}
 	if messages.ValidTestID(acc.TestID) {
 		w.Header().Set("Location", "/test/"+acc.TestID)
@@ -91,7 +91,7 @@ func (s *Server) handleResult(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	hdr := nats.Header{}
-	hdr.Set(hdrAuthorization, authz)
+	hdr.Set(messages.HeaderAuthorization, authz)
 	msg, err := s.call(r.Context(), s.sensor, s.subj.SensorResult(), req, hdr, &messages.TestRecord{})
 	if err != nil {
 		s.fail(w, r, s.sensor, messages.ErrSensorUnavailable, err)
@@ -110,11 +110,3 @@ func (s *Server) handleSensorTypes(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, msg.Data)
 }
-
-// Header names, the same over HTTP and as NATS headers (NATS header names
-// are case-sensitive: the sensor role reads exactly these).
-const (
-	hdrAuthorization  = "Authorization"
-	hdrIdempotencyKey = "Idempotency-Key"
-	hdrAuthMode       = "X-Auth-Mode"
-)

@@ -77,6 +77,10 @@ type OutboxEvent struct {
 	EventID string
 	Subject string
 	Payload []byte
+	// SensorID and EventType travel as NATS headers, so that the bridge
+	// relays the event without reading Payload.
+	SensorID  string
+	EventType string
 }
 
 // Completion finishes one test: status, result and its event, all or nothing.
@@ -91,10 +95,14 @@ type Completion struct {
 
 // OutboxRow is an event waiting to be published to JetStream.
 type OutboxRow struct {
-	Seq       int64 // increasing; publish in this order
-	EventID   string
-	Subject   string
-	Payload   []byte
+	Seq     int64 // increasing; publish in this order
+	EventID string
+	Subject string
+	Payload []byte
+	// SensorID and EventType are as written; both are empty on a row
+	// written before the store kept them (read them from Payload then).
+	SensorID  string
+	EventType string
 	CreatedAt time.Time
 }
 

@@ -59,6 +59,36 @@ func TestUserFromBeforeTheDefaultPasswordColumn(t *testing.T) {
 	}
 }
 
+// An outbox row written before the sensor_id and event_type columns is
+// still listed, with both empty (the relay reads them from the payload).
+func TestOutboxRowFromBeforeTheHeaderColumns(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "old.db")
+	p := provider(t, path)
+	if _, err := p.UpTo(t.Context(), 2); err != nil {
+		t.Fatalf("migrate to version 2: %v", err)
+	}
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.ExecContext(t.Context(), `INSERT INTO outbox (event_id, test_id, subject, payload, created_at)
+		VALUES ('ev-old', 't-old', 'sensorhub.events.co2.completed', CAST('{"sensor_id":"s1"}' AS BLOB), 1)`)
+	_ = db.Close()
+	if err != nil {
+		t.Fatalf("insert a version-2 outbox row: %v", err)
+	}
+
+	s := open(t, path) // applies the rest
+	rows, err := s.OutboxPending(t.Context(), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 || rows[0].EventID != "ev-old" || string(rows[0].Payload) != `{"sensor_id":"s1"}` ||
+		rows[0].SensorID != "" || rows[0].EventType != "" {
+		t.Fatalf("OutboxPending = %+v; want the old row, sensor id and event type empty", rows)
+	}
+}
+
 // Every migration can be rolled back and applied again.
 func TestMigrationsDownAndUp(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "updown.db")

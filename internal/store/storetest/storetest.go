@@ -146,6 +146,9 @@ func completion(t *testing.T, testID string, at time.Time) store.Completion {
 			EventID: eventID,
 			Subject: "sensorhub.events.temperature.completed",
 			Payload: []byte(`{"event_id":"` + eventID + `","test_id":"` + testID + `"}`),
+			// Distinct per event, so that a row given another's is seen.
+			SensorID:  "sensor-" + testID,
+			EventType: "sensor.test.completed",
 		},
 		At: at,
 	}
@@ -940,6 +943,9 @@ func assertEvents(t *testing.T, s store.Store, want ...store.OutboxEvent) {
 		if r.EventID != w.EventID || r.Subject != w.Subject || !bytes.Equal(r.Payload, w.Payload) {
 			t.Errorf("outbox row %d = %s %q %q, want %s %q %q", i, r.EventID, r.Subject, r.Payload, w.EventID, w.Subject, w.Payload)
 		}
+		if r.SensorID != w.SensorID || r.EventType != w.EventType {
+			t.Errorf("outbox row %d: sensor id %q, event type %q; want %q, %q", i, r.SensorID, r.EventType, w.SensorID, w.EventType)
+		}
 		if i > 0 && r.Seq <= rows[i-1].Seq {
 			t.Errorf("outbox seq not increasing: %d after %d", r.Seq, rows[i-1].Seq)
 		}
@@ -1417,7 +1423,7 @@ func testHostileStrings(t *testing.T, s store.Store) {
 
 			c := store.Completion{
 				TestID: nt.ID, Status: messages.StatusFailed, Reason: h,
-				Event: store.OutboxEvent{EventID: fmt.Sprintf("ev-%d-%s", i, h), Subject: h, Payload: []byte(h)},
+				Event: store.OutboxEvent{EventID: fmt.Sprintf("ev-%d-%s", i, h), Subject: h, Payload: []byte(h), SensorID: h, EventType: h},
 				At:    now(),
 			}
 			complete(t, s, c)
@@ -1426,8 +1432,9 @@ func testHostileStrings(t *testing.T, s store.Store) {
 			}
 			rows := pending(t, s, 1000)
 			last := rows[len(rows)-1]
-			if last.EventID != c.Event.EventID || last.Subject != h || string(last.Payload) != h {
-				t.Errorf("outbox row = %q %q %q", last.EventID, last.Subject, last.Payload)
+			if last.EventID != c.Event.EventID || last.Subject != h || string(last.Payload) != h ||
+				last.SensorID != h || last.EventType != h {
+				t.Errorf("outbox row = %q %q %q %q %q", last.EventID, last.Subject, last.Payload, last.SensorID, last.EventType)
 			}
 
 			_, err = s.GetTest(ctxFor(t), h)
