@@ -14,6 +14,8 @@ import (
 	"sensorhub/internal/breaker"
 	"sensorhub/internal/natsx"
 	"sensorhub/messages"
+
+	"sensorhub/internal/testenv"
 )
 
 func TestStartRefusesBadConfig(t *testing.T) {
@@ -53,13 +55,13 @@ func TestServiceStatsAndHealth(t *testing.T) {
 
 	request := func(subject string, out any) {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		ctx, cancel := context.WithTimeout(t.Context(), testenv.Wait(t))
 		defer cancel()
 		if _, err := natsx.Request(ctx, e.client, subject, nil, nil, out); err != nil {
 			t.Fatalf("request %s: %v", subject, err)
 		}
 	}
-	eventually(t, "stats over NATS", func() bool {
+	testenv.Eventually(t, "stats over NATS", func() bool {
 		var s messages.BridgeStats
 		request(e.subj.BridgeStats(), &s)
 		return s.Successful == 10 && s.Queued == 0 && s.OutboxBacklog == -1 &&
@@ -78,7 +80,7 @@ func TestServiceStatsAndHealth(t *testing.T) {
 	}
 
 	var h messages.HealthReply
-	eventually(t, "healthy", func() bool {
+	testenv.Eventually(t, "healthy", func() bool {
 		request(e.subj.Health(messages.RoleBridge), &h)
 		return h.Status == messages.HealthOK
 	})
@@ -96,14 +98,14 @@ func TestServiceStatsAndHealth(t *testing.T) {
 
 	// An idle bridge notices Kafka going away (and coming back) by itself.
 	e.kafka.Stop()
-	eventually(t, "kafka down while idle", func() bool {
+	testenv.Eventually(t, "kafka down while idle", func() bool {
 		request(e.subj.Health(messages.RoleBridge), &h)
 		return h.Status == messages.HealthDegraded && h.Dependencies[bridge.DepKafka].Status == messages.HealthDown
 	})
 	if err := e.kafka.Start(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "kafka back while idle", func() bool {
+	testenv.Eventually(t, "kafka back while idle", func() bool {
 		request(e.subj.Health(messages.RoleBridge), &h)
 		return h.Status == messages.HealthOK
 	})
@@ -120,7 +122,7 @@ func TestRelayRestartsAfterCrash(t *testing.T) {
 	waitDistinct(t, e, evs[:50])
 
 	b.system.Root.Send(b.Role().Child(bridge.RelayActor), &supervise.Crash{Reason: "test"})
-	eventually(t, "relay restarted", func() bool { return b.Role().Restarts(bridge.RelayActor) == 1 })
+	testenv.Eventually(t, "relay restarted", func() bool { return b.Role().Restarts(bridge.RelayActor) == 1 })
 	e.publish(t, evs[50:])
 	waitDistinct(t, e, evs)
 }
@@ -147,7 +149,7 @@ func TestStopLeavesNoGoroutines(t *testing.T) {
 			t.Logf("still running:\n%s", leaked)
 		}
 	}()
-	eventually(t, "bridge goroutines gone", func() bool {
+	testenv.Eventually(t, "bridge goroutines gone", func() bool {
 		leaked = ""
 		buf := make([]byte, 1<<20)
 		for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {

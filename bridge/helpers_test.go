@@ -72,7 +72,7 @@ func newEnvWith(t testing.TB, kcfg kafkadev.Config) *env {
 		t.Fatal(err)
 	}
 	e.client = e.nats.Conn(t, messages.RoleEdge)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), testenv.Wait(t))
 	defer cancel()
 	if _, err := natsx.EnsureEventStream(ctx, js, e.subj, natsx.StreamConfig{}); err != nil {
 		t.Fatal(err)
@@ -106,7 +106,7 @@ func (e *env) start(t testing.TB, cfg bridge.Config) *running {
 	t.Helper()
 	nc := e.nats.Conn(t, messages.RoleBridge)
 	system := supervise.NewSystem(cfg.Logger)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), testenv.Wait(t))
 	defer cancel()
 	b, err := bridge.Start(ctx, nc, system, cfg)
 	if err != nil {
@@ -190,21 +190,9 @@ func (e *env) waitPublished(t testing.TB) {
 	}
 }
 
-// eventually polls cond until it holds or fails the test after 30s.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond) // polling a condition with a deadline
-	}
-}
-
 func stats(t testing.TB, b *running) messages.BridgeStats {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), testenv.Wait(t))
 	defer cancel()
 	return b.Stats(ctx)
 }
@@ -277,7 +265,7 @@ func checkOrderPerSensor(t testing.TB, evs []messages.TestCompleted) {
 
 func consumerInfo(t testing.TB, e *env) *jetstream.ConsumerInfo {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), testenv.Wait(t))
 	defer cancel()
 	c, err := e.bridgeJS.Consumer(ctx, messages.StreamEvents, messages.ConsumerBridge)
 	if err != nil {

@@ -62,7 +62,7 @@ func TestRelayHappyPath(t *testing.T) {
 	}
 	checkOrderPerSensor(t, got)
 
-	eventually(t, "stats: all successful, nothing queued", func() bool {
+	testenv.Eventually(t, "stats: all successful, nothing queued", func() bool {
 		s := stats(t, b)
 		return s.Successful == uint64(len(evs)) && s.Queued == 0
 	})
@@ -109,12 +109,12 @@ func TestRelayKafkaDown(t *testing.T) {
 			e.publish(t, evs)
 			b := e.start(t, cfg)
 
-			eventually(t, "breaker open", func() bool { return stats(t, b).Breaker == messages.BreakerOpen })
+			testenv.Eventually(t, "breaker open", func() bool { return stats(t, b).Breaker == messages.BreakerOpen })
 			// Let the outage outlast AckWait several times over: every
 			// open period lasts at least OpenFor (200ms) and ends with one
 			// failed trial write of the held batch, 100 failed events.
 			failedBefore := stats(t, b).Failed
-			eventually(t, "a long outage", func() bool { return stats(t, b).Failed >= failedBefore+1500 })
+			testenv.Eventually(t, "a long outage", func() bool { return stats(t, b).Failed >= failedBefore+1500 })
 
 			s := stats(t, b)
 			if s.Successful != 0 || s.Queued != uint64(len(evs)) || s.KafkaReachable || s.LastError == "" || s.LastErrorAt == nil {
@@ -139,7 +139,7 @@ func TestRelayKafkaDown(t *testing.T) {
 			}
 			_, got := kafkaEvents(t, e, records)
 			checkOrderPerSensor(t, got)
-			eventually(t, "drained", func() bool {
+			testenv.Eventually(t, "drained", func() bool {
 				s := stats(t, b)
 				return s.Queued == 0 && s.Successful >= uint64(len(evs)) && s.Breaker == messages.BreakerClosed && s.KafkaReachable
 			})
@@ -172,7 +172,7 @@ func TestRelayCrashMidBatch(t *testing.T) {
 	e.publish(t, evs)
 
 	b1 := e.start(t, cfg)
-	eventually(t, "first bridge under way", func() bool { return stats(t, b1).Successful >= 300 })
+	testenv.Eventually(t, "first bridge under way", func() bool { return stats(t, b1).Successful >= 300 })
 	armed.Store(true)
 	select {
 	case <-hit:
@@ -190,7 +190,7 @@ func TestRelayCrashMidBatch(t *testing.T) {
 	waitDistinct(t, e, evs)
 	// The batch Kafka took while the first bridge died is redelivered
 	// once AckWait has passed, and written again.
-	eventually(t, "second bridge drained", func() bool { return stats(t, b2).Queued == 0 })
+	testenv.Eventually(t, "second bridge drained", func() bool { return stats(t, b2).Queued == 0 })
 	recs, got := kafkaEvents(t, e, 0)
 	records, ids := len(recs), map[string]bool{}
 	for _, ev := range got {
@@ -244,7 +244,7 @@ func TestRelayByHeadersOnly(t *testing.T) {
 			t.Fatalf("header %s = %q, want %q", h, g, v)
 		}
 	}
-	eventually(t, "one successful, nothing dead-lettered", func() bool {
+	testenv.Eventually(t, "one successful, nothing dead-lettered", func() bool {
 		s := stats(t, b)
 		return s.Successful == 1 && s.DeadLettered == 0 && s.Queued == 0
 	})
@@ -303,7 +303,7 @@ func TestRelayPoison(t *testing.T) {
 		}
 	}
 	dead := 1 + len(poison)
-	eventually(t, "the dead letters counted", func() bool {
+	testenv.Eventually(t, "the dead letters counted", func() bool {
 		s := stats(t, b)
 		return s.DeadLettered == uint64(dead) && s.Queued == 0
 	})
@@ -367,7 +367,7 @@ func TestRelayBrokerRefusesLargeBatch(t *testing.T) {
 	}
 	_, got := kafkaEvents(t, e, recs)
 	checkOrderPerSensor(t, got)
-	eventually(t, "one dead letter", func() bool {
+	testenv.Eventually(t, "one dead letter", func() bool {
 		s := stats(t, b)
 		return s.DeadLettered == 1 && s.Queued == 0
 	})
@@ -388,7 +388,7 @@ func TestRelayTwoBridges(t *testing.T) {
 	if len(ids) != len(evs) {
 		t.Fatalf("kafka holds %d distinct events, want %d", len(ids), len(evs))
 	}
-	eventually(t, "both drained", func() bool { return stats(t, b1).Queued == 0 })
+	testenv.Eventually(t, "both drained", func() bool { return stats(t, b1).Queued == 0 })
 	s1, s2 := stats(t, b1).Successful, stats(t, b2).Successful
 	if s1+s2 < uint64(len(evs)) {
 		t.Fatalf("bridges relayed %d + %d events, want at least %d", s1, s2, len(evs))
@@ -410,9 +410,9 @@ func TestRelayNATSRestart(t *testing.T) {
 	e.nats.Restart()
 	e.publishSync(t, evs[200:])
 	waitDistinct(t, e, evs)
-	eventually(t, "healthy again", func() bool {
+	testenv.Eventually(t, "healthy again", func() bool {
 		h := b.Health(context.Background())
 		return h.Status == messages.HealthOK
 	})
-	eventually(t, "drained", func() bool { return stats(t, b).Queued == 0 })
+	testenv.Eventually(t, "drained", func() bool { return stats(t, b).Queued == 0 })
 }

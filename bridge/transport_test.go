@@ -82,7 +82,7 @@ func TestRelayOverTLSAndSASL(t *testing.T) {
 
 			// Nothing to write yet: only the probe's dialer can have
 			// reached the broker.
-			eventually(t, "kafka reachable through the probe", func() bool { return stats(t, b).KafkaReachable })
+			testenv.Eventually(t, "kafka reachable through the probe", func() bool { return stats(t, b).KafkaReachable })
 
 			evs := events(300, 7)
 			e.publish(t, evs)
@@ -91,7 +91,7 @@ func TestRelayOverTLSAndSASL(t *testing.T) {
 				t.Fatalf("kafka holds %d records, want %d", len(recs), len(evs))
 			}
 			checkOrderPerSensor(t, got)
-			eventually(t, "all acknowledged", func() bool {
+			testenv.Eventually(t, "all acknowledged", func() bool {
 				s := stats(t, b)
 				return s.Successful == uint64(len(evs)) && s.Queued == 0
 			})
@@ -134,7 +134,7 @@ func TestRelayRefusedByKafkaSecurity(t *testing.T) {
 			cfg.TLS, cfg.SASL = tc.tls, tc.sasl
 			b := e.start(t, cfg)
 
-			eventually(t, "breaker open", func() bool { return stats(t, b).Breaker == messages.BreakerOpen })
+			testenv.Eventually(t, "breaker open", func() bool { return stats(t, b).Breaker == messages.BreakerOpen })
 			s := stats(t, b)
 			t.Logf("refused: %s", s.LastError)
 			if s.Successful != 0 || s.Failed == 0 || s.Queued != uint64(len(evs)) || s.KafkaReachable || s.LastError == "" {
@@ -164,7 +164,7 @@ func TestProbeRefusedByKafkaSecurity(t *testing.T) {
 	cfg.TLS = bridge.TLSConfig{CAFile: pki.CAFile}
 	cfg.SASL = bridge.SASLConfig{Mechanism: bridge.SASLScramSHA512, Username: kafkaUser, Password: "wrong"}
 	b := e.start(t, cfg)
-	eventually(t, "a failed probe", func() bool { return stats(t, b).LastError != "" })
+	testenv.Eventually(t, "a failed probe", func() bool { return stats(t, b).LastError != "" })
 	if s := stats(t, b); s.KafkaReachable || s.Successful != 0 || !strings.Contains(s.LastError, "probe kafka") {
 		t.Fatalf("stats after a refused probe: %+v", s)
 	}

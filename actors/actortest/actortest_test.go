@@ -2,15 +2,16 @@ package actortest_test
 
 import (
 	"testing"
-	"time"
 
 	"sensorhub/actors/actortest"
+
+	"sensorhub/internal/testenv"
 )
 
 func TestLogBuffer(t *testing.T) {
 	logger, logs := actortest.CaptureLogs(t)
 	go logger.With("actor", "auth/login-0").WithGroup("g").Warn("actor supervision", "directive", "restart", "n", 3)
-	rec := logs.WaitFor(t, time.Second*5, "actor supervision", "actor", "auth/login-0", "g.directive", "restart", "g.n", 3)
+	rec := logs.WaitFor(t, "actor supervision", "actor", "auth/login-0", "g.directive", "restart", "g.n", 3)
 	if rec.Attr("g.n") != "3" {
 		t.Errorf("record = %s", rec)
 	}
@@ -27,12 +28,12 @@ func TestProbe(t *testing.T) {
 	system := actortest.NewSystem(t)
 	pid, ch := actortest.Probe(t, system)
 	system.Root.Send(pid, "hello")
-	if got := actortest.Receive(t, ch, 5*time.Second); got != "hello" {
+	if got := actortest.Receive(t, ch); got != "hello" {
 		t.Errorf("got %v", got)
 	}
 	done := make(chan struct{})
 	close(done)
-	actortest.Closed(t, done, time.Second)
+	actortest.Closed(t, done)
 	n := 0
-	actortest.Eventually(t, time.Second, "n to reach 3", func() bool { n++; return n >= 3 })
+	testenv.Eventually(t, "n to reach 3", func() bool { n++; return n >= 3 })
 }

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"sensorhub/internal/testenv"
 )
 
 // Record is one captured log record, attributes flattened to strings
@@ -97,16 +99,17 @@ func (b *LogBuffer) Find(msg string, kv ...any) []Record {
 func (b *LogBuffer) Count(msg string, kv ...any) int { return len(b.Find(msg, kv...)) }
 
 // WaitFor waits until a record matching msg and kv was logged and returns
-// the first one; it fails the test after timeout.
-func (b *LogBuffer) WaitFor(t testing.TB, timeout time.Duration, msg string, kv ...any) Record {
+// the first one; it fails the test when the test's own deadline comes first.
+func (b *LogBuffer) WaitFor(t testing.TB, msg string, kv ...any) Record {
 	t.Helper()
-	return b.WaitForN(t, timeout, 1, msg, kv...)[0]
+	return b.WaitForN(t, 1, msg, kv...)[0]
 }
 
 // WaitForN waits until n records match and returns them; it fails the test
-// after timeout.
-func (b *LogBuffer) WaitForN(t testing.TB, timeout time.Duration, n int, msg string, kv ...any) []Record {
+// when the test's own deadline comes first.
+func (b *LogBuffer) WaitForN(t testing.TB, n int, msg string, kv ...any) []Record {
 	t.Helper()
+	timeout := testenv.Wait(t)
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	for {

@@ -5,27 +5,15 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+
+	"sensorhub/internal/testenv"
 )
 
-// Eventually polls cond until it holds, failing the test after timeout.
-// Use it for state that has no channel to wait on.
-func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+// Receive returns the next value from ch, failing the test when the test's
+// own deadline comes first (or if ch is closed).
+func Receive[T any](t testing.TB, ch <-chan T) T {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		<-tick.C
-	}
-}
-
-// Receive returns the next value from ch, failing the test after timeout
-// (or if ch is closed).
-func Receive[T any](t testing.TB, ch <-chan T, timeout time.Duration) T {
-	t.Helper()
+	timeout := testenv.Wait(t)
 	select {
 	case v, ok := <-ch:
 		if !ok {
@@ -61,9 +49,10 @@ func Probe(t testing.TB, system *actor.ActorSystem) (*actor.PID, <-chan any) {
 }
 
 // Closed waits until ch is closed (a "ready" or "done" channel), failing
-// the test after timeout.
-func Closed(t testing.TB, ch <-chan struct{}, timeout time.Duration) {
+// the test when the test's own deadline comes first.
+func Closed(t testing.TB, ch <-chan struct{}) {
 	t.Helper()
+	timeout := testenv.Wait(t)
 	select {
 	case <-ch:
 	case <-time.After(timeout):

@@ -16,6 +16,8 @@ import (
 	"sensorhub/internal/natsx"
 	"sensorhub/internal/token"
 	"sensorhub/messages"
+
+	"sensorhub/internal/testenv"
 )
 
 func TestLoginTokenVerifiesWithPublishedKeys(t *testing.T) {
@@ -55,7 +57,7 @@ func TestLoginTokenVerifiesWithPublishedKeys(t *testing.T) {
 	done := make(chan struct{})
 	go func() { ks.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	actortest.Closed(t, ks.Ready(), wait)
+	actortest.Closed(t, ks.Ready())
 	kv, _ := ks.Verifier()
 	if _, err := kv.Verify(reply.AccessToken, time.Now()); err != nil {
 		t.Fatalf("verify with the KV JWKS: %v", err)
@@ -221,7 +223,7 @@ func TestPanicInLoginAnswersAtOnceAndRestarts(t *testing.T) {
 	if time.Since(start) >= wait {
 		t.Fatal("answered only at the deadline")
 	}
-	rec := e.logs.WaitFor(t, wait, "actor supervision", "directive", "restart")
+	rec := e.logs.WaitFor(t, "actor supervision", "directive", "restart")
 	if rec.Attr("actor") != "auth/login-0" || rec.Attr("reason") != "injected failure" {
 		t.Errorf("supervision record = %s", rec)
 	}
@@ -246,7 +248,7 @@ func TestCrashedActorsRestartAndServe(t *testing.T) {
 		role.Send(role.Child(name), &supervise.Crash{Reason: "chaos " + name})
 	}
 	for _, name := range names {
-		e.logs.WaitFor(t, wait, "actor supervision", "actor", "auth/"+name, "directive", "restart")
+		e.logs.WaitFor(t, "actor supervision", "actor", "auth/"+name, "directive", "restart")
 	}
 	tok := e.mustLogin(t, "alice")
 	if err := e.request(t, e.subj.AuthValidate(), messages.ValidateRequest{Token: tok}, nil); err != nil {
@@ -280,7 +282,7 @@ func TestDatabaseDown(t *testing.T) {
 	if state := e.svc.db.State(); state != messages.BreakerOpen {
 		t.Fatalf("breaker %s after 3 failures, want open", state)
 	}
-	e.logs.WaitFor(t, wait, "circuit breaker state changed", "breaker", BreakerDatabase, "to", "open")
+	e.logs.WaitFor(t, "circuit breaker state changed", "breaker", BreakerDatabase, "to", "open")
 
 	// Open: answered without asking the database.
 	calls := e.store.getUsers.Load()
@@ -386,17 +388,17 @@ func TestOverloadedLoginsAreRefusedAtOnce(t *testing.T) {
 		_, err := natsx.Request(ctx, e.edge, e.subj.AuthTokenForwarded(), messages.TokenRequest{Username: "root", Password: "wrong"}, nil, nil)
 		slowDone <- err
 	}()
-	actortest.Receive(t, entered, wait)
+	actortest.Receive(t, entered)
 	_, err := e.login(t, "alice", "secret")
 	if got := wantCode(t, err, messages.CodeOverloaded); got.RetryAfter != 1 {
 		t.Errorf("retry_after = %d", got.RetryAfter)
 	}
 	close(release)
-	if err := actortest.Receive(t, slowDone, wait); messages.CodeOf(err) != messages.CodeInvalidCredentials {
+	if err := actortest.Receive(t, slowDone); messages.CodeOf(err) != messages.CodeInvalidCredentials {
 		t.Errorf("slow login: %v", err)
 	}
 	// The slot is released just after the reply went out.
-	actortest.Eventually(t, wait, "the login slot to be released", func() bool { return e.svc.logins.pending.Load() == 0 })
+	testenv.Eventually(t, "the login slot to be released", func() bool { return e.svc.logins.pending.Load() == 0 })
 	e.mustLogin(t, "alice")
 }
 
@@ -433,17 +435,17 @@ func TestStartWhileNATSIsDownPublishesLater(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.nats.Shutdown()
-	actortest.Eventually(t, wait, "the client to notice NATS is gone", func() bool { return !e.nc.IsConnected() })
+	testenv.Eventually(t, "the client to notice NATS is gone", func() bool { return !e.nc.IsConnected() })
 	e.cfg.KeyFile = t.TempDir() + "/new.pem" // a new key, so the KV must be updated
 	e.start(t)
-	e.logs.WaitFor(t, wait, "cannot publish JWKS to JetStream yet; other roles cannot verify tokens locally until it works; retrying in the background")
+	e.logs.WaitFor(t, "cannot publish JWKS to JetStream yet; other roles cannot verify tokens locally until it works; retrying in the background")
 
 	e.nats.Start()
 	ks := e.keySource(t)
-	actortest.Eventually(t, wait, "the new key in the KV bucket", func() bool {
+	testenv.Eventually(t, "the new key in the KV bucket", func() bool {
 		v, _ := ks.Verifier()
 		return v.KeyIDs()[0] == e.svc.signer.KeyID()
 	})
-	e.logs.WaitFor(t, wait, "JWKS published to JetStream", "kid", e.svc.signer.KeyID())
+	e.logs.WaitFor(t, "JWKS published to JetStream", "kid", e.svc.signer.KeyID())
 	e.mustLogin(t, "alice")
 }

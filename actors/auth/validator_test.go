@@ -16,6 +16,8 @@ import (
 	"sensorhub/internal/breaker"
 	"sensorhub/internal/token"
 	"sensorhub/messages"
+
+	"sensorhub/internal/testenv"
 )
 
 const (
@@ -37,7 +39,7 @@ func (e *env) keySource(t *testing.T) *token.KeySource {
 	done := make(chan struct{})
 	go func() { ks.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	actortest.Closed(t, ks.Ready(), wait)
+	actortest.Closed(t, ks.Ready())
 	return ks
 }
 
@@ -95,7 +97,7 @@ func TestValidatorOnlineThenFallback(t *testing.T) {
 		t.Errorf("breaker = %s after auth stopped, want open", v.Breaker().State())
 	}
 	// One line for the change of mode, not one per request.
-	rec := e.logs.WaitFor(t, wait, msgFallback, "breaker", "sensor.auth")
+	rec := e.logs.WaitFor(t, msgFallback, "breaker", "sensor.auth")
 	if !strings.Contains(rec.Attr("cause"), "no responders") {
 		t.Errorf("cause = %q", rec.Attr("cause"))
 	}
@@ -138,11 +140,11 @@ func TestValidatorBackOnline(t *testing.T) {
 		t.Fatalf("fallback: %+v, %v", r, err)
 	}
 	e.start(t)
-	actortest.Eventually(t, wait, "online validation after auth came back", func() bool {
+	testenv.Eventually(t, "online validation after auth came back", func() bool {
 		r, err := validate(t, v, tok)
 		return err == nil && r.AuthMode == messages.AuthModeOnline
 	})
-	e.logs.WaitFor(t, wait, msgOnlineAgain)
+	e.logs.WaitFor(t, msgOnlineAgain)
 }
 
 func TestValidatorWithoutKeys(t *testing.T) {
@@ -164,7 +166,7 @@ func TestValidatorWithoutKeys(t *testing.T) {
 				t.Fatalf("%s keys: err = %v, want auth_unavailable", name, err)
 			}
 		}
-		e.logs.WaitFor(t, wait, msgNoKeys, "breaker", "test."+name)
+		e.logs.WaitFor(t, msgNoKeys, "breaker", "test."+name)
 		if n := e.logs.Count(msgNoKeys, "breaker", "test."+name); n != 1 {
 			t.Errorf("%s: %d lines, want 1", name, n)
 		}
@@ -193,7 +195,7 @@ func TestValidatorFallsBackWhenAuthHangs(t *testing.T) {
 	if err != nil || r.AuthMode != messages.AuthModeFallback {
 		t.Fatalf("%+v, %v", r, err)
 	}
-	rec := e.logs.WaitFor(t, wait, msgFallback)
+	rec := e.logs.WaitFor(t, msgFallback)
 	if !strings.Contains(rec.Attr("cause"), "timed out") {
 		t.Errorf("cause = %q", rec.Attr("cause"))
 	}

@@ -164,7 +164,7 @@ var storeKinds = []storeKind{
 
 func openSQLite(t *testing.T) store.Store {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), testenv.Wait(t))
 	defer cancel()
 	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "sensorhub.db")})
 	if err != nil {
@@ -177,7 +177,7 @@ func openSQLite(t *testing.T) store.Store {
 func openPostgres(t *testing.T) store.Store {
 	t.Helper()
 	url := testenv.Postgres(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), testenv.Wait(t))
 	defer cancel()
 	st, err := postgres.Open(ctx, postgres.Config{URL: url, MaxConns: 4})
 	if err != nil {
@@ -206,7 +206,7 @@ func (h *harness) start(st store.Store, mutate func(*Config)) *Service {
 		mutate(&cfg)
 	}
 	system := supervise.NewSystem(h.log)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(h.t.Context(), testenv.Wait(h.t))
 	defer cancel()
 	svc, err := Start(ctx, h.ns.Conn(h.t, messages.RoleSensor), system, cfg)
 	if err != nil {
@@ -229,7 +229,7 @@ func (h *harness) submit(token string, body any, hdr nats.Header) (messages.Test
 	if token != "" {
 		hdr.Set("Authorization", "Bearer "+token)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(h.t.Context(), testenv.Wait(h.t))
 	defer cancel()
 	var out messages.TestAccepted
 	_, err := natsx.Request(ctx, h.nc, h.subj.SensorSubmit(), body, hdr, &out)
@@ -255,7 +255,7 @@ func (h *harness) result(token, id string) (messages.TestRecord, error) {
 	if token != "" {
 		hdr.Set("Authorization", "Bearer "+token)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(h.t.Context(), testenv.Wait(h.t))
 	defer cancel()
 	var out messages.TestRecord
 	_, err := natsx.Request(ctx, h.nc, h.subj.SensorResult(), messages.GetResult{TestID: id}, hdr, &out)
@@ -266,7 +266,7 @@ func (h *harness) result(token, id string) (messages.TestRecord, error) {
 func (h *harness) waitDone(token, id string) messages.TestRecord {
 	h.t.Helper()
 	var rec messages.TestRecord
-	eventually(h.t, 20*time.Second, "test "+id+" to finish", func() bool {
+	testenv.Eventually(h.t, "test "+id+" to finish", func() bool {
 		r, err := h.result(token, id)
 		if err != nil {
 			return false
@@ -275,20 +275,6 @@ func (h *harness) waitDone(token, id string) messages.TestRecord {
 		return r.Status != messages.StatusProcessing
 	})
 	return rec
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		<-tick.C
-	}
 }
 
 // wantCode fails the test unless err carries code.
@@ -304,7 +290,7 @@ func wantCode(t *testing.T, err error, code messages.Code) *messages.Error {
 // counts returns the tests per status.
 func counts(t *testing.T, st store.Store) map[string]int64 {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), testenv.Wait(t))
 	defer cancel()
 	c, err := st.CountTests(ctx)
 	if err != nil {
@@ -323,7 +309,7 @@ func total(c map[string]int64) int64 {
 
 func backlog(t *testing.T, st store.Store) int64 {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), testenv.Wait(t))
 	defer cancel()
 	n, err := st.OutboxBacklog(ctx)
 	if err != nil {
@@ -343,7 +329,7 @@ type streamEvent struct {
 // does not consume the work queue).
 func readStream(t *testing.T, nc *nats.Conn) []streamEvent {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), testenv.Wait(t))
 	defer cancel()
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -378,7 +364,7 @@ func readStream(t *testing.T, nc *nats.Conn) []streamEvent {
 // streamCount is the number of messages in SENSOR_EVENTS (0 when missing).
 func streamCount(t *testing.T, nc *nats.Conn) uint64 {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), testenv.Wait(t))
 	defer cancel()
 	js, err := jetstream.New(nc)
 	if err != nil {

@@ -11,6 +11,8 @@ import (
 	"sensorhub/internal/store"
 	"sensorhub/internal/store/sqlite"
 	"sensorhub/messages"
+
+	"sensorhub/internal/testenv"
 )
 
 // TestOutboxRelay: completed tests' events reach SENSOR_EVENTS with
@@ -32,7 +34,7 @@ func TestOutboxRelay(t *testing.T) {
 
 	first := h.mustSubmit(tokAlice, messages.SubmitTest{SensorType: "co2"})
 	h.waitDone(tokAlice, first.TestID)
-	eventually(t, 10*time.Second, "the first event in the stream", func() bool {
+	testenv.Eventually(t, "the first event in the stream", func() bool {
 		return streamCount(t, h.events) == 1 && backlog(t, st) == 0
 	})
 	ev := readStream(t, h.events)[0]
@@ -50,10 +52,10 @@ func TestOutboxRelay(t *testing.T) {
 	}
 	h.ns.Shutdown()
 	releaseOnce.Do(func() { close(release) })
-	eventually(t, 10*time.Second, "the completions to wait in the outbox", func() bool {
+	testenv.Eventually(t, "the completions to wait in the outbox", func() bool {
 		return counts(t, st)[messages.StatusCompleted] == late+1 && backlog(t, st) == late
 	})
-	eventually(t, 5*time.Second, "the health report to show NATS down", func() bool {
+	testenv.Eventually(t, "the health report to show NATS down", func() bool {
 		hr := svc.Health(context.Background())
 		return hr.Status == messages.HealthDegraded && hr.Dependencies["nats"].Status == messages.HealthDown
 	})
@@ -62,7 +64,7 @@ func TestOutboxRelay(t *testing.T) {
 	}
 
 	h.ns.Start()
-	eventually(t, 20*time.Second, "the waiting events to be relayed", func() bool {
+	testenv.Eventually(t, "the waiting events to be relayed", func() bool {
 		return backlog(t, st) == 0 && streamCount(t, h.events) == late+1
 	})
 	events := readStream(t, h.events)
@@ -76,7 +78,7 @@ func TestOutboxRelay(t *testing.T) {
 	if len(ids) != 0 {
 		t.Fatalf("tests without an event: %v", ids)
 	}
-	eventually(t, 10*time.Second, "the health report to recover", func() bool {
+	testenv.Eventually(t, "the health report to recover", func() bool {
 		return svc.Health(context.Background()).Status == messages.HealthOK
 	})
 }
@@ -137,7 +139,7 @@ func TestOutboxRelayOldRow(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = st.Close() })
 	h.start(st, nil)
-	eventually(t, 10*time.Second, "the old row in the stream", func() bool {
+	testenv.Eventually(t, "the old row in the stream", func() bool {
 		return streamCount(t, h.events) == 1 && backlog(t, st) == 0
 	})
 	ev := readStream(t, h.events)[0]

@@ -10,6 +10,8 @@ import (
 	"sensorhub/internal/acceptance"
 	"sensorhub/internal/store"
 	"sensorhub/messages"
+
+	"sensorhub/internal/testenv"
 )
 
 // TestCrashRecovery kills a sensor role while every accepted test is in
@@ -49,11 +51,11 @@ func TestCrashRecovery(t *testing.T) {
 					c.SweepInterval = 50 * time.Millisecond
 				})
 			}
-			eventually(t, 30*time.Second, "every accepted test to complete", func() bool {
+			testenv.Eventually(t, "every accepted test to complete", func() bool {
 				c := counts(t, st)
 				return c[messages.StatusCompleted] == n && c[messages.StatusProcessing] == 0
 			})
-			eventually(t, 30*time.Second, "every event to reach the stream", func() bool {
+			testenv.Eventually(t, "every event to reach the stream", func() bool {
 				return backlog(t, st) == 0 && streamCount(t, h.events) >= n
 			})
 			if c := counts(t, st); total(c) != n {
@@ -73,7 +75,7 @@ func TestCrashRecovery(t *testing.T) {
 				}
 				seenTest[e.event.TestID], seenEvent[e.event.EventID] = true, true
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			ctx, cancel := context.WithTimeout(t.Context(), testenv.Wait(t))
 			defer cancel()
 			for id := range accepted {
 				got, err := st.GetTest(ctx, id)
@@ -114,7 +116,7 @@ func TestSweeperGivesUp(t *testing.T) {
 	}
 	releaseOnce.Do(func() { close(release) })
 	// The hung attempt finishes late: its completion is not applied.
-	eventually(t, 10*time.Second, "the pipeline to drain", func() bool {
+	testenv.Eventually(t, "the pipeline to drain", func() bool {
 		return svc.pipe.counts().queued == 0 && svc.pipe.counts().completing == 0
 	})
 	if rec2, err := h.result(tokAlice, a.TestID); err != nil || rec2.Status != messages.StatusFailed {
@@ -142,7 +144,7 @@ func TestChildCrashesLoseNothing(t *testing.T) {
 	for i := 0; i < n; i++ {
 		ids = append(ids, h.mustSubmit(tokAlice, messages.SubmitTest{SensorType: "pressure"}).TestID)
 	}
-	eventually(t, 5*time.Second, "the pool to hold every test", func() bool { return svc.pipe.counts().queued == n })
+	testenv.Eventually(t, "the pool to hold every test", func() bool { return svc.pipe.counts().queued == n })
 	role := svc.Role()
 	role.Send(role.Child(actorProcessors), &supervise.Crash{Reason: "test: pool"})
 	role.Send(role.Child(actorWriter), &supervise.Crash{Reason: "test: writer"})
@@ -157,10 +159,10 @@ func TestChildCrashesLoseNothing(t *testing.T) {
 	// The role still accepts and completes.
 	after := h.mustSubmit(tokAlice, messages.SubmitTest{SensorType: "pressure"})
 	h.waitDone(tokAlice, after.TestID)
-	eventually(t, 10*time.Second, "one event per test", func() bool {
+	testenv.Eventually(t, "one event per test", func() bool {
 		return backlog(t, st) == 0 && streamCount(t, h.events) == n+1
 	})
-	eventually(t, 10*time.Second, "the pipeline to drain", func() bool {
+	testenv.Eventually(t, "the pipeline to drain", func() bool {
 		return svc.pipe.counts().queued == 0 && svc.pipe.counts().completing == 0
 	})
 	for _, name := range []string{actorProcessors, actorWriter, actorIntake} {

@@ -16,6 +16,8 @@ import (
 	"sensorhub/internal/natsx"
 	"sensorhub/internal/store"
 	"sensorhub/messages"
+
+	"sensorhub/internal/testenv"
 )
 
 func TestSubmitAndResult(t *testing.T) {
@@ -48,7 +50,7 @@ func TestSubmitAndResult(t *testing.T) {
 
 			// No readings: a simulated acquisition; token in the body.
 			var sim messages.TestAccepted
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			ctx, cancel := context.WithTimeout(t.Context(), testenv.Wait(t))
 			defer cancel()
 			if _, err := natsx.Request(ctx, h.nc, h.subj.SensorSubmit(),
 				messages.SubmitTest{SensorType: spec.Type, Token: tokAlice}, nil, &sim); err != nil {
@@ -215,7 +217,7 @@ func TestResultAccess(t *testing.T) {
 	wantCode(t, err, messages.CodeUnauthorized)
 
 	// The token may travel in the body.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), testenv.Wait(t))
 	defer cancel()
 	var viaBody messages.TestRecord
 	if _, err := natsx.Request(ctx, h.nc, h.subj.SensorResult(),
@@ -248,7 +250,7 @@ func TestOverloadRefusesAndAcceptedComplete(t *testing.T) {
 		wg.Add(1)
 		go submit()
 	}
-	eventually(t, 5*time.Second, "the admitted submissions to reach the authenticator", func() bool {
+	testenv.Eventually(t, "the admitted submissions to reach the authenticator", func() bool {
 		return h.auth.calls.Load() == limit
 	})
 	for i := 0; i < extra; i++ {
@@ -316,7 +318,7 @@ func TestDatabaseOutage(t *testing.T) {
 	}
 	_, err := h.result(tokAlice, before.TestID)
 	wantCode(t, err, messages.CodeDatabaseUnavailable)
-	eventually(t, 5*time.Second, "the health report to show the database down", func() bool {
+	testenv.Eventually(t, "the health report to show the database down", func() bool {
 		hr := svc.Health(context.Background())
 		return hr.Status == messages.HealthDegraded && hr.Dependencies["database"].Status == messages.HealthDown
 	})
@@ -324,7 +326,7 @@ func TestDatabaseOutage(t *testing.T) {
 	// The database comes back: no restart needed.
 	st.down.Store(false)
 	var after messages.TestAccepted
-	eventually(t, 10*time.Second, "a submission to succeed again", func() bool {
+	testenv.Eventually(t, "a submission to succeed again", func() bool {
 		a, err := h.submit(tokAlice, messages.SubmitTest{SensorType: "light"}, nil)
 		after = a
 		return err == nil
@@ -410,7 +412,7 @@ func TestPoisonTestFailsAfterMaxAttempts(t *testing.T) {
 		}
 	}
 	// The failed test has its event too.
-	eventually(t, 10*time.Second, "the failed event in the stream", func() bool {
+	testenv.Eventually(t, "the failed event in the stream", func() bool {
 		for _, e := range readStreamIfAny(t, h) {
 			if e.event.TestID == poison.TestID {
 				return e.event.Type == messages.EventTypeFailed && e.event.Reason == rec.Reason
@@ -451,7 +453,7 @@ func TestGroupCommit(t *testing.T) {
 		wg.Add(1)
 		go submit()
 	}
-	eventually(t, 10*time.Second, "the submissions to queue behind the running transaction", func() bool {
+	testenv.Eventually(t, "the submissions to queue behind the running transaction", func() bool {
 		return svc.pipe.counts().waitingInserts == queued
 	})
 	close(rec.gate)
@@ -478,7 +480,7 @@ func TestEndpointsTypesOutboxHealth(t *testing.T) {
 	authBreaker := breaker.New("sensor.auth", breaker.Config{}, nil, h.log)
 	h.auth = &fakeAuth{}
 	svc := h.start(st, func(c *Config) { c.Auth = authWithBreaker{fakeAuth: h.auth, b: authBreaker} })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), testenv.Wait(t))
 	defer cancel()
 
 	var types messages.SensorTypesReply
@@ -492,14 +494,14 @@ func TestEndpointsTypesOutboxHealth(t *testing.T) {
 	a := h.mustSubmit(tokAlice, messages.SubmitTest{SensorType: "temperature"})
 	h.waitDone(tokAlice, a.TestID)
 	bridgeConn := h.ns.Conn(t, messages.RoleBridge) // the outbox backlog is the bridge's question
-	eventually(t, 10*time.Second, "the outbox to drain", func() bool {
+	testenv.Eventually(t, "the outbox to drain", func() bool {
 		var stats messages.OutboxStats
 		_, err := natsx.Request(ctx, bridgeConn, h.subj.SensorOutbox(), nil, nil, &stats)
 		return err == nil && stats.Backlog == 0 && streamCount(t, h.events) == 1
 	})
 
 	var hr messages.HealthReply
-	eventually(t, 10*time.Second, "a healthy report", func() bool {
+	testenv.Eventually(t, "a healthy report", func() bool {
 		_, err := natsx.Request(ctx, h.nc, h.subj.Health(messages.RoleSensor), nil, nil, &hr)
 		return err == nil && hr.Status == messages.HealthOK
 	})
@@ -533,7 +535,7 @@ func TestStopIsIdempotentAndRefusesAfterwards(t *testing.T) {
 		t.Fatalf("second stop: %v", err)
 	}
 	// Stop let the accepted test finish.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), testenv.Wait(t))
 	defer cancel()
 	got, err := st.GetTest(ctx, a.TestID)
 	if err != nil || got.Status != messages.StatusCompleted {

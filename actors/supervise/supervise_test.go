@@ -99,7 +99,7 @@ func spawn(t *testing.T, logStacks bool, policies map[string]supervise.Policy) *
 
 func (f *fixture) expect(t *testing.T, child, event string) {
 	t.Helper()
-	if got := actortest.Receive(t, f.events[child], wait); got != event {
+	if got := actortest.Receive(t, f.events[child]); got != event {
 		t.Fatalf("%s: event %q, want %q", child, got, event)
 	}
 }
@@ -108,7 +108,7 @@ func (f *fixture) ping(t *testing.T, child string) int {
 	t.Helper()
 	reply := make(chan int, 1)
 	f.role.Send(f.role.Child(child), &ping{reply: reply})
-	return actortest.Receive(t, reply, wait)
+	return actortest.Receive(t, reply)
 }
 
 func TestRestartIsLoggedWithItsAttrs(t *testing.T) {
@@ -118,7 +118,7 @@ func TestRestartIsLoggedWithItsAttrs(t *testing.T) {
 	}
 	f.role.Send(f.role.Child("worker"), &supervise.Crash{Reason: "boom"})
 
-	rec := f.logs.WaitFor(t, wait, "actor supervision", "directive", "restart")
+	rec := f.logs.WaitFor(t, "actor supervision", "directive", "restart")
 	want := map[string]string{
 		"actor":              "test/worker",
 		"reason":             "chaos: boom",
@@ -156,8 +156,8 @@ func TestLogStacks(t *testing.T) {
 	f := spawn(t, true, map[string]supervise.Policy{"worker": {}})
 	reply := make(chan string, 1)
 	f.role.Send(f.role.Child("worker"), &request{reason: "deep", reply: reply})
-	actortest.Receive(t, reply, wait)
-	rec := f.logs.WaitFor(t, wait, "actor supervision", "reason", "deep")
+	actortest.Receive(t, reply)
+	rec := f.logs.WaitFor(t, "actor supervision", "reason", "deep")
 	if !strings.Contains(rec.Attr("stack"), "supervise_test.(*testActor).Receive") {
 		t.Errorf("stack does not show where it panicked:\n%s", rec.Attr("stack"))
 	}
@@ -172,17 +172,17 @@ func TestMaxRestartsStopsAndGivesUp(t *testing.T) {
 	for range 2 {
 		f.role.Send(f.role.Child("minor"), &supervise.Crash{Reason: "minor"})
 	}
-	f.logs.WaitFor(t, wait, "actor supervision: gave up on actor", "actor", "test/minor", "directive", "stop")
+	f.logs.WaitFor(t, "actor supervision: gave up on actor", "actor", "test/minor", "directive", "stop")
 
 	for range 3 {
 		f.role.Send(f.role.Child("critical"), &supervise.Crash{Reason: "again"})
 	}
-	f.logs.WaitForN(t, wait, 2, "actor supervision", "actor", "test/critical", "directive", "restart")
-	rec := f.logs.WaitFor(t, wait, "actor supervision: gave up on actor", "actor", "test/critical")
+	f.logs.WaitForN(t, 2, "actor supervision", "actor", "test/critical", "directive", "restart")
+	rec := f.logs.WaitFor(t, "actor supervision: gave up on actor", "actor", "test/critical")
 	if rec.Attr("directive") != "stop" || rec.Attr("failures_in_window") != "3" {
 		t.Errorf("give-up record = %s", rec)
 	}
-	err := actortest.Receive(t, f.gaveUp, wait)
+	err := actortest.Receive(t, f.gaveUp)
 	if !errors.Is(err, supervise.ErrGaveUp) || !strings.Contains(err.Error(), "test/critical") {
 		t.Fatalf("OnGiveUp error = %v", err)
 	}
@@ -192,17 +192,17 @@ func TestMaxRestartsStopsAndGivesUp(t *testing.T) {
 		t.Fatalf("OnGiveUp called twice: %v", err)
 	default:
 	}
-	f.logs.WaitFor(t, wait, "role supervisor gave up", "role", "test", "actor", "test/critical")
+	f.logs.WaitFor(t, "role supervisor gave up", "role", "test", "actor", "test/critical")
 }
 
 func TestEscalateGivesUpAtOnce(t *testing.T) {
 	f := spawn(t, false, map[string]supervise.Policy{"edge": {Directive: actor.EscalateDirective}})
 	f.role.Send(f.role.Child("edge"), &supervise.Crash{Reason: "fatal"})
-	rec := f.logs.WaitFor(t, wait, "actor supervision: gave up on actor", "directive", "escalate")
+	rec := f.logs.WaitFor(t, "actor supervision: gave up on actor", "directive", "escalate")
 	if rec.Attr("actor") != "test/edge" {
 		t.Errorf("record = %s", rec)
 	}
-	if err := actortest.Receive(t, f.gaveUp, wait); !errors.Is(err, supervise.ErrGaveUp) {
+	if err := actortest.Receive(t, f.gaveUp); !errors.Is(err, supervise.ErrGaveUp) {
 		t.Fatalf("OnGiveUp error = %v", err)
 	}
 }
@@ -214,7 +214,7 @@ func TestBackoff(t *testing.T) {
 	for range 3 {
 		f.role.Send(f.role.Child("slow"), &supervise.Crash{Reason: "flaky"})
 	}
-	recs := f.logs.WaitForN(t, wait, 3, "actor supervision", "actor", "test/slow", "directive", "restart")
+	recs := f.logs.WaitForN(t, 3, "actor supervision", "actor", "test/slow", "directive", "restart")
 	// The first restart is immediate, then Backoff per earlier failure, capped.
 	for i, want := range []string{"", "20ms", "30ms"} {
 		if got := recs[i].Attr("backoff"); got != want {
@@ -234,13 +234,13 @@ func TestReplyOnPanicRepliesBeforeRestart(t *testing.T) {
 	f := spawn(t, false, map[string]supervise.Policy{"server": {}})
 	reply := make(chan string, 1)
 	f.role.Send(f.role.Child("server"), &request{reason: "nil map", reply: reply})
-	if got := actortest.Receive(t, reply, wait); got != "internal error: nil map" {
+	if got := actortest.Receive(t, reply); got != "internal error: nil map" {
 		t.Errorf("reply = %q", got)
 	}
 	// The reply went out first, then the supervisor restarted the actor.
 	f.expect(t, "server", "replied")
 	f.expect(t, "server", "started")
-	f.logs.WaitFor(t, wait, "actor supervision", "actor", "test/server", "reason", "nil map", "directive", "restart")
+	f.logs.WaitFor(t, "actor supervision", "actor", "test/server", "reason", "nil map", "directive", "restart")
 	if n := f.ping(t, "server"); n != 1 {
 		t.Errorf("ping after restart = %d", n)
 	}
@@ -251,7 +251,7 @@ func TestReplyOnPanicKeepsTheOriginalPanic(t *testing.T) {
 	f.role.Send(f.role.Child("server"), &request{reason: "original", replyPanic: true})
 	f.expect(t, "server", "replied")
 	f.expect(t, "server", "started")
-	rec := f.logs.WaitFor(t, wait, "actor supervision", "actor", "test/server")
+	rec := f.logs.WaitFor(t, "actor supervision", "actor", "test/server")
 	if rec.Attr("reason") != "original" {
 		t.Errorf("reason = %q, want the handler's panic, not the reply's", rec.Attr("reason"))
 	}
@@ -275,7 +275,7 @@ func TestDirectiveDefaults(t *testing.T) {
 	if n := f.ping(t, "resumed"); n != 2 {
 		t.Errorf("resume: ping = %d, want 2 (state kept)", n)
 	}
-	f.logs.WaitFor(t, wait, "actor supervision", "actor", "test/resumed", "directive", "resume")
+	f.logs.WaitFor(t, "actor supervision", "actor", "test/resumed", "directive", "resume")
 	select {
 	case ev := <-f.events["resumed"]:
 		t.Errorf("resumed actor got %q", ev)
@@ -313,14 +313,14 @@ func TestStrategyMatchesPoolChildrenByPrefix(t *testing.T) {
 	}
 	pid := system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return &pool{events: events} }, actor.WithSupervisor(strategy)))
 	t.Cleanup(func() { system.Root.Stop(pid) })
-	actortest.Receive(t, events, wait)
+	actortest.Receive(t, events)
 
 	system.Root.Send(pid, &supervise.Crash{Reason: "pool"})
-	rec := logs.WaitFor(t, wait, "actor supervision", "directive", "restart")
+	rec := logs.WaitFor(t, "actor supervision", "directive", "restart")
 	if !strings.HasSuffix(rec.Attr("actor"), "/worker-0") || rec.Attr("max_restarts") != "3" {
 		t.Errorf("worker-0 did not take the policy of worker: %s", rec)
 	}
-	if got := actortest.Receive(t, events, wait); got != "started" {
+	if got := actortest.Receive(t, events); got != "started" {
 		t.Errorf("event %q", got)
 	}
 	if strategy.Restarts(rec.Attr("actor")) != 1 {
@@ -354,7 +354,7 @@ func TestChildrenExistWhenSpawnReturns(t *testing.T) {
 		}
 		// Sent at once: it must not go to dead letters.
 		role.Send(role.Child("c"), &ping{reply: reply})
-		if n := actortest.Receive(t, reply, wait); n != 1 {
+		if n := actortest.Receive(t, reply); n != 1 {
 			t.Fatalf("ping = %d", n)
 		}
 		_ = role.Stop(wait)

@@ -20,7 +20,7 @@ func TestDevEventVisibleWithNatsSubAndKcat(t *testing.T) {
 	needTools(t, "nats", "kcat")
 	addrs := startDev(t)
 	base := "http://" + addrs.HTTP
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), testenv.Wait(t))
 	defer cancel()
 
 	var subOut testenv.Buffer

@@ -295,22 +295,6 @@ func (s *system) login(user, pass string) string {
 	return tok.AccessToken
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s; last state: %s", what, within, state)
-		}
-		time.Sleep(25 * time.Millisecond) // polling observable state, with a deadline
-	}
-}
-
 func (s *system) counts(st store.Store) map[string]int64 {
 	s.t.Helper()
 	c, err := st.CountTests(context.Background())

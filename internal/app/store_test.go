@@ -36,7 +36,7 @@ func TestOpenStoreWaitsForTheDatabase(t *testing.T) {
 		}
 		done <- result{err}
 	}()
-	eventually(t, 30*time.Second, "the wait is logged", func() (bool, string) {
+	testenv.EventuallyState(t, "the wait is logged", func() (bool, string) {
 		return strings.Contains(logs.String(), "database unavailable at start"), logs.String()
 	})
 	select {

@@ -125,7 +125,7 @@ func TestThousandConcurrentSubmissions(t *testing.T) {
 	t.Logf("%d submissions answered 202 in %s", n, time.Since(started).Round(time.Millisecond))
 
 	st := s.openStore(s.realDB)
-	eventually(t, 60*time.Second, "all tests completed", func() (bool, string) {
+	testenv.EventuallyState(t, "all tests completed", func() (bool, string) {
 		c := s.counts(st)
 		return c[messages.StatusCompleted] == n, fmt.Sprint(c)
 	})
@@ -210,7 +210,7 @@ func TestAuthDownFallsBackToLocalVerification(t *testing.T) {
 		}
 	}
 
-	eventually(t, 20*time.Second, "fallback test completed", func() (bool, string) {
+	testenv.EventuallyState(t, "fallback test completed", func() (bool, string) {
 		r := s.mustDo(http.MethodGet, "/test/"+acc.TestID, tok, nil)
 		var rec messages.TestRecord
 		_ = json.Unmarshal(r.body, &rec)
@@ -219,7 +219,7 @@ func TestAuthDownFallsBackToLocalVerification(t *testing.T) {
 
 	// Auth back: login works again and new submissions are online.
 	s.startAuth()
-	eventually(t, 20*time.Second, "login after auth returned", func() (bool, string) {
+	testenv.EventuallyState(t, "login after auth returned", func() (bool, string) {
 		r, err := s.do(http.MethodPost, "/auth/token", "", []byte(`{"username":"alice","password":"alice-secret"}`))
 		return err == nil && r.status == http.StatusOK, fmt.Sprint(r.status, string(r.body), err)
 	})
@@ -273,7 +273,7 @@ func TestDatabaseCutThenBack(t *testing.T) {
 
 	s.proxy.Restore()
 	var acc messages.TestAccepted
-	eventually(t, 20*time.Second, "submission after the database returned", func() (bool, string) {
+	testenv.EventuallyState(t, "submission after the database returned", func() (bool, string) {
 		r, err := s.do(http.MethodPost, "/test/sensor/temperature", tok, nil)
 		if err == nil && r.status == http.StatusAccepted {
 			r.decode(t, &acc)
@@ -281,7 +281,7 @@ func TestDatabaseCutThenBack(t *testing.T) {
 		}
 		return false, fmt.Sprint(r.status, string(r.body), err)
 	})
-	eventually(t, 20*time.Second, "that test completed", func() (bool, string) {
+	testenv.EventuallyState(t, "that test completed", func() (bool, string) {
 		r := s.mustDo(http.MethodGet, "/test/"+acc.TestID, tok, nil)
 		var rec messages.TestRecord
 		_ = json.Unmarshal(r.body, &rec)
@@ -309,12 +309,12 @@ func TestKafkaDownEventsWaitAndDrain(t *testing.T) {
 		}
 	}
 	st := s.openStore(s.realDB)
-	eventually(t, 60*time.Second, "all tests completed", func() (bool, string) {
+	testenv.EventuallyState(t, "all tests completed", func() (bool, string) {
 		c := s.counts(st)
 		return c[messages.StatusCompleted] == n, fmt.Sprint(c)
 	})
 	var stats messages.BridgeStats
-	eventually(t, 30*time.Second, "stats show the events queued and the breaker open", func() (bool, string) {
+	testenv.EventuallyState(t, "stats show the events queued and the breaker open", func() (bool, string) {
 		r := s.mustDo(http.MethodGet, "/kafka/stats", "", nil)
 		_ = json.Unmarshal(r.body, &stats)
 		return stats.Queued == n && stats.Breaker == "open" && !stats.KafkaReachable, string(r.body)
@@ -325,7 +325,7 @@ func TestKafkaDownEventsWaitAndDrain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), testenv.Wait(t))
 	defer cancel()
 	cons, err := js.Consumer(ctx, messages.StreamEvents, messages.ConsumerBridge)
 	if err != nil {
@@ -341,7 +341,7 @@ func TestKafkaDownEventsWaitAndDrain(t *testing.T) {
 	}
 
 	s.kafka.RefuseProduce(false)
-	eventually(t, 60*time.Second, "queue drained", func() (bool, string) {
+	testenv.EventuallyState(t, "queue drained", func() (bool, string) {
 		r := s.mustDo(http.MethodGet, "/kafka/stats", "", nil)
 		_ = json.Unmarshal(r.body, &stats)
 		return stats.Queued == 0 && stats.Breaker == "closed", string(r.body)
@@ -393,7 +393,7 @@ func TestNATSDownOutboxWaits(t *testing.T) {
 	if _, err := st.InsertTests(context.Background(), orphans); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "orphans completed into the outbox while NATS is down", func() (bool, string) {
+	testenv.EventuallyState(t, "orphans completed into the outbox while NATS is down", func() (bool, string) {
 		c := s.counts(st)
 		backlog, err := st.OutboxBacklog(context.Background())
 		return c[messages.StatusCompleted] == n+10 && err == nil && backlog == n, fmt.Sprint(c, " backlog ", backlog, err)
@@ -408,7 +408,7 @@ func TestNATSDownOutboxWaits(t *testing.T) {
 		accepted[o.ID] = true
 	}
 	checkExactlyOnce(t, accepted, eventsByTest(t, testenv.ReadAll(t, s.kafka.Addr(), messages.DefaultKafkaTopic, n+10)))
-	eventually(t, 20*time.Second, "outbox empty", func() (bool, string) {
+	testenv.EventuallyState(t, "outbox empty", func() (bool, string) {
 		b, err := st.OutboxBacklog(context.Background())
 		return err == nil && b == 0, fmt.Sprint(b, err)
 	})

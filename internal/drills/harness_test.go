@@ -261,7 +261,7 @@ func newCluster(t *testing.T, opts clusterOptions) *cluster {
 // chaos requests over NATS.
 func (c *cluster) addUser() {
 	c.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(c.t.Context(), testenv.Wait(c.t))
 	defer cancel()
 	for _, u := range []struct{ name, roles string }{{c.username, "user"}, {opsUser, messages.RoleAdmin}} {
 		cmd := exec.CommandContext(ctx, binPath, "user", "add", "--username", u.name, "--password-stdin",
@@ -597,14 +597,14 @@ func (c *cluster) kafkaStats() (messages.BridgeStats, error) {
 // the test's own checks; closed by t.Cleanup.
 func (c *cluster) db(t testing.TB) *pgx.Conn {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), testenv.Wait(t))
 	defer cancel()
 	conn, err := pgx.Connect(ctx, c.dbURL)
 	if err != nil {
 		t.Fatalf("connect to the real database: %v", err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(t.Context(), testenv.Wait(t))
 		defer cancel()
 		_ = conn.Close(ctx)
 	})

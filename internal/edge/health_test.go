@@ -4,9 +4,10 @@ import (
 	"encoding/json"
 	"net/http"
 	"testing"
-	"time"
 
 	"sensorhub/messages"
+
+	"sensorhub/internal/testenv"
 )
 
 func roleHealth(role, status string, breakers map[string]string) messages.HealthReply {
@@ -92,7 +93,7 @@ func TestReadyzFollowsNATS(t *testing.T) {
 		t.Fatalf("readyz = %d, want 200", rec.Code)
 	}
 	e.nats.Shutdown()
-	eventually(t, 10*time.Second, "readyz to fail", func() bool {
+	testenv.Eventually(t, "readyz to fail", func() bool {
 		return e.do(http.MethodGet, "/readyz", "").Code == http.StatusServiceUnavailable
 	})
 	rec := e.do(http.MethodGet, "/readyz", "")
@@ -113,7 +114,7 @@ func TestReadyzFollowsNATS(t *testing.T) {
 	envelope(t, e.do(http.MethodGet, "/sensor/types", ""), http.StatusServiceUnavailable, messages.CodeSensorUnavailable)
 
 	e.nats.Start()
-	eventually(t, 10*time.Second, "readyz to recover", func() bool {
+	testenv.Eventually(t, "readyz to recover", func() bool {
 		return e.do(http.MethodGet, "/readyz", "").Code == http.StatusOK
 	})
 }

@@ -54,7 +54,7 @@ func newEnv(t testing.TB, cfg Config) *env {
 		t.Fatalf("connect: %v", err)
 	}
 	t.Cleanup(nc.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), testenv.Wait(t))
 	defer cancel()
 	if err := natsx.WaitConnected(ctx, nc); err != nil {
 		t.Fatalf("wait connected: %v", err)
@@ -196,20 +196,6 @@ func decodeBody[T any](t testing.TB, rec *httptest.ResponseRecorder) T {
 		t.Fatalf("decode %q: %v", rec.Body, err)
 	}
 	return v
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
 }
 
 const bearerHdr = "Bearer tok-123"

@@ -13,6 +13,8 @@ import (
 
 	"sensorhub/internal/natsx"
 	"sensorhub/messages"
+
+	"sensorhub/internal/testenv"
 )
 
 var goodToken = messages.TokenReply{AccessToken: "jwt.jwt.jwt", TokenType: "bearer", ExpiresIn: 900}
@@ -172,7 +174,7 @@ func TestAuthBreakerRecovers(t *testing.T) {
 		e.do(http.MethodPost, "/auth/token", "username=admin&password=admin123")
 	}
 	e.stub(messages.RoleAuth, "token-forwarded", authStub)
-	eventually(t, 5*time.Second, "login to succeed after auth returns", func() bool {
+	testenv.Eventually(t, "login to succeed after auth returns", func() bool {
 		return e.do(http.MethodPost, "/auth/token", "username=admin&password=admin123").Code == http.StatusOK
 	})
 	if got := e.srv.Breakers().Health()["edge.auth"].State; got != messages.BreakerClosed {

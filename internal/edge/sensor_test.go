@@ -13,6 +13,8 @@ import (
 
 	"sensorhub/internal/natsx"
 	"sensorhub/messages"
+
+	"sensorhub/internal/testenv"
 )
 
 const testID = "01890a5d-ac96-7b8e-9c1d-3f2e4a5b6c7d"
@@ -275,7 +277,7 @@ func TestCallerGoneDoesNotCount(t *testing.T) {
 			defer close(done)
 			e.srv.Handler().ServeHTTP(rec, httptest.NewRequestWithContext(ctx, http.MethodGet, "/sensor/types", nil))
 		}()
-		eventually(t, 5*time.Second, "the request to reach the sensor role", func() bool { return st.count() == i+1 })
+		testenv.Eventually(t, "the request to reach the sensor role", func() bool { return st.count() == i+1 })
 		cancel()
 		<-done
 		release <- struct{}{}

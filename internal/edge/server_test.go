@@ -149,7 +149,7 @@ func TestListenAndServe(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- e.srv.ListenAndServe(ctx) }()
-	eventually(t, 5*time.Second, "the listen address to be logged", func() bool {
+	testenv.Eventually(t, "the listen address to be logged", func() bool {
 		return strings.Contains(buf.String(), "http edge listening")
 	})
 	cancel()

@@ -21,7 +21,7 @@ func TestEnsureEventStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), testenv.Wait(t))
 	defer cancel()
 	subj := messages.DefaultSubjects()
 
@@ -60,7 +60,7 @@ func TestEventStreamFullIsAnError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), testenv.Wait(t))
 	defer cancel()
 	subj := messages.DefaultSubjects()
 	if _, err := natsx.EnsureEventStream(ctx, js, subj, natsx.StreamConfig{MaxBytes: 8 << 10}); err != nil {
@@ -95,7 +95,7 @@ func TestEnsureDeadLetterStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), testenv.Wait(t))
 	defer cancel()
 	subj, _ := messages.NewSubjects("acme.hub")
 	if _, err := natsx.EnsureEventStream(ctx, js, subj, natsx.StreamConfig{}); err != nil {

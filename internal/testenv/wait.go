@@ -23,14 +23,30 @@ func Wait(t testing.TB) time.Duration {
 }
 
 // Eventually polls cond until it holds, failing the test when the test's
-// deadline (see Wait) comes first.
+// deadline (see Wait) comes first: the one way tests wait for state that
+// has no channel to wait on. A busy machine gets all the time the test
+// has, never a fixed few seconds.
 func Eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	EventuallyState(t, what, func() (bool, string) { return cond(), "" })
+}
+
+// EventuallyState is Eventually for a condition that also describes the
+// state it saw, reported when the wait gives up.
+func EventuallyState(t testing.TB, what string, cond func() (ok bool, state string)) {
 	t.Helper()
 	deadline := time.Now().Add(Wait(t))
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
-	for !cond() {
+	for {
+		ok, state := cond()
+		if ok {
+			return
+		}
 		if time.Now().After(deadline) {
+			if state != "" {
+				t.Fatalf("gave up waiting for %s; last state: %s", what, state)
+			}
 			t.Fatalf("gave up waiting for %s", what)
 		}
 		<-tick.C

@@ -13,18 +13,6 @@ import (
 	"sensorhub/messages"
 )
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond) // polling a condition, not waiting for an actor
-	}
-}
-
 func TestKeySource(t *testing.T) {
 	srv := testenv.NATS(t)
 	// auth writes the keys; the sensor role reads them.
@@ -85,7 +73,7 @@ func TestKeySource(t *testing.T) {
 	if err := token.PublishJWKS(ctx, js, second.JWKS()); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the second key set", func() bool {
+	testenv.Eventually(t, "the second key set", func() bool {
 		v, _ := ks.Verifier()
 		ids := v.KeyIDs()
 		return len(ids) == 1 && ids[0] == second.KeyID()
@@ -102,7 +90,7 @@ func TestKeySource(t *testing.T) {
 	if err := token.PublishJWKS(ctx, js, third.JWKS()); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the third key set", func() bool {
+	testenv.Eventually(t, "the third key set", func() bool {
 		v, _ := ks.Verifier()
 		return v.KeyIDs()[0] == third.KeyID()
 	})
@@ -146,12 +134,12 @@ func TestKeySourceSurvivesNATSRestart(t *testing.T) {
 	srv.Start()
 
 	b := newSigner(t, newKey(t))
-	waitFor(t, 15*time.Second, "publishing after the restart", func() bool {
+	testenv.Eventually(t, "publishing after the restart", func() bool {
 		pctx, pcancel := context.WithTimeout(ctx, time.Second)
 		defer pcancel()
 		return token.PublishJWKS(pctx, js, b.JWKS()) == nil
 	})
-	waitFor(t, 15*time.Second, "the key set published after the restart", func() bool {
+	testenv.Eventually(t, "the key set published after the restart", func() bool {
 		v, _ := ks.Verifier()
 		return v.KeyIDs()[0] == b.KeyID()
 	})
