@@ -12,14 +12,19 @@
 // with how long it was down); the first successful check of a dependency that
 // was never checked is not news and logs nothing.
 //
-// The rule (Status): a role is "ok" when every dependency is up and every
-// circuit breaker is closed, and "degraded" otherwise. An open or half-open
-// breaker counts because it refuses (or rations) calls whatever a fresh check
-// of the dependency says: the role does not yet serve normally. Checks made
-// for a health report go to the dependency directly, bounded by a deadline,
-// never through its breaker, so that a report neither shows a dependency down
-// only because its breaker is open nor moves a breaker's counts.
+// The rule (Status): a role is "ok" when every dependency is up and no
+// circuit breaker is open, and "degraded" otherwise. An open breaker counts
+// even when a fresh check finds its dependency up again, because it still
+// refuses calls: the role does not serve normally. A half-open breaker does
+// not count by itself: it lets the next call through as its probe (and opens
+// again if that fails), so a role without traffic is not held degraded by a
+// breaker that nobody has had reason to close.
 //
-// The package must not make network calls itself: roles check their
-// dependencies and record the outcome here.
+// Checks made for a health report go to the dependency directly, bounded by a
+// deadline, never through its breaker, so that a report neither shows a
+// dependency down only because its breaker is open nor moves a breaker's
+// counts.
+//
+// The package makes no network call itself: roles check their dependencies
+// and record the outcome here.
 package health

@@ -3,8 +3,8 @@ package health
 import "sensorhub/messages"
 
 // Status is the one rule for a role's status: "ok" when every dependency is
-// up and every breaker is closed, "degraded" otherwise (see the package doc
-// for why an open breaker counts).
+// up and no breaker is open, "degraded" otherwise (see the package doc for
+// why an open breaker counts and a half-open one does not).
 func Status(deps map[string]messages.DependencyHealth, breakers map[string]messages.BreakerHealth) string {
 	for _, d := range deps {
 		if d.Status != messages.HealthUp {
@@ -12,7 +12,7 @@ func Status(deps map[string]messages.DependencyHealth, breakers map[string]messa
 		}
 	}
 	for _, b := range breakers {
-		if b.State != messages.BreakerClosed {
+		if b.State == messages.BreakerOpen {
 			return messages.HealthDegraded
 		}
 	}
@@ -20,8 +20,8 @@ func Status(deps map[string]messages.DependencyHealth, breakers map[string]messa
 }
 
 // Summary is the rule applied to a whole system (GET /health): "ok" when
-// every role says ok and, by Status, is ok (its dependencies up and its
-// breakers closed, whatever it claims), "degraded" otherwise. A role that
+// every role says ok and, by Status, is ok (its dependencies up and none of
+// its breakers open, whatever it claims), "degraded" otherwise. A role that
 // does not answer is "down", which is not ok.
 func Summary(roles ...messages.HealthReply) string {
 	for _, r := range roles {

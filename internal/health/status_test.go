@@ -25,7 +25,10 @@ func TestStatus(t *testing.T) {
 		{"unknown dependency status", map[string]messages.DependencyHealth{"database": {}}, nil, messages.HealthDegraded},
 		{"breaker open, dependency back up", map[string]messages.DependencyHealth{"database": up},
 			map[string]messages.BreakerHealth{"x.database": br(messages.BreakerOpen)}, messages.HealthDegraded},
+		// Half-open lets the next call through as the probe: not degraded by itself.
 		{"breaker half-open", map[string]messages.DependencyHealth{"database": up},
+			map[string]messages.BreakerHealth{"x.database": br(messages.BreakerHalfOpen)}, messages.HealthOK},
+		{"half-open, dependency down", map[string]messages.DependencyHealth{"database": down},
 			map[string]messages.BreakerHealth{"x.database": br(messages.BreakerHalfOpen)}, messages.HealthDegraded},
 		{"down and open", map[string]messages.DependencyHealth{"database": down},
 			map[string]messages.BreakerHealth{"x.database": br(messages.BreakerOpen)}, messages.HealthDegraded},
