@@ -3,7 +3,6 @@ package health
 import (
 	"errors"
 	"log/slog"
-	"sort"
 	"sync"
 	"time"
 
@@ -104,18 +103,6 @@ func (t *Tracker) Dependencies() map[string]messages.DependencyHealth {
 		out[name] = s.health()
 	}
 	return out
-}
-
-// Names lists the dependencies, sorted.
-func (t *Tracker) Names() []string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	names := make([]string, 0, len(t.deps))
-	for n := range t.deps {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
 }
 
 func (s *state) health() messages.DependencyHealth {
