@@ -51,6 +51,8 @@ const (
 	DefaultCacheTTL     = 30 * time.Second
 	DefaultCacheSize    = 10000
 	DefaultConfirmEvery = 50 * time.Millisecond
+	// DefaultValidateCallTimeout is the deadline of a call to auth.validate.
+	DefaultValidateCallTimeout = 500 * time.Millisecond
 	// cacheExpiryMargin keeps a cached verdict from running up to the
 	// token's expiry: past that point auth is asked again, and refuses it.
 	cacheExpiryMargin = 5 * time.Second
@@ -107,7 +109,7 @@ const (
 // keys (which may be nil: then there is no fallback).
 func NewValidator(nc *nats.Conn, subj messages.Subjects, keys *token.KeySource, cfg ValidatorConfig) *Validator {
 	if cfg.Breaker.CallTimeout <= 0 {
-		cfg.Breaker.CallTimeout = 500 * time.Millisecond
+		cfg.Breaker.CallTimeout = DefaultValidateCallTimeout
 	}
 	if cfg.BreakerName == "" {
 		cfg.BreakerName = messages.RoleAuth
