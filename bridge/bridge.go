@@ -17,6 +17,7 @@ import (
 
 	"sensorhub/actors/supervise"
 	"sensorhub/internal/breaker"
+	"sensorhub/internal/health"
 	"sensorhub/internal/natsx"
 	"sensorhub/messages"
 )
@@ -43,7 +44,7 @@ type Bridge struct {
 	breakers  breaker.Set
 
 	counts counters
-	deps   *deps
+	deps   *health.Tracker
 	// instance is the micro service id (a string), stored once the
 	// service is registered: a health request can arrive before that.
 	instance atomic.Value
@@ -81,7 +82,10 @@ func Start(ctx context.Context, nc *nats.Conn, system *actor.ActorSystem, cfg Co
 	}
 	b := &Bridge{cfg: cfg, log: log, nc: nc, js: js, system: system}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
-	b.deps = newDeps(log, DepNATS, DepJetStream, DepKafka)
+	b.deps = health.New(messages.RoleBridge, log, &b.breakers)
+	for _, name := range []string{DepNATS, DepJetStream, DepKafka} {
+		b.deps.Dependency(name)
+	}
 	b.transport = newTransport(b.ctx, &b.cfg, auth)
 	b.probe = auth.dialer()
 	b.writer = newWriter(&b.cfg, b.transport, log)
@@ -189,11 +193,11 @@ func (b *Bridge) stopWait() time.Duration {
 // remembers the consumer.
 func (b *Bridge) ensure(ctx context.Context) (jetstream.Consumer, error) {
 	if _, err := natsx.EnsureEventStream(ctx, b.js, b.cfg.Subjects, b.cfg.Stream); err != nil {
-		b.deps.set(DepJetStream, err)
+		b.deps.Set(DepJetStream, err)
 		return nil, err
 	}
 	if _, err := natsx.EnsureDeadLetterStream(ctx, b.js, b.cfg.Subjects, b.cfg.Stream); err != nil {
-		b.deps.set(DepJetStream, err)
+		b.deps.Set(DepJetStream, err)
 		return nil, err
 	}
 	c, err := b.js.CreateOrUpdateConsumer(ctx, messages.StreamEvents, jetstream.ConsumerConfig{
@@ -209,10 +213,10 @@ func (b *Bridge) ensure(ctx context.Context) (jetstream.Consumer, error) {
 	})
 	if err != nil {
 		err = fmt.Errorf("ensure consumer %s: %w", messages.ConsumerBridge, err)
-		b.deps.set(DepJetStream, err)
+		b.deps.Set(DepJetStream, err)
 		return nil, err
 	}
-	b.deps.set(DepJetStream, nil)
+	b.deps.Set(DepJetStream, nil)
 	b.consMu.Lock()
 	b.consumer = c
 	b.consMu.Unlock()

@@ -64,11 +64,11 @@ func (r *relay) run(ctx context.Context) {
 	defer r.release()
 	for ctx.Err() == nil {
 		if !r.b.nc.IsConnected() {
-			r.b.deps.set(DepNATS, natsx.ErrNotConnected)
+			r.b.deps.Set(DepNATS, natsx.ErrNotConnected)
 			r.pause(ctx, 100*time.Millisecond)
 			continue
 		}
-		r.b.deps.set(DepNATS, nil)
+		r.b.deps.Set(DepNATS, nil)
 		if r.cons == nil {
 			if err := r.setup(ctx); err != nil {
 				r.fail(ctx, err)
@@ -125,7 +125,7 @@ func (r *relay) fetch(ctx context.Context) error {
 	if err != nil && ackPendingFull(err) {
 		// All bridges together hold MaxAckPending events: JetStream is
 		// fine, there is just nothing this bridge may take yet.
-		r.b.deps.set(DepJetStream, nil)
+		r.b.deps.Set(DepJetStream, nil)
 		r.pause(ctx, 100*time.Millisecond)
 		return nil
 	}
@@ -147,7 +147,7 @@ func (r *relay) fetch(ctx context.Context) error {
 			}
 		}
 	}
-	r.b.deps.set(DepJetStream, nil)
+	r.b.deps.Set(DepJetStream, nil)
 	r.backoff = 0
 	r.admit(ctx, msgs)
 	return nil
@@ -172,7 +172,7 @@ func ackPendingFull(err error) bool {
 
 func (r *relay) fetchFailed(err error) error {
 	err = fmt.Errorf("fetch from %s: %w", messages.ConsumerBridge, err)
-	r.b.deps.set(DepJetStream, err)
+	r.b.deps.Set(DepJetStream, err)
 	if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) ||
 		errors.Is(err, jetstream.ErrConsumerDeleted) {
 		// Deleted under us (an operator, or a store lost): create again.
@@ -315,12 +315,12 @@ func (r *relay) drain(ctx context.Context) {
 			r.b.counts.failed.Add(failed)
 			werr := fmt.Errorf("write to kafka topic %s: %w", r.cfg.Topic, firstErr)
 			r.b.counts.recordError(werr)
-			r.b.deps.set(DepKafka, werr)
+			r.b.deps.Set(DepKafka, werr)
 			r.log.Debug("relay: kafka write failed", "failed", failed, "err", firstErr)
 			r.pause(ctx, r.nextBackoff())
 			continue
 		}
-		r.b.deps.set(DepKafka, nil)
+		r.b.deps.Set(DepKafka, nil)
 		r.lastProbe = time.Now()
 		r.backoff = 0
 	}
@@ -475,9 +475,9 @@ func (r *relay) probe(ctx context.Context) {
 		return
 	case err != nil:
 		r.b.counts.recordError(err)
-		r.b.deps.set(DepKafka, err)
+		r.b.deps.Set(DepKafka, err)
 	default:
-		r.b.deps.set(DepKafka, nil)
+		r.b.deps.Set(DepKafka, nil)
 	}
 	r.lastProbe = time.Now()
 }

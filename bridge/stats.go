@@ -2,7 +2,6 @@ package bridge
 
 import (
 	"context"
-	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,63 +50,6 @@ func (c *counters) lastError() (string, *time.Time) {
 	return c.lastErr, &at
 }
 
-// deps tracks whether each dependency is up, since when and why not, and
-// logs one line per change.
-type deps struct {
-	log *slog.Logger
-	mu  sync.Mutex
-	m   map[string]*messages.DependencyHealth
-}
-
-func newDeps(log *slog.Logger, names ...string) *deps {
-	d := &deps{log: log, m: map[string]*messages.DependencyHealth{}}
-	now := time.Now()
-	for _, n := range names {
-		// Down until proven up, so that a health check right after start
-		// does not claim what nobody has checked.
-		d.m[n] = &messages.DependencyHealth{Status: messages.HealthDown, LastError: "not checked yet", Since: &now}
-	}
-	return d
-}
-
-// set records the outcome of a call to dependency name (err nil: up).
-func (d *deps) set(name string, err error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	h := d.m[name]
-	now := time.Now()
-	if err == nil {
-		if h.Status != messages.HealthUp {
-			if h.LastError != "not checked yet" {
-				d.log.Info("dependency regained", "dependency", name)
-			}
-			h.Status, h.LastError, h.Since = messages.HealthUp, "", &now
-		}
-		return
-	}
-	if h.Status != messages.HealthDown || h.LastError == "not checked yet" {
-		d.log.Warn("dependency lost", "dependency", name, "err", err)
-		h.Since = &now
-	}
-	h.Status, h.LastError = messages.HealthDown, err.Error()
-}
-
-func (d *deps) up(name string) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.m[name].Status == messages.HealthUp
-}
-
-func (d *deps) snapshot() map[string]messages.DependencyHealth {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	out := make(map[string]messages.DependencyHealth, len(d.m))
-	for n, h := range d.m {
-		out[n] = *h
-	}
-	return out
-}
-
 // Stats reports the bridge (sensorhub.bridge.stats). Queued comes from the
 // consumer's info and OutboxBacklog from the sensor role, each under a
 // short deadline within ctx: when JetStream does not answer, Queued is the
@@ -137,7 +79,7 @@ func (b *Bridge) Stats(ctx context.Context) messages.BridgeStats {
 		Failed:         b.counts.failed.Load(),
 		DeadLettered:   b.counts.deadLettered.Load(),
 		Breaker:        b.kafka.State(),
-		KafkaReachable: b.deps.up(DepKafka),
+		KafkaReachable: b.deps.Up(DepKafka),
 		LastError:      lastErr,
 		LastErrorAt:    lastAt,
 		OutboxBacklog:  backlog,
@@ -158,34 +100,16 @@ func (b *Bridge) refreshQueued(ctx context.Context) {
 }
 
 // Health reports the bridge's dependencies and breaker
-// (sensorhub.bridge.health). It makes no network call: NATS is checked on
-// the connection, JetStream and Kafka are as the relay last found them
-// (it talks to both at least every FetchWait and ProbeInterval).
+// (sensorhub.bridge.health; package health has the rule). It makes no
+// network call: NATS is checked on the connection, JetStream and Kafka are
+// as the relay last found them (it talks to both at least every FetchWait
+// and ProbeInterval).
 func (b *Bridge) Health(_ context.Context) messages.HealthReply {
 	if b.nc.IsConnected() {
-		b.deps.set(DepNATS, nil)
+		b.deps.Set(DepNATS, nil)
 	} else {
-		b.deps.set(DepNATS, natsx.ErrNotConnected)
-	}
-	deps := b.deps.snapshot()
-	breakers := b.breakers.Health()
-	status := messages.HealthOK
-	for _, d := range deps {
-		if d.Status != messages.HealthUp {
-			status = messages.HealthDegraded
-		}
-	}
-	for _, br := range breakers {
-		if br.State != messages.BreakerClosed {
-			status = messages.HealthDegraded
-		}
+		b.deps.Set(DepNATS, natsx.ErrNotConnected)
 	}
 	instance, _ := b.instance.Load().(string)
-	return messages.HealthReply{
-		Role:            messages.RoleBridge,
-		Status:          status,
-		Instance:        instance,
-		Dependencies:    deps,
-		CircuitBreakers: breakers,
-	}
+	return b.deps.Report(instance)
 }

@@ -59,6 +59,9 @@ type Config struct {
 	beforeLogin func(username string)
 }
 
+// DefaultDatabaseCallTimeout is the deadline of each database call.
+const DefaultDatabaseCallTimeout = 2 * time.Second
+
 func (c *Config) setDefaults() {
 	if c.Issuer == "" {
 		c.Issuer = token.DefaultIssuer
@@ -83,6 +86,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.DatabaseBreaker.CallTimeout <= 0 {
+		c.DatabaseBreaker.CallTimeout = DefaultDatabaseCallTimeout
 	}
 	c.Limits.setDefaults()
 	if c.Callout != nil && c.Callout.UserTTL <= 0 {

@@ -2,15 +2,19 @@ package auth
 
 import (
 	"context"
-	"errors"
-	"log/slog"
-	"sync"
-	"time"
+	"fmt"
 
 	"github.com/asynkron/protoactor-go/actor"
 
 	"sensorhub/actors/supervise"
+	"sensorhub/internal/natsx"
 	"sensorhub/messages"
+)
+
+// Dependency names in the health report.
+const (
+	DepDatabase = "database"
+	DepNATS     = "nats"
 )
 
 // healthActor answers the health endpoint.
@@ -27,71 +31,17 @@ func (a *healthActor) Receive(c actor.Context) {
 	}
 }
 
-// Health reports the role: the database (pinged through the breaker, so an
-// open breaker reports it down without a call) and NATS, and the breakers.
-// Status is "ok" when every dependency is up, else "degraded".
+// Health reports the role (see package health for the rule): the database,
+// pinged directly within ctx (not through its breaker, so that the report
+// shows the database and the breaker each as they are), NATS, and the
+// breakers.
 func (s *Service) Health(ctx context.Context) messages.HealthReply {
-	dbErr := s.db.Do(ctx, s.cfg.Store.Ping)
+	s.health.Set(DepDatabase, s.cfg.Store.Ping(ctx))
 	var natsErr error
 	if !s.nc.IsConnected() {
-		natsErr = errors.New("nats " + s.nc.Status().String())
+		natsErr = fmt.Errorf("%w (%s)", natsx.ErrNotConnected, s.nc.Status())
 	}
-	deps := map[string]messages.DependencyHealth{
-		"database": s.deps.observe("database", dbErr),
-		"nats":     s.deps.observe("nats", natsErr),
-	}
-	status := messages.HealthOK
-	for _, d := range deps {
-		if d.Status != messages.HealthUp {
-			status = messages.HealthDegraded
-		}
-	}
-	reply := messages.HealthReply{
-		Role:            messages.RoleAuth,
-		Status:          status,
-		Dependencies:    deps,
-		CircuitBreakers: s.breakers.Health(),
-	}
-	if id, ok := s.instance.Load().(string); ok {
-		reply.Instance = id
-	}
-	return reply
-}
-
-// dependencies remembers each dependency's status and since when, and logs
-// each change once.
-type dependencies struct {
-	log   *slog.Logger
-	mu    sync.Mutex
-	state map[string]messages.DependencyHealth
-}
-
-func (d *dependencies) observe(name string, err error) messages.DependencyHealth {
-	now := time.Now().UTC()
-	cur := messages.DependencyHealth{Status: messages.HealthUp}
-	if err != nil {
-		cur.Status = messages.HealthDown
-		cur.LastError = err.Error()
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.state == nil {
-		d.state = map[string]messages.DependencyHealth{}
-	}
-	prev, seen := d.state[name]
-	switch {
-	case seen && prev.Status == cur.Status:
-		cur.Since = prev.Since
-	default:
-		cur.Since = &now
-		if seen || cur.Status == messages.HealthDown {
-			if cur.Status == messages.HealthDown {
-				d.log.Warn("dependency down", "dependency", name, "err", cur.LastError)
-			} else {
-				d.log.Info("dependency up again", "dependency", name)
-			}
-		}
-	}
-	d.state[name] = cur
-	return cur
+	s.health.Set(DepNATS, natsErr)
+	id, _ := s.instance.Load().(string)
+	return s.health.Report(id)
 }

@@ -16,6 +16,7 @@ import (
 
 	"sensorhub/actors/supervise"
 	"sensorhub/internal/breaker"
+	"sensorhub/internal/health"
 	"sensorhub/internal/natsx"
 	"sensorhub/internal/store"
 	"sensorhub/internal/token"
@@ -49,7 +50,7 @@ type Service struct {
 	verifier *token.Verifier
 	db       *breaker.Breaker
 	breakers breaker.Set
-	deps     dependencies
+	health   *health.Tracker
 	dummies  dummies
 	limiter  *loginLimiter
 	// callout is the subscription answering the NATS auth callout (nil
@@ -145,7 +146,7 @@ func Start(ctx context.Context, nc *nats.Conn, system *actor.ActorSystem, cfg Co
 	}
 	s := &Service{cfg: cfg, nc: nc, system: system, log: log, signer: signer, verifier: verifier, limiter: newLoginLimiter(cfg.Limits)}
 	s.db = s.breakers.Add(breaker.New(BreakerDatabase, cfg.DatabaseBreaker, databaseFailed, cfg.Logger))
-	s.deps.log = log
+	s.health = health.New(messages.RoleAuth, log, &s.breakers)
 	s.calls, s.cancelCalls = context.WithCancel(context.Background())
 	s.logins.max = int64(cfg.MaxPendingLogins)
 	s.validates.max = int64(cfg.MaxPendingValidations)

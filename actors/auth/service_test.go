@@ -313,6 +313,21 @@ func TestDatabaseDown(t *testing.T) {
 		h.Dependencies["nats"].Status != messages.HealthUp || h.CircuitBreakers[BreakerDatabase].State != messages.BreakerOpen {
 		t.Errorf("health = %+v", h)
 	}
+	e.logs.WaitFor(t, "dependency lost", "dependency", DepDatabase)
+
+	// The database answers again while the breaker is still open: the
+	// health check pings it directly and says so, and the role stays
+	// degraded until the breaker lets calls through (the one rule).
+	e.store.down.Store(false)
+	h = messages.HealthReply{}
+	if err := e.request(t, e.subj.Health(messages.RoleAuth), nil, &h); err != nil {
+		t.Fatal(err)
+	}
+	if h.Status != messages.HealthDegraded || h.Dependencies[DepDatabase].Status != messages.HealthUp ||
+		h.CircuitBreakers[BreakerDatabase].State != messages.BreakerOpen {
+		t.Errorf("health with the database back and the breaker open = %+v", h)
+	}
+	e.logs.WaitFor(t, "dependency regained", "dependency", DepDatabase)
 }
 
 func TestHealth(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"golang.org/x/sync/singleflight"
 
 	"sensorhub/internal/breaker"
 	"sensorhub/internal/natsx"
@@ -50,6 +51,8 @@ const (
 	DefaultCacheTTL     = 30 * time.Second
 	DefaultCacheSize    = 10000
 	DefaultConfirmEvery = 50 * time.Millisecond
+	// DefaultValidateCallTimeout is the deadline of a call to auth.validate.
+	DefaultValidateCallTimeout = 500 * time.Millisecond
 	// cacheExpiryMargin keeps a cached verdict from running up to the
 	// token's expiry: past that point auth is asked again, and refuses it.
 	cacheExpiryMargin = 5 * time.Second
@@ -79,7 +82,10 @@ type Validator struct {
 	b     *breaker.Breaker
 	log   *slog.Logger
 	cache *tokenCache // nil: every token goes to auth
-	now   func() time.Time
+	// flights shares one call to auth among the concurrent first requests
+	// of a token (by token).
+	flights singleflight.Group
+	now     func() time.Time
 
 	// confirmEvery, lastAnswer (unix nanoseconds), authDown and confirming
 	// decide when a cached verdict may be used; see trustCache.
@@ -103,7 +109,7 @@ const (
 // keys (which may be nil: then there is no fallback).
 func NewValidator(nc *nats.Conn, subj messages.Subjects, keys *token.KeySource, cfg ValidatorConfig) *Validator {
 	if cfg.Breaker.CallTimeout <= 0 {
-		cfg.Breaker.CallTimeout = 500 * time.Millisecond
+		cfg.Breaker.CallTimeout = DefaultValidateCallTimeout
 	}
 	if cfg.BreakerName == "" {
 		cfg.BreakerName = messages.RoleAuth
@@ -203,23 +209,21 @@ func (v *Validator) trustCache(now time.Time) (trust, confirmer bool) {
 // no one else short. Auth's "yes" is cached from the time it was asked
 // (see CacheTTL); its "no" drops the entry.
 func (v *Validator) shared(ctx context.Context, tok string) (messages.ValidateReply, error) {
-	f, first := v.cache.join(tok)
-	if first {
-		go func() {
-			asked := v.now()
-			r, err := v.check(context.WithoutCancel(ctx), tok)
-			switch {
-			case err == nil && r.AuthMode == messages.AuthModeOnline && r.TokenID != "":
-				v.cache.put(tok, r, asked)
-			case err != nil:
-				v.cache.forget(tok)
-			}
-			v.cache.land(tok, f, r, err)
-		}()
-	}
+	ch := v.flights.DoChan(tok, func() (any, error) {
+		asked := v.now()
+		r, err := v.check(context.WithoutCancel(ctx), tok)
+		switch {
+		case err == nil && r.AuthMode == messages.AuthModeOnline && r.TokenID != "":
+			v.cache.put(tok, r, asked)
+		case err != nil:
+			v.cache.forget(tok)
+		}
+		return r, err
+	})
 	select {
-	case <-f.done:
-		return f.reply, f.err
+	case res := <-ch:
+		r, _ := res.Val.(messages.ValidateReply)
+		return r, res.Err
 	case <-ctx.Done():
 		return messages.ValidateReply{}, fmt.Errorf("validate token: %w", ctx.Err())
 	}
@@ -319,8 +323,7 @@ func errText(err error) string {
 	return err.Error()
 }
 
-// tokenCache remembers auth's verdicts, and the calls to auth in flight,
-// by token. The key is the whole token rather than its jti: the jti would
+// tokenCache remembers auth's verdicts by token. The key is the whole token rather than its jti: the jti would
 // have to be read from the token without checking it on every request (a
 // JSON decode that showed in the CPU profile), and only the exact token
 // auth said yes to may hit. The entry keeps the jti for the record. It is
@@ -331,7 +334,6 @@ type tokenCache struct {
 
 	mu      sync.Mutex
 	entries map[string]cacheEntry // by token
-	flights map[string]*flight    // by token
 }
 
 // cacheEntry is auth's "yes" for one token (reply.TokenID is its jti),
@@ -341,15 +343,8 @@ type cacheEntry struct {
 	until time.Time
 }
 
-// flight is one call to auth that several callers wait for.
-type flight struct {
-	done  chan struct{}
-	reply messages.ValidateReply
-	err   error
-}
-
 func newTokenCache(ttl time.Duration, size int) *tokenCache {
-	return &tokenCache{ttl: ttl, size: size, entries: map[string]cacheEntry{}, flights: map[string]*flight{}}
+	return &tokenCache{ttl: ttl, size: size, entries: map[string]cacheEntry{}}
 }
 
 // get returns the verdict cached for tok, unless it has lapsed.
@@ -401,28 +396,6 @@ func (c *tokenCache) forget(tok string) {
 	c.mu.Lock()
 	delete(c.entries, tok)
 	c.mu.Unlock()
-}
-
-// join returns the call in flight for tok, or a new one that the caller
-// (first) must make and land.
-func (c *tokenCache) join(tok string) (f *flight, first bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if f, ok := c.flights[tok]; ok {
-		return f, false
-	}
-	f = &flight{done: make(chan struct{})}
-	c.flights[tok] = f
-	return f, true
-}
-
-// land publishes the outcome of f to its waiters.
-func (c *tokenCache) land(tok string, f *flight, r messages.ValidateReply, err error) {
-	c.mu.Lock()
-	delete(c.flights, tok)
-	c.mu.Unlock()
-	f.reply, f.err = r, err
-	close(f.done)
 }
 
 func minTime(a, b time.Time) time.Time {

@@ -431,19 +431,36 @@ func TestTokenCache(t *testing.T) {
 	if _, ok := c.get("t9", now); ok {
 		t.Error("forgotten entry still there")
 	}
+}
 
-	// One flight per token.
-	f1, first1 := c.join("tok")
-	f2, first2 := c.join("tok")
-	if !first1 || first2 || f1 != f2 {
-		t.Fatalf("join: %v %v, same flight %v", first1, first2, f1 == f2)
+// The concurrent first requests of one token share one call to auth.
+func TestValidatorSharesTheFirstCall(t *testing.T) {
+	e := newEnv(t, nil)
+	v := NewValidator(e.sensor, e.subj, nil, ValidatorConfig{Logger: e.cfg.Logger, CacheTTL: time.Hour, ConfirmEvery: time.Hour})
+	useFakeClock(v)
+	calls := countAuthRequests(t, e)
+	tok := e.mustLogin(t, "alice")
+
+	const n = 32
+	errs := make(chan error, n)
+	start := make(chan struct{})
+	for range n {
+		go func() {
+			<-start
+			r, err := validate(t, v, tok)
+			if err == nil && (r.Subject != "alice" || r.AuthMode != messages.AuthModeOnline) {
+				err = fmt.Errorf("reply %+v", r)
+			}
+			errs <- err
+		}()
 	}
-	c.land("tok", f1, yes(now), nil)
-	<-f2.done
-	if f2.reply.Subject != "alice" {
-		t.Errorf("waiter got %+v", f2.reply)
+	close(start)
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
 	}
-	if _, first := c.join("tok"); !first {
-		t.Error("a landed flight was joined")
+	if got := calls.n(t); got != 1 {
+		t.Fatalf("%d concurrent first validations of one token asked auth %d times, want 1", n, got)
 	}
 }

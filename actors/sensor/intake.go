@@ -167,20 +167,12 @@ func decodeSubmit(data []byte, hdr micro.Headers) (messages.SubmitTest, string, 
 		return messages.SubmitTest{}, "", &messages.Error{Code: messages.CodeUnknownSensorType,
 			Message: fmt.Sprintf("unknown sensor type %q", body.SensorType)}
 	}
-	if key := headerValue(hdr, messages.HeaderIdempotencyKey); key != "" {
-		body.IdempotencyKey = key
-		if err := body.Validate(); err != nil {
-			return messages.SubmitTest{}, "", err
-		}
+	if err := body.UseIdempotencyKey(headerValue(hdr, messages.HeaderIdempotencyKey)); err != nil {
+		return messages.SubmitTest{}, "", err
 	}
-	token := body.Token
-	if h := headerValue(hdr, messages.HeaderAuthorization); h != "" {
-		// A header that is there but not a bearer token is refused rather
-		// than silently replaced by the body's token.
-		token = messages.BearerToken(h)
-	}
+	token := messages.CallerToken(headerValue(hdr, messages.HeaderAuthorization), body.Token)
 	body.Token = ""
-	if token == "" || len(token) > messages.MaxTokenLen {
+	if token == "" {
 		return messages.SubmitTest{}, "", messages.ErrUnauthorized
 	}
 	return body, token, nil

@@ -73,7 +73,7 @@ func (r *outboxRelay) start(ctx actor.Context) {
 func (s *Service) relayOnce() (published int, more bool, err error) {
 	if !s.nc.IsConnected() {
 		err := fmt.Errorf("relay outbox: %w", natsx.ErrNotConnected)
-		s.jsState.set(err)
+		s.jsState.Set(err)
 		return 0, false, err
 	}
 	if !s.streamReady.Load() {
@@ -82,11 +82,11 @@ func (s *Service) relayOnce() (published int, more bool, err error) {
 			return err
 		})
 		if err != nil {
-			s.jsState.set(err)
+			s.jsState.Set(err)
 			return 0, false, err
 		}
 		s.streamReady.Store(true)
-		s.jsState.set(nil)
+		s.jsState.Set(nil)
 	}
 	rows, err := dbCall(s, func(ctx context.Context) ([]store.OutboxRow, error) {
 		return s.cfg.Store.OutboxPending(ctx, s.cfg.OutboxBatch)
@@ -96,14 +96,14 @@ func (s *Service) relayOnce() (published int, more bool, err error) {
 	}
 	acked, perr := s.publish(rows)
 	if perr != nil {
-		s.jsState.set(perr)
+		s.jsState.Set(perr)
 		if errors.Is(perr, jetstream.ErrNoStreamResponse) || errors.Is(perr, nats.ErrNoResponders) {
 			// The stream is gone (deleted, or JetStream restarted without
 			// it): ensure it again next round.
 			s.streamReady.Store(false)
 		}
 	} else {
-		s.jsState.set(nil)
+		s.jsState.Set(nil)
 	}
 	if len(acked) > 0 {
 		if _, err := dbCall(s, func(ctx context.Context) (struct{}, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"runtime/debug"
 
 	"github.com/nats-io/nats.go/micro"
@@ -145,36 +146,21 @@ func (s *Service) handleHealth(req micro.Request) {
 
 // Health reports the role's dependencies (database, nats, jetstream) and its
 // circuit breakers ("sensor.database", "sensor.jetstream", and the
-// authenticator's when it exposes one). The database is pinged (bounded by a
-// short deadline, outside its breaker so that the report shows the truth);
-// JetStream is as the last relay round found it.
+// authenticator's when it exposes one); package health has the rule. The
+// database is pinged directly (bounded by a short deadline, not through its
+// breaker, so that the report shows the database and the breaker each as
+// they are); JetStream is as the last relay round found it.
 func (s *Service) Health(ctx context.Context) messages.HealthReply {
 	pctx, cancel := context.WithTimeout(ctx, healthPingTimeout)
 	err := s.cfg.Store.Ping(pctx)
 	cancel()
 	if err == nil || isDatabaseOutage(err) {
-		s.dbState.set(err)
+		s.dbState.Set(err)
 	}
-	natsDep := messages.DependencyHealth{Status: messages.HealthUp}
+	var natsErr error
 	if !s.nc.IsConnected() {
-		natsDep = messages.DependencyHealth{Status: messages.HealthDown, LastError: "not connected (" + s.nc.Status().String() + ")"}
+		natsErr = fmt.Errorf("%w (%s)", natsx.ErrNotConnected, s.nc.Status())
 	}
-	deps := map[string]messages.DependencyHealth{
-		"database":  s.dbState.health(),
-		"nats":      natsDep,
-		"jetstream": s.jsState.health(),
-	}
-	status := messages.HealthOK
-	for _, d := range deps {
-		if d.Status != messages.HealthUp {
-			status = messages.HealthDegraded
-		}
-	}
-	return messages.HealthReply{
-		Role:            messages.RoleSensor,
-		Status:          status,
-		Instance:        s.instance,
-		Dependencies:    deps,
-		CircuitBreakers: s.breakers.Health(),
-	}
+	s.health.Set("nats", natsErr)
+	return s.health.Report(s.instance)
 }

@@ -17,6 +17,7 @@ import (
 
 	"sensorhub/actors/supervise"
 	"sensorhub/internal/breaker"
+	"sensorhub/internal/health"
 	"sensorhub/internal/natsx"
 	"sensorhub/internal/store"
 	"sensorhub/messages"
@@ -73,7 +74,10 @@ type Service struct {
 	// publish says the stream is gone.
 	streamReady atomic.Bool
 
-	dbState, jsState depState
+	// health tracks the dependencies; dbState and jsState are its entries
+	// for the database and JetStream.
+	health           *health.Tracker
+	dbState, jsState *health.Dependency
 
 	stopOnce sync.Once
 	stopErr  error
@@ -121,8 +125,8 @@ func Start(ctx context.Context, nc *nats.Conn, system *actor.ActorSystem, cfg Co
 	if b, ok := cfg.Auth.(breakerOwner); ok && b.Breaker() != nil {
 		s.breakers.Add(b.Breaker())
 	}
-	s.dbState = depState{name: "database", log: log, status: messages.HealthUp, since: time.Now()}
-	s.jsState = depState{name: "jetstream", log: log, status: messages.HealthDown, lastErr: "event stream not ensured yet", since: time.Now()}
+	s.health = health.New(messages.RoleSensor, log, &s.breakers)
+	s.dbState, s.jsState = s.health.Dependency("database"), s.health.Dependency("jetstream")
 
 	// The children find each other by name: the PIDs are known before the
 	// tree is spawned, and stay valid across restarts.
@@ -386,9 +390,9 @@ func dbCall[T any](s *Service, fn func(ctx context.Context) (T, error)) (T, erro
 func (s *Service) observeDB(err error) {
 	switch {
 	case err == nil:
-		s.dbState.set(nil)
+		s.dbState.Set(nil)
 	case isDatabaseOutage(err):
-		s.dbState.set(err)
+		s.dbState.Set(err)
 	}
 }
 
@@ -402,42 +406,4 @@ func (s *Service) dbError(err error, what string) *messages.Error {
 	}
 	s.log.Error("store call failed", "call", what, "err", err)
 	return errInternal
-}
-
-// depState is the health of one dependency: one log line per change.
-type depState struct {
-	name    string
-	log     *slog.Logger
-	mu      sync.Mutex
-	status  string
-	lastErr string
-	since   time.Time
-}
-
-func (d *depState) set(err error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if err == nil {
-		if d.status != messages.HealthUp {
-			d.status, d.since = messages.HealthUp, time.Now()
-			d.log.Info("dependency regained", "dependency", d.name)
-		}
-		return
-	}
-	d.lastErr = err.Error()
-	if d.status != messages.HealthDown {
-		d.status, d.since = messages.HealthDown, time.Now()
-		d.log.Warn("dependency lost", "dependency", d.name, "err", err)
-	}
-}
-
-func (d *depState) health() messages.DependencyHealth {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	since := d.since.UTC()
-	h := messages.DependencyHealth{Status: d.status, Since: &since}
-	if d.status == messages.HealthDown {
-		h.LastError = d.lastErr
-	}
-	return h
 }

@@ -10,7 +10,14 @@ import (
 	"strings"
 	"time"
 
+	"sensorhub/actors/auth"
+	"sensorhub/actors/sensor"
+	"sensorhub/bridge"
 	"sensorhub/internal/app"
+	"sensorhub/internal/edge"
+	"sensorhub/internal/natsx"
+	"sensorhub/internal/token"
+	"sensorhub/messages"
 )
 
 // devReady, when set (by tests), receives the addresses dev ended up on.
@@ -34,7 +41,7 @@ func devCommand() *command {
 		fs.StringVar(&cfg.DatabaseURL, "database-url", "", "use this PostgreSQL database instead of SQLite in --data-dir")
 		fs.StringVar(&cfg.KafkaListen, "kafka-listen", "127.0.0.1:9092", "listen address of the embedded Kafka-protocol broker (a free port if busy)")
 		fs.StringVar(&cfg.KafkaBrokers, "kafka-brokers", "", "use these Kafka brokers (comma-separated) instead of the embedded one")
-		fs.StringVar(&cfg.KafkaTopic, "kafka-topic", "sensor-events", "Kafka topic of the events")
+		fs.StringVar(&cfg.KafkaTopic, "kafka-topic", messages.DefaultKafkaTopic, "Kafka topic of the events")
 		fs.IntVar(&cfg.Workers, "workers", 0, "sensor processor actors (0: two per CPU)")
 		cfg.KafkaRetention = 16 << 20
 		fs.Var(&cfg.KafkaRetention, "kafka-retention-bytes", "what the embedded Kafka broker keeps per partition, in memory (e.g. 16MiB; 0: every event)")
@@ -61,14 +68,14 @@ func edgeCommand() *command {
 		var c commonFlags
 		c.register(fs, true)
 		var cfg app.EdgeConfig
-		fs.StringVar(&cfg.HTTP, "http", ":8000", "HTTP listen address")
+		fs.StringVar(&cfg.HTTP, "http", edge.DefaultAddr, "HTTP listen address")
 		fs.Func("trusted-proxies", "comma-separated addresses or CIDR prefixes of the reverse proxies whose X-Forwarded-For is believed (default none: the TCP peer is the client)", func(v string) error {
 			ps, err := parsePrefixes(v)
 			cfg.TrustedProxies = ps
 			return err
 		})
-		breakerFlags(fs, "auth", &cfg.AuthBreaker, 5*time.Second)
-		breakerFlags(fs, "sensor", &cfg.SensorBreaker, 2*time.Second)
+		breakerFlags(fs, "auth", &cfg.AuthBreaker, edge.DefaultLoginTimeout)
+		breakerFlags(fs, "sensor", &cfg.SensorBreaker, edge.DefaultRequestTimeout)
 		breakerFlags(fs, "bridge", &cfg.BridgeBreaker, time.Second)
 		return fs, func(ctx context.Context, e env) error {
 			logger, err := c.logger(e.stderr)
@@ -92,13 +99,13 @@ func authCommand() *command {
 		var cfg app.AuthConfig
 		fs.StringVar(&cfg.DatabaseURL, "database-url", "", "PostgreSQL URL (postgres://...) or sqlite:PATH")
 		fs.StringVar(&cfg.KeyFile, "jwt-key-file", "./jwt-ed25519.pem", "Ed25519 private key (PKCS#8 PEM); created with mode 0600 if missing")
-		fs.StringVar(&cfg.Issuer, "jwt-issuer", "sensorhub", "token issuer")
-		fs.StringVar(&cfg.Audience, "jwt-audience", "sensorhub", "token audience")
-		fs.DurationVar(&cfg.TokenTTL, "token-ttl", time.Hour, "token lifetime")
+		fs.StringVar(&cfg.Issuer, "jwt-issuer", token.DefaultIssuer, "token issuer")
+		fs.StringVar(&cfg.Audience, "jwt-audience", token.DefaultAudience, "token audience")
+		fs.DurationVar(&cfg.TokenTTL, "token-ttl", token.DefaultTTL, "token lifetime")
 		fs.StringVar(&cfg.CalloutIssuerFile, "callout-issuer-file", "", "the NATS auth callout's issuer seed (see sensorhub nats-config); with --callout-xkey-file people connect to NATS as themselves")
 		fs.StringVar(&cfg.CalloutXKeyFile, "callout-xkey-file", "", "the NATS auth callout's curve key seed")
 		fs.DurationVar(&cfg.CalloutUserTTL, "callout-user-ttl", 0, "how long a NATS connection admitted by password lasts before it re-authenticates (0: the token lifetime)")
-		breakerFlags(fs, "database", &cfg.DatabaseBreaker, 2*time.Second)
+		breakerFlags(fs, "database", &cfg.DatabaseBreaker, auth.DefaultDatabaseCallTimeout)
 		return fs, func(ctx context.Context, e env) error {
 			logger, err := c.logger(e.stderr)
 			if err != nil {
@@ -121,15 +128,15 @@ func sensorCommand() *command {
 		var cfg app.SensorConfig
 		fs.StringVar(&cfg.DatabaseURL, "database-url", "", "PostgreSQL URL (postgres://...) or sqlite:PATH")
 		fs.IntVar(&cfg.Workers, "workers", 0, "processor actors (0: two per CPU)")
-		fs.IntVar(&cfg.MaxInFlight, "max-in-flight", 20000, "submissions being accepted at once before answering 503 overloaded")
-		fs.DurationVar(&cfg.Lease, "lease", 30*time.Second, "how long a test may stay processing before the sweeper retries it")
-		fs.StringVar(&cfg.Issuer, "jwt-issuer", "sensorhub", "token issuer (for the fallback verification)")
-		fs.StringVar(&cfg.Audience, "jwt-audience", "sensorhub", "token audience (for the fallback verification)")
-		breakerFlags(fs, "database", &cfg.DatabaseBreaker, 2*time.Second)
-		breakerFlags(fs, "auth", &cfg.AuthBreaker, 500*time.Millisecond)
-		breakerFlags(fs, "jetstream", &cfg.JetStreamBreaker, 5*time.Second)
+		fs.IntVar(&cfg.MaxInFlight, "max-in-flight", sensor.DefaultMaxInFlight, "submissions being accepted at once before answering 503 overloaded")
+		fs.DurationVar(&cfg.Lease, "lease", sensor.DefaultLease, "how long a test may stay processing before the sweeper retries it")
+		fs.StringVar(&cfg.Issuer, "jwt-issuer", token.DefaultIssuer, "token issuer (for the fallback verification)")
+		fs.StringVar(&cfg.Audience, "jwt-audience", token.DefaultAudience, "token audience (for the fallback verification)")
+		breakerFlags(fs, "database", &cfg.DatabaseBreaker, sensor.DefaultDatabaseCallTimeout)
+		breakerFlags(fs, "auth", &cfg.AuthBreaker, auth.DefaultValidateCallTimeout)
+		breakerFlags(fs, "jetstream", &cfg.JetStreamBreaker, sensor.DefaultJetStreamCallTimeout)
 		fs.IntVar(&cfg.StreamReplicas, "stream-replicas", 1, "replicas of the SENSOR_EVENTS stream (3 on a NATS cluster)")
-		fs.Int64Var(&cfg.StreamMaxBytes, "stream-max-bytes", 1<<30, "size bound of the SENSOR_EVENTS stream (full = explicit error, never silent loss)")
+		fs.Int64Var(&cfg.StreamMaxBytes, "stream-max-bytes", natsx.DefaultStreamMaxBytes, "size bound of the SENSOR_EVENTS stream (full = explicit error, never silent loss)")
 		return fs, func(ctx context.Context, e env) error {
 			logger, err := c.logger(e.stderr)
 			if err != nil {
@@ -151,13 +158,13 @@ func bridgeCommand() *command {
 		c.register(fs, true)
 		var cfg app.BridgeConfig
 		fs.StringVar(&cfg.KafkaBrokers, "kafka-brokers", "127.0.0.1:9092", "Kafka bootstrap brokers, comma-separated")
-		fs.StringVar(&cfg.KafkaTopic, "kafka-topic", "sensor-events", "Kafka topic of the events")
+		fs.StringVar(&cfg.KafkaTopic, "kafka-topic", messages.DefaultKafkaTopic, "Kafka topic of the events")
 		passwordFile := kafkaSecurityFlags(fs, &cfg.KafkaTLS, &cfg.KafkaSASL)
-		fs.IntVar(&cfg.BatchSize, "batch-size", 500, "events per fetch and per Kafka write")
-		fs.DurationVar(&cfg.AckWait, "ack-wait", 30*time.Second, "how long JetStream waits for the bridge's ack before redelivering (at least twice --kafka-breaker-timeout)")
-		breakerFlags(fs, "kafka", &cfg.KafkaBreaker, 10*time.Second)
+		fs.IntVar(&cfg.BatchSize, "batch-size", bridge.DefaultBatchSize, "events per fetch and per Kafka write")
+		fs.DurationVar(&cfg.AckWait, "ack-wait", bridge.DefaultAckWait, "how long JetStream waits for the bridge's ack before redelivering (at least twice --kafka-breaker-timeout)")
+		breakerFlags(fs, "kafka", &cfg.KafkaBreaker, bridge.DefaultKafkaCallTime)
 		fs.IntVar(&cfg.StreamReplicas, "stream-replicas", 1, "replicas of the SENSOR_EVENTS stream (3 on a NATS cluster)")
-		fs.Int64Var(&cfg.StreamMaxBytes, "stream-max-bytes", 1<<30, "size bound of the SENSOR_EVENTS stream")
+		fs.Int64Var(&cfg.StreamMaxBytes, "stream-max-bytes", natsx.DefaultStreamMaxBytes, "size bound of the SENSOR_EVENTS stream")
 		return fs, func(ctx context.Context, e env) error {
 			logger, err := c.logger(e.stderr)
 			if err != nil {

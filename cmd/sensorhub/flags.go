@@ -258,8 +258,8 @@ func kafkaSASLPassword(file string, getenv func(string) string) (string, error) 
 // breakerFlags registers the settings of one breaker as --<name>-breaker-*.
 func breakerFlags(fs *flag.FlagSet, name string, cfg *breaker.Config, defTimeout time.Duration) {
 	fs.DurationVar(&cfg.CallTimeout, name+"-breaker-timeout", defTimeout, "deadline of each call to "+name)
-	fs.DurationVar(&cfg.OpenFor, name+"-breaker-open-for", 5*time.Second, "how long the "+name+" breaker stays open before a probe")
-	fs.Func(name+"-breaker-failures", "consecutive failures that open the "+name+" breaker (default 5)", func(s string) error {
+	fs.DurationVar(&cfg.OpenFor, name+"-breaker-open-for", breaker.DefaultOpenFor, "how long the "+name+" breaker stays open before a probe")
+	fs.Func(name+"-breaker-failures", fmt.Sprintf("consecutive failures that open the %s breaker (default %d)", name, breaker.DefaultFailures), func(s string) error {
 		var n uint32
 		if _, err := fmt.Sscanf(s, "%d", &n); err != nil || n == 0 {
 			return fmt.Errorf("want a positive integer")

@@ -37,18 +37,26 @@ type Config struct {
 	HalfOpenProbes uint32
 }
 
+// Defaults of a Config's zero fields.
+const (
+	DefaultCallTimeout    = time.Second
+	DefaultOpenFor        = 5 * time.Second
+	DefaultFailures       = 5
+	DefaultHalfOpenProbes = 1
+)
+
 func (c *Config) setDefaults() {
 	if c.CallTimeout <= 0 {
-		c.CallTimeout = time.Second
+		c.CallTimeout = DefaultCallTimeout
 	}
 	if c.OpenFor <= 0 {
-		c.OpenFor = 5 * time.Second
+		c.OpenFor = DefaultOpenFor
 	}
 	if c.Failures == 0 {
-		c.Failures = 5
+		c.Failures = DefaultFailures
 	}
 	if c.HalfOpenProbes == 0 {
-		c.HalfOpenProbes = 1
+		c.HalfOpenProbes = DefaultHalfOpenProbes
 	}
 }
 

@@ -2,10 +2,12 @@ package edge
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
 
+	"sensorhub/internal/health"
 	"sensorhub/internal/natsx"
 	"sensorhub/messages"
 )
@@ -13,8 +15,9 @@ import (
 // handleHealth is GET /health: every role asked at once (each within
 // HealthTimeout, bypassing the breakers so it shows the truth), a role that
 // does not answer shown "down", and every breaker of every role plus the
-// edge's own. It is "ok" only when every role says ok and every breaker is
-// closed. It answers 200 whatever the state: the edge itself serves.
+// edge's own. Its status is health.Summary of them all: "ok" only when every
+// role is ok by the one rule. It answers 200 whatever the state: the edge
+// itself serves.
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	replies := make([]messages.HealthReply, len(messages.Roles))
 	var wg sync.WaitGroup
@@ -23,29 +26,21 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	}
 	wg.Wait()
 
+	edge := s.edgeHealth()
 	out := messages.EdgeHealth{
-		Status:          messages.HealthOK,
+		Status:          health.Summary(append(replies, edge)...),
 		Services:        make(map[string]messages.HealthReply, len(replies)+1),
 		CircuitBreakers: map[string]messages.BreakerHealth{},
 	}
 	for _, h := range replies {
 		out.Services[h.Role] = h
-		if h.Status != messages.HealthOK {
-			out.Status = messages.HealthDegraded
-		}
 		for name, b := range h.CircuitBreakers {
 			out.CircuitBreakers[name] = b
 		}
 	}
-	edge := s.edgeHealth()
 	out.Services[edge.Role] = edge
 	for name, b := range edge.CircuitBreakers {
 		out.CircuitBreakers[name] = b
-	}
-	for _, b := range out.CircuitBreakers {
-		if b.State != messages.BreakerClosed {
-			out.Status = messages.HealthDegraded
-		}
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	writeValue(w, http.StatusOK, out)
@@ -88,22 +83,12 @@ func (s *Server) roleHealth(ctx context.Context, role string) messages.HealthRep
 
 // edgeHealth is the edge's own entry: its NATS connection and its breakers.
 func (s *Server) edgeHealth() messages.HealthReply {
-	h := messages.HealthReply{
-		Role:            messages.RoleEdge,
-		Status:          messages.HealthOK,
-		Dependencies:    map[string]messages.DependencyHealth{"nats": {Status: messages.HealthUp}},
-		CircuitBreakers: s.breakers.Health(),
-	}
+	var natsErr error
 	if !s.nc.IsConnected() {
-		h.Status = messages.HealthDegraded
-		h.Dependencies["nats"] = messages.DependencyHealth{Status: messages.HealthDown, LastError: "nats disconnected"}
+		natsErr = fmt.Errorf("%w (%s)", natsx.ErrNotConnected, s.nc.Status())
 	}
-	for _, b := range h.CircuitBreakers {
-		if b.State != messages.BreakerClosed {
-			h.Status = messages.HealthDegraded
-		}
-	}
-	return h
+	s.health.Set("nats", natsErr)
+	return s.health.Report("")
 }
 
 // handleHealthz is GET /healthz: liveness, 200 while the process serves.

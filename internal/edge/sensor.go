@@ -12,7 +12,7 @@ import (
 // token, else "".
 func bearer(r *http.Request) string {
 	h := r.Header.Get(messages.HeaderAuthorization)
-	if tok := messages.BearerToken(h); tok == "" || len(tok) > messages.MaxTokenLen {
+	if messages.CallerToken(h, "") == "" {
 		return ""
 	}
 	return h
@@ -68,9 +68,8 @@ func decodeSubmit(body []byte, pathType string, idemKeys []string) (messages.Sub
 	if err != nil {
 		return messages.SubmitTest{}, err
 	}
-	if len(idemKeys) == 1 && idemKeys[0] != "" {
-		req.IdempotencyKey = idemKeys[0]
-		if err := req.Validate(); err != nil {
+	if len(idemKeys) == 1 {
+		if err := req.UseIdempotencyKey(idemKeys[0]); err != nil {
 			return messages.SubmitTest{}, err
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"sensorhub/internal/breaker"
+	"sensorhub/internal/health"
 	"sensorhub/internal/natsx"
 	"sensorhub/internal/ratelimit"
 	"sensorhub/messages"
@@ -24,6 +25,7 @@ type Server struct {
 	log      *slog.Logger
 	subj     messages.Subjects
 	breakers *breaker.Set
+	health   *health.Tracker // the edge's own entry in GET /health
 	auth     *breaker.Breaker
 	sensor   *breaker.Breaker
 	bridge   *breaker.Breaker
@@ -57,6 +59,7 @@ func New(nc *nats.Conn, cfg Config) (*Server, error) {
 	s.auth = s.breakers.Add(breaker.New("edge.auth", cfg.AuthBreaker, natsx.IsUnreachable, log))
 	s.sensor = s.breakers.Add(breaker.New("edge.sensor", cfg.SensorBreaker, natsx.IsUnreachable, log))
 	s.bridge = s.breakers.Add(breaker.New("edge.bridge", cfg.BridgeBreaker, natsx.IsUnreachable, log))
+	s.health = health.New(messages.RoleEdge, log, s.breakers)
 	s.handler = s.routes()
 	return s, nil
 }
