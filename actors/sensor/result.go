@@ -62,11 +62,8 @@ func (s *Service) readResult(data []byte, hdr micro.Headers) (messages.TestRecor
 	if err != nil {
 		return messages.TestRecord{}, err
 	}
-	token := r.Token
-	if h := headerValue(hdr, messages.HeaderAuthorization); h != "" {
-		token = messages.BearerToken(h)
-	}
-	if token == "" || len(token) > messages.MaxTokenLen {
+	token := messages.CallerToken(headerValue(hdr, messages.HeaderAuthorization), r.Token)
+	if token == "" {
 		return messages.TestRecord{}, messages.ErrUnauthorized
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, authTimeout)
