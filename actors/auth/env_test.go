@@ -15,7 +15,6 @@ import (
 	"sensorhub/actors/actortest"
 	"sensorhub/internal/natsx"
 	"sensorhub/internal/store"
-	"sensorhub/internal/store/sqlite"
 	"sensorhub/internal/testenv"
 	"sensorhub/messages"
 )
@@ -105,11 +104,7 @@ func newEnv(t *testing.T, configure func(*Config)) *env {
 	if err := natsx.WaitConnected(ctx, nc); err != nil {
 		t.Fatal(err)
 	}
-	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "auth.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
+	st := testenv.SQLite(t)
 	e.store = &flakyStore{Store: st}
 	for _, u := range []store.User{
 		{Username: "alice", PasswordHash: hash(t, "secret"), Roles: []string{"user"}},

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,34 +13,13 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"sensorhub/internal/store"
-	"sensorhub/internal/store/postgres"
-	"sensorhub/internal/store/sqlite"
 	"sensorhub/internal/testenv"
 	"sensorhub/internal/token"
 )
 
 // dialects opens a fresh, empty store of each kind.
-var dialects = []struct {
-	name string
-	open func(t testing.TB) store.Store
-}{
-	{"sqlite", func(t testing.TB) store.Store {
-		st, err := sqlite.Open(t.Context(), sqlite.Config{Path: filepath.Join(t.TempDir(), "auth.db")})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = st.Close() })
-		return st
-	}},
-	{"postgres", func(t testing.TB) store.Store {
-		st, err := postgres.Open(t.Context(), postgres.Config{URL: testenv.Postgres(t), MaxConns: 8})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = st.Close() })
-		return st
-	}},
-}
+// dialects are the two store kinds (testenv opens them).
+var dialects = testenv.Stores
 
 // countingCompare is bcrypt's comparison, counted.
 type countingCompare struct{ n atomic.Int64 }
@@ -87,8 +65,8 @@ func TestRefuseDefaultPassword(t *testing.T) {
 	}
 	for _, d := range dialects {
 		for _, tc := range cases {
-			t.Run(d.name+"/"+tc.name, func(t *testing.T) {
-				st := d.open(t)
+			t.Run(d.Name+"/"+tc.name, func(t *testing.T) {
+				st := d.Open(t)
 				for _, u := range tc.users {
 					if _, err := st.UpsertUser(t.Context(), u); err != nil {
 						t.Fatal(err)
@@ -129,8 +107,8 @@ func wantRefused(t *testing.T, err error, found []string) {
 // refusal; a database that does not answer is an error, not a pass.
 func TestRefuseDefaultPasswordFollowsChanges(t *testing.T) {
 	for _, d := range dialects {
-		t.Run(d.name, func(t *testing.T) {
-			st := &flakyStore{Store: d.open(t)}
+		t.Run(d.Name, func(t *testing.T) {
+			st := &flakyStore{Store: d.Open(t)}
 			ctx := t.Context()
 			for _, u := range []store.User{
 				{Username: "admin", PasswordHash: hash(t, DefaultPassword)}, // from before the flag
@@ -199,8 +177,8 @@ func seedUsers(t testing.TB, st store.Store, n int) {
 // With many users the check costs no bcrypt round at all.
 func TestRefuseDefaultPasswordWithManyUsersCostsNoBcrypt(t *testing.T) {
 	for _, d := range dialects {
-		t.Run(d.name, func(t *testing.T) {
-			st := d.open(t)
+		t.Run(d.Name, func(t *testing.T) {
+			st := d.Open(t)
 			seedUsers(t, st, manyUsersTest)
 			if _, err := st.UpsertUser(t.Context(), store.User{Username: "admin", PasswordHash: []byte("h"), DefaultPassword: flag(true)}); err != nil {
 				t.Fatal(err)
@@ -213,7 +191,7 @@ func TestRefuseDefaultPasswordWithManyUsersCostsNoBcrypt(t *testing.T) {
 			if n := c.n.Load(); n != 0 {
 				t.Fatalf("%d bcrypt rounds for %d users, want 0", n, manyUsersTest+1)
 			}
-			t.Logf("%s: start-up check over %d users in %s, no bcrypt", d.name, manyUsersTest+1, elapsed)
+			t.Logf("%s: start-up check over %d users in %s, no bcrypt", d.Name, manyUsersTest+1, elapsed)
 		})
 	}
 }
@@ -222,8 +200,8 @@ func TestRefuseDefaultPasswordWithManyUsersCostsNoBcrypt(t *testing.T) {
 // whose flags are recorded.
 func BenchmarkRefuseDefaultPassword(b *testing.B) {
 	for _, d := range dialects {
-		b.Run(fmt.Sprintf("%s/users=%d", d.name, manyUsers), func(b *testing.B) {
-			st := d.open(b)
+		b.Run(fmt.Sprintf("%s/users=%d", d.Name, manyUsers), func(b *testing.B) {
+			st := d.Open(b)
 			seedUsers(b, st, manyUsers)
 			var c countingCompare
 			for b.Loop() {

@@ -1,11 +1,9 @@
 package sensor
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,8 +17,6 @@ import (
 	"sensorhub/internal/breaker"
 	"sensorhub/internal/natsx"
 	"sensorhub/internal/store"
-	"sensorhub/internal/store/postgres"
-	"sensorhub/internal/store/sqlite"
 	"sensorhub/internal/testenv"
 	"sensorhub/messages"
 )
@@ -90,23 +86,9 @@ type authWithBreaker struct {
 
 func (a authWithBreaker) Breaker() *breaker.Breaker { return a.b }
 
-// logSink collects the log lines of a test.
-type logSink struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logSink) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logSink) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+// logSink collects the log lines of a test (testenv's goroutine-safe
+// buffer, with a search by line).
+type logSink struct{ testenv.Buffer }
 
 // lines returns the lines that contain every one of parts.
 func (l *logSink) lines(parts ...string) []string {
@@ -151,41 +133,10 @@ func newHarness(t *testing.T) *harness {
 	return h
 }
 
-// storeKind opens a fresh store of one dialect.
-type storeKind struct {
-	name string
-	open func(t *testing.T) store.Store
-}
+// storeKinds are the two store dialects (testenv opens them).
+var storeKinds = testenv.Stores
 
-var storeKinds = []storeKind{
-	{"sqlite", openSQLite},
-	{"postgres", openPostgres},
-}
-
-func openSQLite(t *testing.T) store.Store {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), testenv.Wait(t))
-	defer cancel()
-	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "sensorhub.db")})
-	if err != nil {
-		t.Fatalf("open sqlite: %v", err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	return st
-}
-
-func openPostgres(t *testing.T) store.Store {
-	t.Helper()
-	url := testenv.Postgres(t)
-	ctx, cancel := context.WithTimeout(t.Context(), testenv.Wait(t))
-	defer cancel()
-	st, err := postgres.Open(ctx, postgres.Config{URL: url, MaxConns: 4})
-	if err != nil {
-		t.Fatalf("open postgres: %v", err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	return st
-}
+func openSQLite(t *testing.T) store.Store { return testenv.SQLite(t) }
 
 // start starts a sensor role on its own actor system and NATS connection,
 // stopped by t.Cleanup.

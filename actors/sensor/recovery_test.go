@@ -19,9 +19,9 @@ import (
 // exactly once, with exactly one event.
 func TestCrashRecovery(t *testing.T) {
 	for _, kind := range storeKinds {
-		t.Run(kind.name, func(t *testing.T) {
+		t.Run(kind.Name, func(t *testing.T) {
 			h := newHarness(t)
-			st := kind.open(t)
+			st := kind.Open(t)
 			release := make(chan struct{})
 			var releaseOnce sync.Once
 			const lease = 300 * time.Millisecond

@@ -22,9 +22,9 @@ import (
 
 func TestSubmitAndResult(t *testing.T) {
 	for _, kind := range storeKinds {
-		t.Run(kind.name, func(t *testing.T) {
+		t.Run(kind.Name, func(t *testing.T) {
 			h := newHarness(t)
-			st := kind.open(t)
+			st := kind.Open(t)
 			h.start(st, nil)
 			spec := acceptance.Catalogue()[0]
 
