@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/segmentio/kafka-go/sasl/scram"
@@ -223,7 +224,12 @@ func TestBridgeKafkaTLSAndSASLFlags(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := js.Publish(testenv.Deadline(t), subj.Event(ev.SensorType, ev.Kind()), data, jetstream.WithMsgID(ev.EventID)); err != nil {
+		// As the outbox relay publishes it: the bridge relays by the headers.
+		msg := &nats.Msg{Subject: subj.Event(ev.SensorType, ev.Kind()), Data: data, Header: nats.Header{}}
+		msg.Header.Set(messages.HeaderMsgID, ev.EventID)
+		msg.Header.Set(messages.HeaderSensorID, ev.SensorID)
+		msg.Header.Set(messages.HeaderEventType, ev.Type)
+		if _, err := js.PublishMsg(testenv.Deadline(t), msg); err != nil {
 			t.Fatal(err)
 		}
 		recs := testenv.ReadAllAuth(t, kafka.Addr(), messages.DefaultKafkaTopic, 1, testenv.KafkaAuth{
