@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"path/filepath"
 	"strings"
@@ -77,16 +78,9 @@ func edgeCommand() *command {
 		breakerFlags(fs, "auth", &cfg.AuthBreaker, edge.DefaultLoginTimeout)
 		breakerFlags(fs, "sensor", &cfg.SensorBreaker, edge.DefaultRequestTimeout)
 		breakerFlags(fs, "bridge", &cfg.BridgeBreaker, time.Second)
-		return fs, func(ctx context.Context, e env) error {
-			logger, err := c.logger(e.stderr)
-			if err != nil {
-				return err
-			}
-			if cfg.Common, err = c.common(); err != nil {
-				return err
-			}
+		return fs, roleRunner(&c, &cfg.Common, func(ctx context.Context, logger *slog.Logger) error {
 			return app.RunEdge(ctx, cfg, logger)
-		}
+		})
 	}}
 }
 
@@ -106,16 +100,9 @@ func authCommand() *command {
 		fs.StringVar(&cfg.CalloutXKeyFile, "callout-xkey-file", "", "the NATS auth callout's curve key seed")
 		fs.DurationVar(&cfg.CalloutUserTTL, "callout-user-ttl", 0, "how long a NATS connection admitted by password lasts before it re-authenticates (0: the token lifetime)")
 		breakerFlags(fs, "database", &cfg.DatabaseBreaker, auth.DefaultDatabaseCallTimeout)
-		return fs, func(ctx context.Context, e env) error {
-			logger, err := c.logger(e.stderr)
-			if err != nil {
-				return err
-			}
-			if cfg.Common, err = c.common(); err != nil {
-				return err
-			}
+		return fs, roleRunner(&c, &cfg.Common, func(ctx context.Context, logger *slog.Logger) error {
 			return app.RunAuth(ctx, cfg, logger)
-		}
+		})
 	}}
 }
 
@@ -137,16 +124,9 @@ func sensorCommand() *command {
 		breakerFlags(fs, "jetstream", &cfg.JetStreamBreaker, sensor.DefaultJetStreamCallTimeout)
 		fs.IntVar(&cfg.StreamReplicas, "stream-replicas", 1, "replicas of the SENSOR_EVENTS stream (3 on a NATS cluster)")
 		fs.Int64Var(&cfg.StreamMaxBytes, "stream-max-bytes", natsx.DefaultStreamMaxBytes, "size bound of the SENSOR_EVENTS stream (full = explicit error, never silent loss)")
-		return fs, func(ctx context.Context, e env) error {
-			logger, err := c.logger(e.stderr)
-			if err != nil {
-				return err
-			}
-			if cfg.Common, err = c.common(); err != nil {
-				return err
-			}
+		return fs, roleRunner(&c, &cfg.Common, func(ctx context.Context, logger *slog.Logger) error {
 			return app.RunSensor(ctx, cfg, logger)
-		}
+		})
 	}}
 }
 
@@ -281,4 +261,20 @@ func natsConfigCommand() *command {
 			return app.WriteNATSConfig(cfg, e.stdout)
 		}
 	}}
+}
+
+// roleRunner is the runner of a long-running role: the logger and the
+// common settings (NATS identity and TLS included) from c into common,
+// then run.
+func roleRunner(c *commonFlags, common *app.Common, run func(context.Context, *slog.Logger) error) runner {
+	return func(ctx context.Context, e env) error {
+		logger, err := c.logger(e.stderr)
+		if err != nil {
+			return err
+		}
+		if *common, err = c.common(); err != nil {
+			return err
+		}
+		return run(ctx, logger)
+	}
 }
