@@ -22,11 +22,11 @@ func (s *Service) handleTypes(req micro.Request) {
 
 // handleOutbox is the micro handler of sensorhub.sensor.outbox.
 func (s *Service) handleOutbox(req micro.Request) {
-	n, err := dbCall(s, func(ctx context.Context) (int64, error) {
+	n, err := dbCall(s.data, func(ctx context.Context) (int64, error) {
 		return s.cfg.Store.OutboxBacklog(ctx)
 	})
 	if err != nil {
-		_ = natsx.ReplyError(req, s.dbError(err, "outbox backlog"))
+		_ = natsx.ReplyError(req, s.data.errorOf(err, "outbox backlog"))
 		return
 	}
 	_ = natsx.ReplyJSON(req, messages.OutboxStats{Backlog: n})
@@ -48,7 +48,7 @@ func (s *Service) Health(ctx context.Context) messages.HealthReply {
 	err := s.cfg.Store.Ping(pctx)
 	cancel()
 	if err == nil || isDatabaseOutage(err) {
-		s.dbState.Set(err)
+		s.data.state.Set(err)
 	}
 	var natsErr error
 	if !s.nc.IsConnected() {

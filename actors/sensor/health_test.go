@@ -25,7 +25,7 @@ func TestHealthFollowsTheRule(t *testing.T) {
 	st.down.Store(true)
 	_, err := h.submit(tokAlice, messages.SubmitTest{SensorType: "light"}, nil)
 	wantCode(t, err, messages.CodeDatabaseUnavailable)
-	if state := svc.db.State(); state != messages.BreakerOpen {
+	if state := svc.data.breaker.State(); state != messages.BreakerOpen {
 		t.Fatalf("breaker %s after a failure, want open", state)
 	}
 	hr := svc.Health(t.Context())

@@ -75,7 +75,7 @@ func (s *Service) handleSubmit(req micro.Request) {
 		_ = natsx.ReplyError(req, errOverloaded)
 		return
 	}
-	s.send(s.intakePID, &submitReceived{sub: &submission{s: s, req: natsx.Detach(s.nc, req)}})
+	s.tasks.send(s.intakePID, &submitReceived{sub: &submission{s: s, req: natsx.Detach(s.nc, req)}})
 }
 
 // intake validates submissions, has their tokens checked off the actor's
@@ -104,11 +104,11 @@ func (a *intake) received(sub *submission) {
 	// The token check is a network call: it runs on its own goroutine,
 	// bounded by the in-flight limit, and comes back as a message.
 	s := a.s
-	if !s.goTracked(func() {
+	if !s.tasks.goTracked(func() {
 		ctx, cancel := context.WithTimeout(s.ctx, authTimeout)
 		defer cancel()
 		reply, err := s.cfg.Auth.Validate(ctx, token)
-		s.send(s.intakePID, &submitAuthenticated{sub: sub, reply: reply, err: err})
+		s.tasks.send(s.intakePID, &submitAuthenticated{sub: sub, reply: reply, err: err})
 	}) {
 		sub.fail(errStopping)
 	}

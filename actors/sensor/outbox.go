@@ -62,9 +62,9 @@ func (r *outboxRelay) Receive(ctx actor.Context) {
 
 func (r *outboxRelay) start(ctx actor.Context) {
 	s, self := r.s, ctx.Self()
-	r.busy = s.goTracked(func() {
+	r.busy = s.tasks.goTracked(func() {
 		n, more, err := s.relayOnce()
-		s.send(self, &relayDone{published: n, more: more, err: err})
+		s.tasks.send(self, &relayDone{published: n, more: more, err: err})
 	})
 }
 
@@ -88,7 +88,7 @@ func (s *Service) relayOnce() (published int, more bool, err error) {
 		s.streamReady.Store(true)
 		s.jsState.Set(nil)
 	}
-	rows, err := dbCall(s, func(ctx context.Context) ([]store.OutboxRow, error) {
+	rows, err := dbCall(s.data, func(ctx context.Context) ([]store.OutboxRow, error) {
 		return s.cfg.Store.OutboxPending(ctx, s.cfg.OutboxBatch)
 	})
 	if err != nil || len(rows) == 0 {
@@ -106,7 +106,7 @@ func (s *Service) relayOnce() (published int, more bool, err error) {
 		s.jsState.Set(nil)
 	}
 	if len(acked) > 0 {
-		if _, err := dbCall(s, func(ctx context.Context) (struct{}, error) {
+		if _, err := dbCall(s.data, func(ctx context.Context) (struct{}, error) {
 			return struct{}{}, s.cfg.Store.DeleteOutbox(ctx, acked)
 		}); err != nil {
 			// Published but not deleted: the next round publishes them

@@ -34,7 +34,7 @@ func (s *Service) handleResult(req micro.Request) {
 		_ = natsx.ReplyError(req, errOverloaded)
 		return
 	}
-	if !s.goTracked(func() {
+	if !s.tasks.goTracked(func() {
 		defer func() { <-s.readers }()
 		defer func() {
 			if r := recover(); r != nil {
@@ -74,14 +74,14 @@ func (s *Service) readResult(data []byte, hdr micro.Headers) (messages.TestRecor
 	if !who.Valid || who.Subject == "" {
 		return messages.TestRecord{}, messages.ErrUnauthorized
 	}
-	t, err := dbCall(s, func(ctx context.Context) (store.Test, error) {
+	t, err := dbCall(s.data, func(ctx context.Context) (store.Test, error) {
 		return s.cfg.Store.GetTest(ctx, r.TestID)
 	})
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return messages.TestRecord{}, errNotFound
 	case err != nil:
-		return messages.TestRecord{}, s.dbError(err, "get test")
+		return messages.TestRecord{}, s.data.errorOf(err, "get test")
 	case t.Owner != who.Subject && !who.HasRole(messages.RoleAdmin):
 		return messages.TestRecord{}, errForbidden
 	}

@@ -46,7 +46,7 @@ type Service struct {
 	svc      micro.Service
 	instance string
 
-	db       *breaker.Breaker // "sensor.database"
+	data     *database        // the store behind "sensor.database"
 	jsb      *breaker.Breaker // "sensor.jetstream"
 	breakers breaker.Set
 
@@ -56,9 +56,8 @@ type Service struct {
 	// ctx ends at Stop; every goroutine of the role watches it.
 	ctx    context.Context
 	cancel context.CancelFunc
-	mu     sync.Mutex // guards closed and wg.Add
-	closed bool
-	wg     sync.WaitGroup
+	// tasks are the role's goroutines, which Stop waits for.
+	tasks *tasks
 
 	// stopping is set when Stop begins: requests still delivered to the
 	// draining subscriptions are refused.
@@ -74,10 +73,10 @@ type Service struct {
 	// publish says the stream is gone.
 	streamReady atomic.Bool
 
-	// health tracks the dependencies; dbState and jsState are its entries
-	// for the database and JetStream.
-	health           *health.Tracker
-	dbState, jsState *health.Dependency
+	// health tracks the dependencies; jsState is its entry for JetStream
+	// (the database's is data.state).
+	health  *health.Tracker
+	jsState *health.Dependency
 
 	stopOnce sync.Once
 	stopErr  error
@@ -118,15 +117,17 @@ func Start(ctx context.Context, nc *nats.Conn, system *actor.ActorSystem, cfg Co
 		instance: messages.RoleSensor + "-" + uuid.NewString()[:8],
 		readers:  make(chan struct{}, maxReaders),
 		pipe:     newPipeline(cfg.MaxInFlight),
+		tasks:    &tasks{system: system},
 	}
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	s.db = s.breakers.Add(breaker.New("sensor.database", cfg.DatabaseBreaker, isDatabaseOutage, log))
+	s.data = &database{store: cfg.Store, ctx: s.ctx, log: log,
+		breaker: s.breakers.Add(breaker.New("sensor.database", cfg.DatabaseBreaker, isDatabaseOutage, log))}
 	s.jsb = s.breakers.Add(breaker.New("sensor.jetstream", cfg.JetStreamBreaker, isJetStreamFailure, log))
 	if b, ok := cfg.Auth.(breakerOwner); ok && b.Breaker() != nil {
 		s.breakers.Add(b.Breaker())
 	}
 	s.health = health.New(messages.RoleSensor, log, &s.breakers)
-	s.dbState, s.jsState = s.health.Dependency("database"), s.health.Dependency("jetstream")
+	s.data.state, s.jsState = s.health.Dependency("database"), s.health.Dependency("jetstream")
 
 	// The children find each other by name: the PIDs are known before the
 	// tree is spawned, and stay valid across restarts.
@@ -176,7 +177,7 @@ func Start(ctx context.Context, nc *nats.Conn, system *actor.ActorSystem, cfg Co
 		}
 		cancel()
 	}
-	s.goTracked(s.tick)
+	s.tasks.goTracked(s.tick)
 	return s, nil
 }
 
@@ -266,7 +267,7 @@ func (s *Service) stop(timeout time.Duration) error {
 	}
 	s.close()
 	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
+	go func() { s.tasks.wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(time.Until(deadline)):
@@ -295,9 +296,7 @@ func (s *Service) waitIdle(deadline time.Time) bool {
 
 // close refuses new goroutines and cancels the running ones.
 func (s *Service) close() {
-	s.mu.Lock()
-	s.closed = true
-	s.mu.Unlock()
+	s.tasks.close()
 	s.cancel()
 }
 
@@ -319,25 +318,6 @@ func (s *Service) kill() {
 	}
 }
 
-// goTracked runs f on a goroutine that Stop waits for. It returns false
-// (and does not run f) once the role is stopping.
-func (s *Service) goTracked(f func()) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return false
-	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		f()
-	}()
-	return true
-}
-
-// send delivers msg to pid from outside the actors (a goroutine's result).
-func (s *Service) send(pid *actor.PID, msg any) { s.system.Root.Send(pid, msg) }
-
 // tick drives the sweeper and the outbox relay until Stop.
 func (s *Service) tick() {
 	sweep := time.NewTicker(s.cfg.SweepInterval)
@@ -345,16 +325,16 @@ func (s *Service) tick() {
 	relay := time.NewTicker(relayInterval)
 	defer relay.Stop()
 	// At once at start: a previous process may have left tests and events.
-	s.send(s.sweeperPID, &sweepTick{})
-	s.send(s.outboxPID, &outboxNudge{})
+	s.tasks.send(s.sweeperPID, &sweepTick{})
+	s.tasks.send(s.outboxPID, &outboxNudge{})
 	for {
 		select {
 		case <-s.ctx.Done():
 			return
 		case <-sweep.C:
-			s.send(s.sweeperPID, &sweepTick{})
+			s.tasks.send(s.sweeperPID, &sweepTick{})
 		case <-relay.C:
-			s.send(s.outboxPID, &outboxNudge{})
+			s.tasks.send(s.outboxPID, &outboxNudge{})
 		}
 	}
 }
@@ -378,32 +358,3 @@ func isDatabaseOutage(err error) bool {
 
 // isJetStreamFailure counts every relay error but a cancelled caller.
 func isJetStreamFailure(err error) bool { return !errors.Is(err, context.Canceled) }
-
-// dbCall runs one store call under the database breaker and records the
-// database's state.
-func dbCall[T any](s *Service, fn func(ctx context.Context) (T, error)) (T, error) {
-	v, err := breaker.Call(s.ctx, s.db, fn)
-	s.observeDB(err)
-	return v, err
-}
-
-func (s *Service) observeDB(err error) {
-	switch {
-	case err == nil:
-		s.dbState.Set(nil)
-	case isDatabaseOutage(err):
-		s.dbState.Set(err)
-	}
-}
-
-// dbError turns a store error into the error envelope a caller gets.
-func (s *Service) dbError(err error, what string) *messages.Error {
-	switch {
-	case isDatabaseOutage(err), errors.Is(err, breaker.ErrOpen), errors.Is(err, store.ErrRetry):
-		return messages.ErrDatabaseUnavailable
-	case errors.Is(err, context.Canceled):
-		return errStopping
-	}
-	s.log.Error("store call failed", "call", what, "err", err)
-	return errInternal
-}

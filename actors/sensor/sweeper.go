@@ -59,11 +59,11 @@ func (w *sweeper) sweep(ctx actor.Context) {
 	}
 	w.busy = true
 	self := ctx.Self()
-	if !s.goTracked(func() {
-		tests, err := dbCall(s, func(ctx context.Context) ([]store.Test, error) {
+	if !s.tasks.goTracked(func() {
+		tests, err := dbCall(s.data, func(ctx context.Context) ([]store.Test, error) {
 			return s.cfg.Store.ClaimExpired(ctx, time.Now().UTC(), s.cfg.Lease, limit)
 		})
-		s.send(self, &claimedExpired{tests: tests, limit: limit, err: err})
+		s.tasks.send(self, &claimedExpired{tests: tests, limit: limit, err: err})
 	}) {
 		w.busy = false
 	}

@@ -3,6 +3,7 @@ package sensor
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -70,7 +71,16 @@ const (
 // coming back as a message), new requests accumulate; when it ends, the
 // next batch goes at once. Inserts and completions run independently.
 type writer struct {
-	s *Service
+	// What the writer uses of the role, and nothing else.
+	data          *database // the store behind its breaker
+	pipe          *pipeline
+	tasks         *tasks
+	ctx           context.Context // ends at Stop
+	log           *slog.Logger
+	insertBatch   int
+	completeBatch int
+	dispatch      func(ctx actor.Context, jobs []dispatchedTest) // to the processor pool
+	outboxPID     *actor.PID                                     // nudged after each commit
 
 	inserts    []*submission // waiting for the next insert batch
 	insertBusy bool
@@ -81,7 +91,13 @@ type writer struct {
 	waiting      bool          // a retryCompletions is scheduled
 }
 
-func newWriter(s *Service) *writer { return &writer{s: s} }
+func newWriter(s *Service) *writer {
+	return &writer{
+		data: s.data, pipe: s.pipe, tasks: s.tasks, ctx: s.ctx, log: s.log,
+		insertBatch: s.cfg.InsertBatch, completeBatch: s.cfg.CompleteBatch,
+		dispatch: s.dispatchJobs, outboxPID: s.outboxPID,
+	}
+}
 
 func (w *writer) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
@@ -102,10 +118,10 @@ func (w *writer) Receive(ctx actor.Context) {
 		w.handOver(ctx)
 	case *actor.Stopping:
 		w.fail(errStopping)
-		w.s.pipe.abandoned(len(w.completions))
+		w.pipe.abandoned(len(w.completions))
 		w.completions = nil
 	}
-	w.s.pipe.insertsWaiting(len(w.inserts))
+	w.pipe.insertsWaiting(len(w.inserts))
 }
 
 // handOver runs on the failed incarnation before the restart. The queued
@@ -132,7 +148,7 @@ func (w *writer) flushInserts(ctx actor.Context) {
 		return
 	}
 	n, size := 0, 0
-	for n < len(w.inserts) && n < w.s.cfg.InsertBatch {
+	for n < len(w.inserts) && n < w.insertBatch {
 		size += len(w.inserts[n].test.Request)
 		if n > 0 && size > maxInsertBytes {
 			break
@@ -146,16 +162,16 @@ func (w *writer) flushInserts(ctx actor.Context) {
 		tests[i] = sub.test
 	}
 	w.insertBusy = true
-	s, self := w.s, ctx.Self()
+	self, data, tasks := ctx.Self(), w.data, w.tasks
 	at := time.Now().UTC()
-	if !s.goTracked(func() {
-		res, err := dbCall(s, func(ctx context.Context) ([]store.InsertResult, error) {
-			return s.cfg.Store.InsertTests(ctx, tests)
+	if !tasks.goTracked(func() {
+		res, err := dbCall(data, func(ctx context.Context) ([]store.InsertResult, error) {
+			return data.store.InsertTests(ctx, tests)
 		})
 		if err == nil && len(res) != len(tests) {
 			err = errors.New("insert tests: store returned a result per test of another batch")
 		}
-		s.send(self, &insertsDone{batch: batch, results: res, err: err, at: at})
+		tasks.send(self, &insertsDone{batch: batch, results: res, err: err, at: at})
 	}) {
 		w.insertsDone(ctx, &insertsDone{batch: batch, err: context.Canceled})
 	}
@@ -167,7 +183,7 @@ func (w *writer) flushInserts(ctx actor.Context) {
 func (w *writer) insertsDone(ctx actor.Context, msg *insertsDone) {
 	w.insertBusy = false
 	if msg.err != nil {
-		e := w.s.dbError(msg.err, "insert tests")
+		e := w.data.errorOf(msg.err, "insert tests")
 		for _, sub := range msg.batch {
 			sub.fail(e)
 		}
@@ -181,7 +197,7 @@ func (w *writer) insertsDone(ctx actor.Context, msg *insertsDone) {
 				jobs = append(jobs, dispatchedTest{test: testOf(sub.test, msg.at), req: &sub.body})
 			}
 		}
-		w.s.dispatchJobs(ctx, jobs)
+		w.dispatch(ctx, jobs)
 		for i, sub := range msg.batch {
 			r := msg.results[i]
 			sub.accept(messages.TestAccepted{
@@ -227,7 +243,7 @@ func (w *writer) flushCompletions(ctx actor.Context) {
 	if w.completeBusy || w.waiting || len(w.completions) == 0 {
 		return
 	}
-	n := min(len(w.completions), w.s.cfg.CompleteBatch)
+	n := min(len(w.completions), w.completeBatch)
 	if w.completions[0].solo {
 		n = 1
 	} else {
@@ -245,19 +261,19 @@ func (w *writer) flushCompletions(ctx actor.Context) {
 		cs[i] = p.c
 	}
 	w.completeBusy = true
-	s, self := w.s, ctx.Self()
-	if !s.goTracked(func() {
-		applied, err := dbCall(s, func(ctx context.Context) ([]bool, error) {
-			return s.cfg.Store.CompleteTests(ctx, cs)
+	self, data, tasks := ctx.Self(), w.data, w.tasks
+	if !tasks.goTracked(func() {
+		applied, err := dbCall(data, func(ctx context.Context) ([]bool, error) {
+			return data.store.CompleteTests(ctx, cs)
 		})
 		if err == nil && len(applied) != len(cs) {
 			err = errors.New("complete tests: store returned a result per completion of another batch")
 		}
-		s.send(self, &completionsDone{batch: batch, applied: applied, err: err})
+		tasks.send(self, &completionsDone{batch: batch, applied: applied, err: err})
 	}) {
 		// Stopping: the tests stay "processing" until a sweeper claims them.
 		w.completeBusy = false
-		w.s.pipe.abandoned(len(batch) + len(w.completions))
+		w.pipe.abandoned(len(batch) + len(w.completions))
 		w.completions = nil
 	}
 }
@@ -269,14 +285,13 @@ func (w *writer) flushCompletions(ctx actor.Context) {
 // drops one that keeps failing.
 func (w *writer) completionsDone(ctx actor.Context, msg *completionsDone) {
 	w.completeBusy = false
-	s := w.s
 	switch {
 	case msg.err == nil:
 		w.backoff = 0
-		s.pipe.committed(len(msg.batch))
-		ctx.Send(s.outboxPID, &outboxNudge{})
-	case errors.Is(msg.err, context.Canceled) && s.ctx.Err() != nil:
-		s.pipe.abandoned(len(msg.batch))
+		w.pipe.committed(len(msg.batch))
+		ctx.Send(w.outboxPID, &outboxNudge{})
+	case errors.Is(msg.err, context.Canceled) && w.ctx.Err() != nil:
+		w.pipe.abandoned(len(msg.batch))
 	case isDatabaseOutage(msg.err) || errors.Is(msg.err, breaker.ErrOpen) || errors.Is(msg.err, store.ErrRetry):
 		w.completions = append(msg.batch, w.completions...)
 		w.retryLater(ctx)
@@ -285,9 +300,9 @@ func (w *writer) completionsDone(ctx actor.Context, msg *completionsDone) {
 		for _, p := range msg.batch {
 			p.failures++
 			if p.failures >= maxCompletionFailures {
-				s.log.Error("dropping a completion the store keeps refusing; the sweeper will process the test again",
+				w.log.Error("dropping a completion the store keeps refusing; the sweeper will process the test again",
 					"test_id", p.c.TestID, "err", msg.err)
-				s.pipe.abandoned(1)
+				w.pipe.abandoned(1)
 				continue
 			}
 			p.solo = true
@@ -303,14 +318,14 @@ func (w *writer) completionsDone(ctx actor.Context, msg *completionsDone) {
 func (w *writer) retryLater(ctx actor.Context) {
 	w.backoff = min(max(2*w.backoff, completionBackoffMin), completionBackoffMax)
 	w.waiting = true
-	s, self, d := w.s, ctx.Self(), w.backoff
-	if !s.goTracked(func() {
+	self, d, tasks, stop := ctx.Self(), w.backoff, w.tasks, w.ctx.Done()
+	if !tasks.goTracked(func() {
 		t := time.NewTimer(d)
 		defer t.Stop()
 		select {
 		case <-t.C:
-			s.send(self, &retryCompletions{})
-		case <-s.ctx.Done():
+			tasks.send(self, &retryCompletions{})
+		case <-stop:
 		}
 	}) {
 		w.waiting = false
