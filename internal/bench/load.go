@@ -104,17 +104,17 @@ func runLoad(ctx context.Context, target vegeta.Target, l load, c *counters, onS
 	var (
 		pacer    vegeta.Pacer
 		duration time.Duration
+		warm     int // connections to open before a burst
 	)
 	switch {
 	case l.Burst > 0:
 		// Every request has its worker waiting: they all start at once.
 		n := uint64(l.Burst)
 		opts = append(opts, vegeta.Workers(n), vegeta.MaxWorkers(n))
-		warm := l.Burst
+		warm = l.Burst
 		if l.Connections > 0 {
 			warm = min(warm, l.Connections) // more would wait for a connection forever
 		}
-		warmUp(ctx, client, target.URL, warm)
 		pacer = burstPacer(n)
 	case l.Concurrency > 0:
 		n := uint64(l.Concurrency)
@@ -124,6 +124,12 @@ func runLoad(ctx context.Context, target vegeta.Target, l load, c *counters, onS
 		pacer, duration = vegeta.Rate{Freq: l.Rate, Per: time.Second}, l.Duration
 	}
 	atk := vegeta.NewAttacker(opts...)
+	// Only now: NewAttacker's options change the client's transport, which
+	// the dials of the warm-up read (a data race, and a wrong setting, if
+	// they ran first).
+	if warm > 0 {
+		warmUp(ctx, client, target.URL, warm)
+	}
 	stop := context.AfterFunc(ctx, func() { atk.Stop() })
 	defer stop()
 
