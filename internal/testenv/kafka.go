@@ -53,12 +53,14 @@ func KafkaWith(t testing.TB, cfg kafkadev.Config) *kafkadev.Broker {
 
 // ReadAll reads topic from the start of every partition until it has at
 // least want records and has caught up with every partition's high
-// watermark, or fails the test after 20s. Records come grouped by
+// watermark, or fails the test when its own deadline comes (see Wait: an
+// event may wait out the bridge's ack wait on a busy machine, and that is
+// delivery, not loss). Records come grouped by
 // partition, in offset order within each (that is, in the order Kafka
 // holds them for each key).
 func ReadAll(t testing.TB, addr, topic string, want int) []kafka.Message {
 	t.Helper()
-	msgs, err := ReadAllWithin(addr, topic, want, 20*time.Second)
+	msgs, err := ReadAllWithin(addr, topic, want, Wait(t))
 	if err != nil {
 		t.Fatalf("read kafka topic %s: %v", topic, err)
 	}
@@ -74,7 +76,7 @@ type KafkaAuth struct {
 // ReadAllAuth is ReadAll from a broker that requires TLS or SASL.
 func ReadAllAuth(t testing.TB, addr, topic string, want int, auth KafkaAuth) []kafka.Message {
 	t.Helper()
-	msgs, err := readAllWithin(addr, topic, want, 20*time.Second, auth)
+	msgs, err := readAllWithin(addr, topic, want, Wait(t), auth)
 	if err != nil {
 		t.Fatalf("read kafka topic %s: %v", topic, err)
 	}
