@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"sensorhub/internal/natsx"
+	"sensorhub/internal/testenv"
 	"sensorhub/messages"
 )
 
@@ -23,7 +24,7 @@ func TestChaosPanicRestartsAuthActor(t *testing.T) {
 	// The role answers its health a moment before it subscribes to the
 	// chaos subject: "no responders" means not yet.
 	var reply messages.ChaosReply
-	err := poll(readyTimeout, pollInterval, func() error {
+	err := poll(testenv.Wait(c.t), pollInterval, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 		defer cancel()
 		_, err := natsx.Request(ctx, ops, c.subj.ChaosPanic(), messages.ChaosPanic{Actor: "auth"}, nil, &reply)
@@ -43,7 +44,7 @@ func TestChaosPanicRestartsAuthActor(t *testing.T) {
 	}
 
 	var line map[string]any
-	err = poll(readyTimeout, pollInterval, func() error {
+	err = poll(testenv.Wait(c.t), pollInterval, func() error {
 		rec, ok := auth.findLog(func(r map[string]any) bool {
 			return r["msg"] == "actor supervision" && r["actor"] == reply.Actor
 		})

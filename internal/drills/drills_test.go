@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"sensorhub/internal/testenv"
 	"sensorhub/messages"
 )
 
@@ -481,12 +482,12 @@ func (d *drill) natsRestarted(t *testing.T) {
 	t.Logf("nats restarted on %s in %s", c.nats.URL(), time.Since(start).Round(time.Millisecond))
 
 	roles := []string{roleEdge, roleAuth, roleSensor, roleBridge}
-	if err := c.ready(readyTimeout, roles...); err != nil {
+	if err := c.ready(testenv.Wait(c.t), roles...); err != nil {
 		t.Fatalf("not every role came back after the NATS restart: %v", err)
 	}
 	for _, role := range roles {
 		p := c.proc(role)
-		err := poll(readyTimeout, pollInterval, func() error {
+		err := poll(testenv.Wait(c.t), pollInterval, func() error {
 			if _, ok := p.findLog(func(r map[string]any) bool { return r["msg"] == "nats reconnected" }); !ok {
 				return errors.New(`no "nats reconnected" log line`)
 			}

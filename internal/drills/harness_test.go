@@ -67,7 +67,6 @@ func TestMain(m *testing.M) {
 
 // Deadlines of the harness's polls. Every wait in this package has one.
 const (
-	readyTimeout   = 30 * time.Second
 	pollInterval   = 50 * time.Millisecond
 	httpTimeout    = 5 * time.Second
 	requestTimeout = 2 * time.Second // one NATS request of the test itself
@@ -385,7 +384,7 @@ func (c *cluster) proc(role string) *proc {
 func (c *cluster) waitEdgeAddr(p *proc) string {
 	c.t.Helper()
 	var addr string
-	err := poll(readyTimeout, 20*time.Millisecond, func() error {
+	err := poll(testenv.Wait(c.t), 20*time.Millisecond, func() error {
 		if p.exited() {
 			return fmt.Errorf("edge exited: %v", p.err)
 		}
@@ -406,7 +405,7 @@ func (c *cluster) waitEdgeAddr(p *proc) string {
 // 200, the others their sensorhub.<role>.health over NATS.
 func (c *cluster) waitReady(roles ...string) {
 	c.t.Helper()
-	if err := c.ready(readyTimeout, roles...); err != nil {
+	if err := c.ready(testenv.Wait(c.t), roles...); err != nil {
 		c.t.Fatalf("readiness: %v", err)
 	}
 }
@@ -435,7 +434,7 @@ func (c *cluster) ready(timeout time.Duration, roles ...string) error {
 // which it does once it has ensured the event stream.
 func (c *cluster) waitStreamEnsured() {
 	c.t.Helper()
-	err := poll(readyTimeout, pollInterval, func() error {
+	err := poll(testenv.Wait(c.t), pollInterval, func() error {
 		h, err := c.health(roleSensor)
 		if err != nil {
 			return err

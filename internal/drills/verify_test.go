@@ -15,13 +15,6 @@ import (
 	"sensorhub/messages"
 )
 
-// Deadlines of the final no-loss check: tests left "processing" by a cut
-// are re-queued after the sensor's lease (2s), then relayed.
-const (
-	settleTimeout    = 90 * time.Second
-	kafkaReadTimeout = 30 * time.Second
-)
-
 // dbTests returns every test row as id -> status (a repeated id would be a
 // second row for one test: it is reported, not folded).
 func dbTests(ctx context.Context, conn *pgx.Conn) (map[string]string, []string, error) {
@@ -65,7 +58,7 @@ type kafkaEvents struct {
 // the event-id header, checking it against the body.
 func (c *cluster) readEvents(t testing.TB, want int) kafkaEvents {
 	t.Helper()
-	msgs, err := testenv.ReadAllWithin(c.kafka.Addr(), messages.DefaultKafkaTopic, want, kafkaReadTimeout)
+	msgs, err := testenv.ReadAllWithin(c.kafka.Addr(), messages.DefaultKafkaTopic, want, testenv.Wait(t))
 	if err != nil {
 		t.Fatalf("read Kafka: %v", err)
 	}
@@ -109,7 +102,7 @@ func (c *cluster) verifyNoLoss(t *testing.T, l *ledger) {
 	t.Helper()
 	conn := c.db(t)
 	accepted := l.acceptedIDs()
-	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout+kafkaReadTimeout+30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), testenv.Wait(t))
 	defer cancel()
 
 	start := time.Now()
@@ -117,7 +110,7 @@ func (c *cluster) verifyNoLoss(t *testing.T, l *ledger) {
 	// a cut left behind) has finished every test in the database.
 	var tests map[string]string
 	var repeated []string
-	err := poll(settleTimeout, 250*time.Millisecond, func() error {
+	err := poll(testenv.Wait(t), 250*time.Millisecond, func() error {
 		var err error
 		tests, repeated, err = dbTests(ctx, conn)
 		if err != nil {
@@ -153,7 +146,7 @@ func (c *cluster) verifyNoLoss(t *testing.T, l *ledger) {
 
 	settled := time.Since(start)
 	// 2. Every event left the outbox and the bridge holds nothing back.
-	err = poll(settleTimeout, 250*time.Millisecond, func() error {
+	err = poll(testenv.Wait(t), 250*time.Millisecond, func() error {
 		var n int
 		if err := conn.QueryRow(ctx, "SELECT count(*) FROM outbox").Scan(&n); err != nil {
 			return fmt.Errorf("count outbox: %w", err)
