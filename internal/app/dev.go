@@ -86,6 +86,11 @@ func RunDev(ctx context.Context, cfg DevConfig, logger *slog.Logger) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
+	unlock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	l.defer_("data dir lock", unlock)
 	if err := l.startPprof(cfg.PprofAddr); err != nil {
 		return err
 	}
