@@ -3,7 +3,9 @@ package app
 import (
 	"encoding/json"
 	"log/slog"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/nats-io/nats.go"
@@ -23,8 +25,10 @@ type chaosTarget struct {
 // startChaos answers sensorhub.chaos.panic when --chaos is given: it sends a
 // supervise.Crash to the named actor, so a person can watch a supervised
 // restart in the logs. "auth" names the role's primary actor (the first
-// login actor); "auth/validate-0" names one by its child name. Every process subscribes without a queue group and only the
-// process that hosts the actor answers.
+// login actor); "auth/validate-0" names one by its child name. Every
+// process subscribes without a queue group: the process that hosts the
+// role answers for it, and an actor of no role at all (or a malformed
+// request) is answered by all of them alike.
 func startChaos(l *lifecycle, nc *nats.Conn, c Common, logger *slog.Logger, targets ...chaosTarget) error {
 	if !c.Chaos {
 		return nil
@@ -37,9 +41,17 @@ func startChaos(l *lifecycle, nc *nats.Conn, c Common, logger *slog.Logger, targ
 	sub, err := nc.Subscribe(subj.ChaosPanic(), func(m *nats.Msg) {
 		req, err := messages.DecodeChaosPanic(m.Data)
 		if err != nil {
+			_ = natsx.RespondMsgError(m, err) // every process says the same
 			return
 		}
 		role, child, _ := strings.Cut(req.Actor, "/")
+		if !slices.Contains(messages.Roles, role) {
+			// No process hosts such a role, so none would answer: every one
+			// says so (the first answer wins), instead of a timeout.
+			_ = natsx.RespondMsgError(m, &messages.Error{Code: messages.CodeUnknownActor,
+				Message: "no role " + strconv.Quote(role) + " in " + req.Actor + "; roles: " + strings.Join(messages.Roles, ", ")})
+			return
+		}
 		for _, t := range targets {
 			if t.role != role || t.tree == nil {
 				continue

@@ -91,4 +91,9 @@ func TestChaosPanicRestartsAuthActor(t *testing.T) {
 	if !errors.As(err, &me) || me.Code != messages.CodeUnknownActor {
 		t.Errorf("chaos on an unknown actor: %v, want a %s error", err, messages.CodeUnknownActor)
 	}
+	// So is a role that no process hosts (it used to get no answer at all).
+	_, err = natsx.Request(ctx, ops, c.subj.ChaosPanic(), messages.ChaosPanic{Actor: "nosuchrole"}, nil, nil)
+	if !errors.As(err, &me) || me.Code != messages.CodeUnknownActor {
+		t.Errorf("chaos on an unknown role: %v, want a %s error", err, messages.CodeUnknownActor)
+	}
 }
