@@ -16,3 +16,13 @@ func HoldWriter(t *testing.T, s *Store, held chan<- struct{}, hold <-chan struct
 		return nil
 	})
 }
+
+// Synchronous is the writer connection's PRAGMA synchronous (2 = FULL).
+func Synchronous(t *testing.T, s *Store) int {
+	t.Helper()
+	var n int
+	if err := s.w.QueryRowContext(t.Context(), "PRAGMA synchronous").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}

@@ -188,3 +188,16 @@ func TestClosedStoreIsUnavailable(t *testing.T) {
 		t.Fatalf("Ping on a closed store: %v, want ErrUnavailable", err)
 	}
 }
+
+// A commit is on disk when it returns (synchronous=FULL): a 202 is never
+// rolled back by a power loss.
+func TestCommitsAreSynchronous(t *testing.T) {
+	st, err := sqlite.Open(t.Context(), sqlite.Config{Path: filepath.Join(t.TempDir(), "s.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if n := sqlite.Synchronous(t, st); n != 2 {
+		t.Fatalf("PRAGMA synchronous = %d, want 2 (FULL)", n)
+	}
+}
