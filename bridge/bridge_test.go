@@ -73,6 +73,9 @@ func TestServiceStatsAndHealth(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Unsubscribe()
+	if err := e.pub.Flush(); err != nil { // the server knows the stand-in before the bridge asks
+		t.Fatal(err)
+	}
 	var s messages.BridgeStats
 	request(e.subj.BridgeStats(), &s)
 	if s.OutboxBacklog != 7 {
