@@ -77,6 +77,7 @@ func TestRelayHappyPath(t *testing.T) {
 // nothing is redelivered however long the outage lasts; when Kafka is back
 // everything arrives, in order per sensor.
 func TestRelayKafkaDown(t *testing.T) {
+	testenv.SkipIfShort(t) // a failure drill: the full suite runs it
 	cases := []struct {
 		name     string
 		down, up func(t *testing.T, k *kafkadev.Broker)
@@ -156,6 +157,7 @@ func TestRelayKafkaDown(t *testing.T) {
 // relays what was not acknowledged, and the duplicates carry the same
 // event id.
 func TestRelayCrashMidBatch(t *testing.T) {
+	testenv.SkipIfShort(t) // a failure drill: the full suite runs it
 	e := newEnv(t)
 	slowProduce(e.kafka, 5*time.Millisecond)
 	var armed atomic.Bool

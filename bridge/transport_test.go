@@ -106,6 +106,7 @@ func TestRelayOverTLSAndSASL(t *testing.T) {
 // nothing: the breaker opens, the stats count the failures, and every
 // event waits in JetStream.
 func TestRelayRefusedByKafkaSecurity(t *testing.T) {
+	testenv.SkipIfShort(t) // a failure drill: the full suite runs it
 	pki := testenv.Certs(t)
 	stranger := testenv.Certs(t)
 	right := bridge.SASLConfig{Mechanism: bridge.SASLScramSHA256, Username: kafkaUser, Password: kafkaPassword}

@@ -54,8 +54,9 @@ func EventuallyState(t testing.TB, what string, cond func() (ok bool, state stri
 }
 
 // SkipIfShort skips a system test (a whole system of roles, the drills, the
-// README's commands) under `go test -short`, the quick tier; the full
-// suite, the README's test command, runs them.
+// README's commands, a failure drill that waits out timeouts) under
+// `go test -short`, the quick tier; the full suite, the README's test
+// command, runs them.
 func SkipIfShort(t testing.TB) {
 	t.Helper()
 	if testing.Short() {

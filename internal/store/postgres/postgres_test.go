@@ -238,6 +238,7 @@ func TestFaultCut(t *testing.T) {
 // past the deadline): calls give up at their deadline with ErrUnavailable
 // instead of hanging.
 func TestFaultBlackHole(t *testing.T) {
+	testenv.SkipIfShort(t) // a failure drill: the full suite runs it
 	s, proxy := throughProxy(t)
 	proxy.Latency(5 * time.Minute)
 	for name, call := range calls(s) {
