@@ -160,11 +160,7 @@ func eventMsg(t testing.TB, subj messages.Subjects, ev messages.TestCompleted) *
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg := &nats.Msg{Subject: subj.Event(ev.SensorType, ev.Kind()), Data: data, Header: nats.Header{}}
-	msg.Header.Set(messages.HeaderMsgID, ev.EventID)
-	msg.Header.Set(messages.HeaderSensorID, ev.SensorID)
-	msg.Header.Set(messages.HeaderEventType, ev.Type)
-	return msg
+	return natsx.EventMsg(subj.Event(ev.SensorType, ev.Kind()), ev.EventID, ev.SensorID, ev.Type, data)
 }
 
 func (e *env) publishRaw(t testing.TB, msg *nats.Msg) {

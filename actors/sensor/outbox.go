@@ -145,14 +145,8 @@ func (s *Service) publish(rows []store.OutboxRow) ([]int64, error) {
 		futures := make([]jetstream.PubAckFuture, 0, len(rows))
 		var sendErr error
 		for _, row := range rows {
-			msg := nats.NewMsg(row.Subject)
-			msg.Data = row.Payload
-			msg.Header.Set(messages.HeaderMsgID, row.EventID)
-			if sensorID, eventType := s.eventHeaders(row); sensorID != "" && eventType != "" {
-				msg.Header.Set(messages.HeaderSensorID, sensorID)
-				msg.Header.Set(messages.HeaderEventType, eventType)
-			}
-			f, err := s.js.PublishMsgAsync(msg)
+			sensorID, eventType := s.eventHeaders(row)
+			f, err := s.js.PublishMsgAsync(natsx.EventMsg(row.Subject, row.EventID, sensorID, eventType, row.Payload))
 			if err != nil {
 				sendErr = fmt.Errorf("publish event %s: %w", row.EventID, err)
 				break

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/segmentio/kafka-go/sasl/scram"
@@ -225,10 +224,7 @@ func TestBridgeKafkaTLSAndSASLFlags(t *testing.T) {
 			t.Fatal(err)
 		}
 		// As the outbox relay publishes it: the bridge relays by the headers.
-		msg := &nats.Msg{Subject: subj.Event(ev.SensorType, ev.Kind()), Data: data, Header: nats.Header{}}
-		msg.Header.Set(messages.HeaderMsgID, ev.EventID)
-		msg.Header.Set(messages.HeaderSensorID, ev.SensorID)
-		msg.Header.Set(messages.HeaderEventType, ev.Type)
+		msg := natsx.EventMsg(subj.Event(ev.SensorType, ev.Kind()), ev.EventID, ev.SensorID, ev.Type, data)
 		if _, err := js.PublishMsg(testenv.Deadline(t), msg); err != nil {
 			t.Fatal(err)
 		}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"sensorhub/messages"
@@ -150,4 +151,19 @@ func sameStreamConfig(have, want jetstream.StreamConfig) bool {
 		have.MaxAge == want.MaxAge &&
 		have.Replicas == want.Replicas &&
 		have.Duplicates == want.Duplicates
+}
+
+// EventMsg is an event as it goes into SENSOR_EVENTS: the payload, with
+// the event id as Nats-Msg-Id (JetStream's dedup) and, when known, the
+// sensor id and event type the bridge relays by. The outbox relay and the
+// tests that stand in for it build events here.
+func EventMsg(subject, eventID, sensorID, eventType string, payload []byte) *nats.Msg {
+	msg := nats.NewMsg(subject)
+	msg.Data = payload
+	msg.Header.Set(messages.HeaderMsgID, eventID)
+	if sensorID != "" && eventType != "" {
+		msg.Header.Set(messages.HeaderSensorID, sensorID)
+		msg.Header.Set(messages.HeaderEventType, eventType)
+	}
+	return msg
 }
