@@ -36,6 +36,7 @@ type composeService struct {
 	Restart     string            `yaml:"restart"`
 	Secrets     []string          `yaml:"secrets"`
 	Ports       []string          `yaml:"ports"`
+	Volumes     []string          `yaml:"volumes"`
 	Healthcheck *struct {
 		Test []string `yaml:"test"`
 	} `yaml:"healthcheck"`
@@ -133,6 +134,7 @@ func TestComposeMatchesTheBinary(t *testing.T) {
 	if k := c.Services["kafka"]; k.Environment["KAFKA_PROCESS_ROLES"] == "" {
 		t.Error("kafka must run in KRaft mode (KAFKA_PROCESS_ROLES)")
 	}
+	checkKafkaKeepsItsData(t, c.Services["kafka"])
 	checkNATSIdentities(t, c)
 }
 
@@ -224,6 +226,40 @@ func checkNATSIdentities(t *testing.T, c composeFile) {
 		sec := strings.TrimPrefix(a[env], "/run/secrets/")
 		if filepath.Base(c.Secrets[sec].File) != file {
 			t.Errorf("auth: %s = %q, want the secret holding %s", env, a[env], file)
+		}
+	}
+}
+
+// checkKafkaKeepsItsData: Kafka's log directory is on its volume (the
+// image's default is inside the container, lost when it is recreated), and
+// the host's tools reach it on a loopback listener.
+func checkKafkaKeepsItsData(t *testing.T, k composeService) {
+	t.Helper()
+	dir := k.Environment["KAFKA_LOG_DIRS"]
+	onVolume := false
+	for _, v := range k.Volumes {
+		if _, target, ok := strings.Cut(v, ":"); ok && dir != "" && (dir == target || strings.HasPrefix(dir, target+"/")) {
+			onVolume = true
+		}
+	}
+	if !onVolume {
+		t.Errorf("KAFKA_LOG_DIRS %q is not on a volume (%v): Kafka would lose its events with the container", dir, k.Volumes)
+	}
+	if !strings.Contains(k.Environment["KAFKA_ADVERTISED_LISTENERS"], "127.0.0.1:") || !containsArg(k.Ports, "127.0.0.1:29092:29092") {
+		t.Errorf("kafka has no listener for the host's tools on loopback: %q, ports %v", k.Environment["KAFKA_ADVERTISED_LISTENERS"], k.Ports)
+	}
+}
+
+// The build context leaves out what must never be in an image.
+func TestDockerignore(t *testing.T) {
+	data, err := os.ReadFile("../../.dockerignore")
+	if err != nil {
+		t.Fatalf("no .dockerignore: the build context would carry .git, dev's data dir and any key: %v", err)
+	}
+	lines := strings.Fields(string(data))
+	for _, want := range []string{".git", "sensorhub-data/", "deploy/", "*.pem", "*.nk"} {
+		if !containsArg(lines, want) {
+			t.Errorf(".dockerignore does not leave out %s", want)
 		}
 	}
 }
