@@ -110,7 +110,12 @@ func (s *Service) relayOnce() (published int, more bool, err error) {
 			return struct{}{}, s.cfg.Store.DeleteOutbox(ctx, acked)
 		}); err != nil {
 			// Published but not deleted: the next round publishes them
-			// again and JetStream drops the duplicates by Nats-Msg-Id.
+			// again. JetStream drops such a duplicate by its Nats-Msg-Id
+			// only within the stream's duplicate window
+			// (--stream-duplicate-window, default 2 min); a database
+			// outage longer than that stores it again, and Kafka gets it
+			// twice with one event id, which consumers dedupe (delivery is
+			// at least once on every hop).
 			return len(acked), false, errors.Join(perr, err)
 		}
 	}

@@ -124,6 +124,7 @@ func sensorCommand() *command {
 		breakerFlags(fs, "jetstream", &cfg.JetStreamBreaker, sensor.DefaultJetStreamCallTimeout)
 		fs.IntVar(&cfg.StreamReplicas, "stream-replicas", 1, "replicas of the SENSOR_EVENTS stream (3 on a NATS cluster)")
 		fs.Int64Var(&cfg.StreamMaxBytes, "stream-max-bytes", natsx.DefaultStreamMaxBytes, "size bound of the SENSOR_EVENTS stream (full = explicit error, never silent loss)")
+		fs.DurationVar(&cfg.StreamDuplicateWindow, "stream-duplicate-window", natsx.DefaultDuplicateWindow, "how long SENSOR_EVENTS drops a republished event by its id (give the bridge the same)")
 		return fs, roleRunner(&c, &cfg.Common, func(ctx context.Context, logger *slog.Logger) error {
 			return app.RunSensor(ctx, cfg, logger)
 		})
@@ -145,6 +146,7 @@ func bridgeCommand() *command {
 		breakerFlags(fs, "kafka", &cfg.KafkaBreaker, bridge.DefaultKafkaCallTime)
 		fs.IntVar(&cfg.StreamReplicas, "stream-replicas", 1, "replicas of the SENSOR_EVENTS stream (3 on a NATS cluster)")
 		fs.Int64Var(&cfg.StreamMaxBytes, "stream-max-bytes", natsx.DefaultStreamMaxBytes, "size bound of the SENSOR_EVENTS stream")
+		fs.DurationVar(&cfg.StreamDuplicateWindow, "stream-duplicate-window", natsx.DefaultDuplicateWindow, "how long SENSOR_EVENTS drops a republished event by its id (give the sensor role the same)")
 		return fs, func(ctx context.Context, e env) error {
 			logger, err := c.logger(e.stderr)
 			if err != nil {

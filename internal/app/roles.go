@@ -84,6 +84,9 @@ type SensorConfig struct {
 	JetStreamBreaker breaker.Config
 	StreamReplicas   int
 	StreamMaxBytes   int64
+	// StreamDuplicateWindow is how long JetStream drops a republished
+	// event by its id (natsx.StreamConfig.DuplicateWindow).
+	StreamDuplicateWindow time.Duration
 }
 
 // BridgeConfig configures the bridge role.
@@ -98,6 +101,9 @@ type BridgeConfig struct {
 	KafkaBreaker   breaker.Config
 	StreamReplicas int
 	StreamMaxBytes int64
+	// StreamDuplicateWindow: as in SensorConfig (both roles ensure the
+	// stream, so give them the same).
+	StreamDuplicateWindow time.Duration
 }
 
 // EdgeConfig configures the HTTP edge.
@@ -208,7 +214,7 @@ func startSensor(ctx context.Context, l *lifecycle, nc *nats.Conn, system *actor
 		Lease:            cfg.Lease,
 		DatabaseBreaker:  cfg.DatabaseBreaker,
 		JetStreamBreaker: cfg.JetStreamBreaker,
-		Stream:           natsx.StreamConfig{Replicas: cfg.StreamReplicas, MaxBytes: cfg.StreamMaxBytes},
+		Stream:           natsx.StreamConfig{Replicas: cfg.StreamReplicas, MaxBytes: cfg.StreamMaxBytes, DuplicateWindow: cfg.StreamDuplicateWindow},
 		Logger:           logger,
 		LogStacks:        cfg.LogStacks,
 		OnGiveUp:         l.giveUp,
@@ -238,7 +244,7 @@ func startBridge(ctx context.Context, l *lifecycle, nc *nats.Conn, system *actor
 		BatchSize: cfg.BatchSize,
 		AckWait:   cfg.AckWait,
 		Breaker:   cfg.KafkaBreaker,
-		Stream:    natsx.StreamConfig{Replicas: cfg.StreamReplicas, MaxBytes: cfg.StreamMaxBytes},
+		Stream:    natsx.StreamConfig{Replicas: cfg.StreamReplicas, MaxBytes: cfg.StreamMaxBytes, DuplicateWindow: cfg.StreamDuplicateWindow},
 		Logger:    logger,
 		LogStacks: cfg.LogStacks,
 		OnGiveUp:  l.giveUp,

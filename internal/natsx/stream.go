@@ -13,6 +13,10 @@ import (
 	"sensorhub/messages"
 )
 
+// DefaultDuplicateWindow is StreamConfig.DuplicateWindow's default,
+// JetStream's own.
+const DefaultDuplicateWindow = 2 * time.Minute
+
 // StreamConfig sizes the event stream and its dead-letter stream. The sensor
 // role (which publishes) and the bridge (which consumes) both ensure the
 // stream, so they must be given the same values: the last one to start
@@ -47,7 +51,7 @@ func (c *StreamConfig) setDefaults() {
 		c.MaxBytes = DefaultStreamMaxBytes
 	}
 	if c.DuplicateWindow <= 0 {
-		c.DuplicateWindow = 2 * time.Minute
+		c.DuplicateWindow = DefaultDuplicateWindow
 	}
 }
 
