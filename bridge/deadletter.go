@@ -9,7 +9,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"sensorhub/internal/natsx"
 	"sensorhub/messages"
 )
 
@@ -38,7 +37,7 @@ func (r *relay) deadLetter(ctx context.Context, m jetstream.Msg, seq uint64, rea
 	hdr.Set(messages.HeaderOriginalSequence, strconv.FormatUint(seq, 10))
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
-	_, err := r.b.js.PublishMsg(pctx, &nats.Msg{Subject: natsx.DeadLetterSubject(r.cfg.Subjects), Header: hdr, Data: m.Data()})
+	_, err := r.b.js.PublishMsg(pctx, &nats.Msg{Subject: r.cfg.Subjects.DeadLetter(), Header: hdr, Data: m.Data()})
 	if err != nil {
 		err = fmt.Errorf("dead-letter stream sequence %d: %w", seq, err)
 		r.b.counts.recordError(err)

@@ -16,7 +16,6 @@ import (
 
 	"sensorhub/bridge"
 	"sensorhub/internal/kafkadev"
-	"sensorhub/internal/natsx"
 	"sensorhub/internal/testenv"
 	"sensorhub/messages"
 )
@@ -322,7 +321,7 @@ func TestRelayPoison(t *testing.T) {
 		if err != nil {
 			t.Fatalf("dead letter %d: %v", seq, err)
 		}
-		if m.Subject != natsx.DeadLetterSubject(e.subj) {
+		if m.Subject != e.subj.DeadLetter() {
 			t.Fatalf("dead letter %d on %s", seq, m.Subject)
 		}
 		reason := m.Header.Get(messages.HeaderDeadLetterReason)

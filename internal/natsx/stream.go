@@ -55,17 +55,6 @@ func (c *StreamConfig) setDefaults() {
 	}
 }
 
-// DeadLetterSubject is the subject the bridge publishes events Kafka can
-// never take to: <prefix>.deadletter.events. It sits outside
-// <prefix>.events.> on purpose, so that a dead letter never lands back in
-// the event stream.
-//
-// It belongs in messages.Subjects (nothing else should build a subject);
-// it lives here until that package grows a builder for it.
-func DeadLetterSubject(subj messages.Subjects) string {
-	return subj.DeadLetter()
-}
-
 // EnsureEventStream creates the stream SENSOR_EVENTS on subj.Events(), or
 // updates it to cfg, and returns it. It is idempotent, so every role that
 // needs the stream calls it at start.
@@ -97,7 +86,7 @@ func EnsureEventStream(ctx context.Context, js jetstream.JetStream, subj message
 }
 
 // EnsureDeadLetterStream creates or updates the stream SENSOR_EVENTS_DLQ on
-// DeadLetterSubject(subj). Dead letters are kept (limits retention) until
+// subj.DeadLetter(). Dead letters are kept (limits retention) until
 // an operator looks at them; a full dead-letter stream refuses more
 // (DiscardNew), which leaves the poison event pending in SENSOR_EVENTS
 // rather than losing it.
@@ -106,7 +95,7 @@ func EnsureDeadLetterStream(ctx context.Context, js jetstream.JetStream, subj me
 	s, err := ensureStream(ctx, js, jetstream.StreamConfig{
 		Name:        messages.StreamDeadLetter,
 		Description: "events the bridge could not relay to Kafka, with the reason",
-		Subjects:    []string{DeadLetterSubject(subj)},
+		Subjects:    []string{subj.DeadLetter()},
 		Retention:   jetstream.LimitsPolicy,
 		Storage:     jetstream.FileStorage,
 		Discard:     jetstream.DiscardNew,

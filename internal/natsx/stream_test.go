@@ -106,7 +106,7 @@ func TestEnsureDeadLetterStream(t *testing.T) {
 			t.Fatalf("ensure: %v", err)
 		}
 	}
-	if got := natsx.DeadLetterSubject(subj); got != "acme.hub.deadletter.events" {
+	if got := subj.DeadLetter(); got != "acme.hub.deadletter.events" {
 		t.Fatalf("dead-letter subject %q", got)
 	}
 	s, err := js.Stream(ctx, messages.StreamDeadLetter)
@@ -114,7 +114,7 @@ func TestEnsureDeadLetterStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := s.CachedInfo().Config
-	if c.Discard != jetstream.DiscardNew || c.Retention != jetstream.LimitsPolicy || c.Subjects[0] != natsx.DeadLetterSubject(subj) {
+	if c.Discard != jetstream.DiscardNew || c.Retention != jetstream.LimitsPolicy || c.Subjects[0] != subj.DeadLetter() {
 		t.Fatalf("dead-letter stream config: %+v", c)
 	}
 }
