@@ -135,13 +135,8 @@ func (n *NATSServer) Start() {
 // by t.Cleanup.
 func (n *NATSServer) Conn(t testing.TB, role string) *nats.Conn {
 	t.Helper()
-	c := n.Creds(role)
-	opt, err := nats.NkeyOptionFromSeed(c.NkeyFile)
-	if err != nil {
-		t.Fatalf("nkey of %s: %v", role, err)
-	}
-	nc, err := nats.Connect(n.URL(), opt, nats.CustomInboxPrefix(c.InboxPrefix),
-		nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond), nats.RetryOnFailedConnect(true))
+	nc, err := natsx.Connect(natsx.ConnectConfig{URL: n.URL(), Name: "test-" + role, Credentials: n.Creds(role),
+		ReconnectWait: 50 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatalf("connect nats as %s: %v", role, err)
 	}
