@@ -31,10 +31,15 @@ type breakerOwner interface {
 // Defaults for the zero fields of Config.
 const (
 	DefaultMaxInFlight = 20000
-	DefaultBatch       = 512
-	DefaultLease       = 30 * time.Second
-	DefaultMaxAttempts = 3
-	DefaultOutboxBatch = 1024
+	// DefaultMaxInFlightBytes bounds the memory the work in flight holds:
+	// at 8 bytes per reading, about 3,300 queued tests of 10,000 readings,
+	// so that DefaultMaxInFlight tests of the largest size cannot take
+	// several GiB.
+	DefaultMaxInFlightBytes int64 = 256 << 20
+	DefaultBatch                  = 512
+	DefaultLease                  = 30 * time.Second
+	DefaultMaxAttempts            = 3
+	DefaultOutboxBatch            = 1024
 	// DefaultDatabaseCallTimeout bounds one store call (a group commit of a
 	// whole batch included) when DatabaseBreaker.CallTimeout is zero.
 	DefaultDatabaseCallTimeout = 2 * time.Second
@@ -61,8 +66,10 @@ const (
 	maxReaders = 1024
 	// processorMailbox is the bounded mailbox of each processor; the pool
 	// never has more than processorCredit jobs outstanding at one, so a send
-	// never blocks on a full mailbox.
-	processorMailbox = 64
+	// never blocks on a full mailbox. The attempts of the jobs outstanding
+	// are counted before they reach the mailbox: a process that dies counts
+	// an attempt for each (at most processorCredit per processor).
+	processorMailbox = 16
 	processorCredit  = processorMailbox / 2
 	// maxReasonLen bounds a failure reason (a panic text) stored and returned.
 	maxReasonLen = 512
@@ -83,6 +90,12 @@ type Config struct {
 	// past it a submission is refused at once with 503 overloaded and
 	// retry_after (default 20000).
 	MaxInFlight int
+	// MaxInFlightBytes bounds the bytes the work in flight holds in memory
+	// (a submission's payload, decoded readings and stored request until it
+	// is answered; a queued test's readings until it is processed); past
+	// it a submission is refused at once with 503 overloaded, as past
+	// MaxInFlight (default 256 MiB).
+	MaxInFlightBytes int64
 	// InsertBatch and CompleteBatch are the most rows of one group commit
 	// (default 512 each).
 	InsertBatch, CompleteBatch int
@@ -92,9 +105,15 @@ type Config struct {
 	// SweepInterval is how often the sweeper looks for expired leases
 	// (default Lease/3).
 	SweepInterval time.Duration
-	// MaxAttempts is how many processing attempts a test gets (a processor
-	// panic, or a lease that expired, each count one) before it ends
-	// "failed" with the reason (default 3).
+	// RenewInterval is how often the pool renews the leases of every test
+	// it holds, queued or processing, in one store call (default Lease/3:
+	// two renewals may fail before a lease ends).
+	RenewInterval time.Duration
+	// MaxAttempts is how many processing attempts a test gets before it
+	// ends "failed" with the reason (default 3). An attempt is counted in
+	// the store when a processor is about to start on the test, so one that
+	// panics, or that the process dies in, counts; waiting in a queue
+	// counts none.
 	MaxAttempts int
 	// DatabaseBreaker guards every store call ("sensor.database").
 	DatabaseBreaker breaker.Config
@@ -143,6 +162,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.SweepInterval <= 0 {
 		c.SweepInterval = c.Lease / 3
+	}
+	if c.RenewInterval <= 0 {
+		c.RenewInterval = c.Lease / 3
+	}
+	if c.MaxInFlightBytes <= 0 {
+		c.MaxInFlightBytes = DefaultMaxInFlightBytes
 	}
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = DefaultMaxAttempts

@@ -376,6 +376,20 @@ func (f *flakyStore) ClaimExpired(ctx context.Context, now time.Time, lease time
 	return f.Store.ClaimExpired(ctx, now, lease, limit)
 }
 
+func (f *flakyStore) BeginAttempts(ctx context.Context, ids []string, until time.Time) ([]int, error) {
+	if f.down.Load() {
+		return nil, errFlakyDown
+	}
+	return f.Store.BeginAttempts(ctx, ids, until)
+}
+
+func (f *flakyStore) RenewLeases(ctx context.Context, ids []string, until time.Time) (int64, error) {
+	if f.down.Load() {
+		return 0, errFlakyDown
+	}
+	return f.Store.RenewLeases(ctx, ids, until)
+}
+
 func (f *flakyStore) OutboxPending(ctx context.Context, limit int) ([]store.OutboxRow, error) {
 	if f.down.Load() {
 		return nil, errFlakyDown

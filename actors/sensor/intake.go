@@ -27,6 +27,10 @@ type submission struct {
 	req      micro.Request
 	answered atomic.Bool
 
+	// bytes is what it holds, counted in the pipeline until it is answered
+	// (written by the intake only, before the writer owns it).
+	bytes int64
+
 	// Set by the intake, read by the writer once it owns the submission.
 	body  messages.SubmitTest
 	token string
@@ -38,7 +42,7 @@ func (p *submission) accept(a messages.TestAccepted) {
 		if err := natsx.ReplyJSON(p.req, a); err != nil {
 			p.s.log.Debug("reply to submission", "err", err)
 		}
-		p.s.pipe.answered()
+		p.s.pipe.answered(p.bytes)
 	}
 }
 
@@ -47,8 +51,14 @@ func (p *submission) fail(err error) {
 		if rerr := natsx.ReplyError(p.req, err); rerr != nil {
 			p.s.log.Debug("reply to submission", "err", rerr)
 		}
-		p.s.pipe.answered()
+		p.s.pipe.answered(p.bytes)
 	}
+}
+
+// holds counts n more bytes the submission holds until it is answered.
+func (p *submission) holds(n int) {
+	p.bytes += int64(n)
+	p.s.pipe.decoded(int64(n))
 }
 
 // Messages of the intake.
@@ -71,11 +81,12 @@ func (s *Service) handleSubmit(req micro.Request) {
 		_ = natsx.ReplyError(req, errStopping)
 		return
 	}
-	if !s.pipe.admit() {
+	size := int64(len(req.Data()))
+	if !s.pipe.admit(size) {
 		_ = natsx.ReplyError(req, errOverloaded)
 		return
 	}
-	s.tasks.send(s.intakePID, &submitReceived{sub: &submission{s: s, req: natsx.Detach(s.nc, req)}})
+	s.tasks.send(s.intakePID, &submitReceived{sub: &submission{s: s, req: natsx.Detach(s.nc, req), bytes: size}})
 }
 
 // intake validates submissions, has their tokens checked off the actor's
@@ -101,6 +112,7 @@ func (a *intake) received(sub *submission) {
 		return
 	}
 	sub.body, sub.token = body, token
+	sub.holds(8 * len(body.Readings))
 	// The token check is a network call: it runs on its own goroutine,
 	// bounded by the in-flight limit, and comes back as a message.
 	s := a.s
@@ -136,6 +148,7 @@ func (a *intake) authenticated(ctx actor.Context, msg *submitAuthenticated) {
 		sub.fail(errInternal)
 		return
 	}
+	sub.holds(len(request))
 	mode := msg.reply.AuthMode
 	if mode == "" {
 		mode = messages.AuthModeOnline

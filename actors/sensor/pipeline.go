@@ -2,12 +2,13 @@ package sensor
 
 import "sync/atomic"
 
-// pipeline owns the counters of the role's work in flight and their bound
-// (Config.MaxInFlight). Each is raised and lowered only through the
-// transitions below, so that the +1 of one actor and the -1 of another are
-// two names for the same counter instead of two literals in two files.
+// pipeline owns the counters of the role's work in flight and their bounds
+// (Config.MaxInFlight and Config.MaxInFlightBytes). Each is raised and
+// lowered only through the transitions below, so that the +1 of one actor
+// and the -1 of another are two names for the same counter instead of two
+// literals in two files.
 //
-//	submission: admit ............ answered
+//	submission: admit ... decoded ... answered
 //	test:       dispatched ....... processed | discarded
 //	completion: completionSent ... committed | abandoned
 //
@@ -15,8 +16,15 @@ import "sync/atomic"
 // completion is sent before it counts as processed, so idle never sees a
 // gap between two stages of one test. The methods are safe for concurrent
 // use (the NATS handlers and several actors call them).
+//
+// Bytes are what the work in flight holds in memory, as its owner reports
+// it: a submission its payload from admission, then its decoded readings
+// and stored request once decoded, until it is answered; a queued test its
+// readings (work.bytes) until it leaves the pool. A completion holds a few
+// hundred bytes and is counted by number only.
 type pipeline struct {
-	limit int64 // MaxInFlight
+	limit      int64 // MaxInFlight
+	limitBytes int64 // MaxInFlightBytes
 
 	// inflight counts submissions received and not yet answered.
 	inflight atomic.Int64
@@ -25,39 +33,69 @@ type pipeline struct {
 	// completing counts completions sent to the writer and not yet
 	// committed (or given up).
 	completing atomic.Int64
+	// bytes is what the submissions in flight and the queued tests hold.
+	bytes atomic.Int64
 	// waitingInserts is the writer's queue of inserts not yet sent to the
 	// database (for tests and diagnostics).
 	waitingInserts atomic.Int64
 }
 
-func newPipeline(maxInFlight int) *pipeline { return &pipeline{limit: int64(maxInFlight)} }
+func newPipeline(maxInFlight int, maxInFlightBytes int64) *pipeline {
+	return &pipeline{limit: int64(maxInFlight), limitBytes: maxInFlightBytes}
+}
 
-// admit takes an in-flight slot for one submission, or refuses it when the
-// submissions or the processing pipeline are at the limit.
-func (p *pipeline) admit() bool {
+// admit takes an in-flight slot and size bytes for one submission, or
+// refuses it when the submissions, the processing pipeline or the bytes in
+// flight are at their limit. A submission larger than the whole byte limit
+// is admitted while nothing else holds any, so that it is not refused
+// forever.
+func (p *pipeline) admit(size int64) bool {
 	if p.queued.Load()+p.completing.Load() >= p.limit {
+		return false
+	}
+	if b := p.bytes.Add(size); b > p.limitBytes && b != size {
+		p.bytes.Add(-size)
 		return false
 	}
 	if p.inflight.Add(1) > p.limit {
 		p.inflight.Add(-1)
+		p.bytes.Add(-size)
 		return false
 	}
 	return true
 }
 
-// answered frees the slot of an admitted submission (once per submission).
-func (p *pipeline) answered() { p.inflight.Add(-1) }
+// decoded counts size more bytes an admitted submission holds (its decoded
+// readings, its stored request), until it is answered.
+func (p *pipeline) decoded(size int64) { p.bytes.Add(size) }
 
-// dispatched counts n tests handed to the processor pool.
-func (p *pipeline) dispatched(n int) { p.queued.Add(int64(n)) }
+// answered frees the slot of an admitted submission and the size bytes it
+// held (once per submission).
+func (p *pipeline) answered(size int64) {
+	p.inflight.Add(-1)
+	p.bytes.Add(-size)
+}
 
-// processed counts n tests that left the pool: their completion was sent,
-// or the pool already held them (a duplicate claim).
-func (p *pipeline) processed(n int) { p.queued.Add(-int64(n)) }
+// dispatched counts n tests handed to the processor pool, holding size bytes.
+func (p *pipeline) dispatched(n int, size int64) {
+	p.queued.Add(int64(n))
+	p.bytes.Add(size)
+}
 
-// discarded counts n tests the pool dropped as it stopped (they stay
-// "processing" in the store until a sweeper claims them).
-func (p *pipeline) discarded(n int) { p.queued.Add(-int64(n)) }
+// processed counts n tests, holding size bytes, that left the pool: their
+// completion was sent, or the pool already held them (a duplicate claim),
+// or another process had finished them.
+func (p *pipeline) processed(n int, size int64) {
+	p.queued.Add(-int64(n))
+	p.bytes.Add(-size)
+}
+
+// discarded counts n tests, holding size bytes, the pool dropped as it
+// stopped (they stay "processing" in the store until a sweeper claims them).
+func (p *pipeline) discarded(n int, size int64) {
+	p.queued.Add(-int64(n))
+	p.bytes.Add(-size)
+}
 
 // completionSent counts one completion handed to the writer.
 func (p *pipeline) completionSent() { p.completing.Add(1) }
@@ -76,9 +114,12 @@ func (p *pipeline) insertsWaiting(n int) { p.waitingInserts.Store(int64(n)) }
 // sweep may claim without overfilling them.
 func (p *pipeline) room() int { return int(p.limit - p.queued.Load() - p.completing.Load()) }
 
+// roomBytes is how many more bytes the work in flight may hold.
+func (p *pipeline) roomBytes() int64 { return p.limitBytes - p.bytes.Load() }
+
 // pipelineCounts is a snapshot of the counters.
 type pipelineCounts struct {
-	inflight, queued, completing, waitingInserts int64
+	inflight, queued, completing, bytes, waitingInserts int64
 }
 
 func (p *pipeline) counts() pipelineCounts {
@@ -86,6 +127,7 @@ func (p *pipeline) counts() pipelineCounts {
 		inflight:       p.inflight.Load(),
 		queued:         p.queued.Load(),
 		completing:     p.completing.Load(),
+		bytes:          p.bytes.Load(),
 		waitingInserts: p.waitingInserts.Load(),
 	}
 }

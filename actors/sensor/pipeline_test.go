@@ -3,38 +3,51 @@ package sensor
 import "testing"
 
 func TestPipelineTransitions(t *testing.T) {
+	const limit, limitBytes = 3, 100
 	for _, tc := range []struct {
 		name  string
 		steps func(p *pipeline)
 		want  pipelineCounts
-		admit bool // whether one more submission is admitted after steps
+		next  int64 // bytes of one more submission (default 1)
+		admit bool  // whether that submission is admitted after steps
 		room  int
 	}{
-		{"empty", func(*pipeline) {}, pipelineCounts{}, true, 3},
-		{"submissions at the limit", func(p *pipeline) { p.admit(); p.admit(); p.admit() },
-			pipelineCounts{inflight: 3}, false, 3},
-		{"a refused submission takes no slot", func(p *pipeline) { p.admit(); p.admit(); p.admit(); p.admit() },
-			pipelineCounts{inflight: 3}, false, 3},
-		{"answered frees the slot", func(p *pipeline) { p.admit(); p.answered() }, pipelineCounts{}, true, 3},
-		{"tests in the pool count against the limit", func(p *pipeline) { p.dispatched(2); p.completionSent() },
-			pipelineCounts{queued: 2, completing: 1}, false, 0},
+		{"empty", func(*pipeline) {}, pipelineCounts{}, 0, true, 3},
+		{"submissions at the limit", func(p *pipeline) { p.admit(1); p.admit(1); p.admit(1) },
+			pipelineCounts{inflight: 3, bytes: 3}, 0, false, 3},
+		{"a refused submission takes no slot and no bytes", func(p *pipeline) { p.admit(1); p.admit(1); p.admit(1); p.admit(1) },
+			pipelineCounts{inflight: 3, bytes: 3}, 0, false, 3},
+		{"answered frees the slot and the bytes", func(p *pipeline) { p.admit(10); p.answered(10) }, pipelineCounts{}, 0, true, 3},
+		{"bytes at the limit refuse", func(p *pipeline) { p.admit(60); p.admit(50) },
+			pipelineCounts{inflight: 1, bytes: 60}, 41, false, 3},
+		{"bytes up to the limit admit", func(p *pipeline) { p.admit(60) },
+			pipelineCounts{inflight: 1, bytes: 60}, 40, true, 3},
+		{"a submission larger than the limit is admitted alone", func(p *pipeline) { p.admit(500) },
+			pipelineCounts{inflight: 1, bytes: 500}, 0, false, 3},
+		{"decoded bytes count against the limit", func(p *pipeline) { p.admit(10); p.decoded(80) },
+			pipelineCounts{inflight: 1, bytes: 90}, 11, false, 3},
+		{"queued tests' bytes count against the limit", func(p *pipeline) { p.dispatched(1, 95) },
+			pipelineCounts{queued: 1, bytes: 95}, 6, false, 2},
+		{"tests in the pool count against the limit", func(p *pipeline) { p.dispatched(2, 2); p.completionSent() },
+			pipelineCounts{queued: 2, completing: 1, bytes: 2}, 0, false, 0},
 		{"one test through the whole pipeline", func(p *pipeline) {
-			p.admit()
-			p.dispatched(1)
-			p.answered()
+			p.admit(10)
+			p.decoded(30)
+			p.dispatched(1, 24)
+			p.answered(40)
 			p.completionSent()
-			p.processed(1)
+			p.processed(1, 24)
 			p.committed(1)
-		}, pipelineCounts{}, true, 3},
+		}, pipelineCounts{}, 0, true, 3},
 		{"discarded and abandoned", func(p *pipeline) {
-			p.dispatched(2)
-			p.discarded(2)
+			p.dispatched(2, 20)
+			p.discarded(2, 20)
 			p.completionSent()
 			p.abandoned(1)
-		}, pipelineCounts{}, true, 3},
+		}, pipelineCounts{}, 0, true, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := newPipeline(3)
+			p := newPipeline(limit, limitBytes)
 			tc.steps(p)
 			if got := p.counts(); got != tc.want {
 				t.Fatalf("counts %+v, want %+v", got, tc.want)
@@ -42,11 +55,18 @@ func TestPipelineTransitions(t *testing.T) {
 			if got := p.room(); got != tc.room {
 				t.Errorf("room %d, want %d", got, tc.room)
 			}
-			if got := p.idle(); got != (tc.want == pipelineCounts{}) {
+			if got := p.roomBytes(); got != limitBytes-tc.want.bytes {
+				t.Errorf("roomBytes %d, want %d", got, limitBytes-tc.want.bytes)
+			}
+			if got := p.idle(); got != (tc.want.inflight == 0 && tc.want.queued == 0 && tc.want.completing == 0) {
 				t.Errorf("idle %v with %+v", got, tc.want)
 			}
-			if got := p.admit(); got != tc.admit {
-				t.Errorf("admit %v, want %v", got, tc.admit)
+			next := tc.next
+			if next == 0 {
+				next = 1
+			}
+			if got := p.admit(next); got != tc.admit {
+				t.Errorf("admit(%d) %v, want %v", next, got, tc.admit)
 			}
 		})
 	}

@@ -25,8 +25,7 @@ type (
 	// process hands one job to a processor.
 	process struct {
 		seq  uint64
-		test store.Test
-		req  *messages.SubmitTest
+		work *work
 	}
 	// jobDone: the processor sent the job's completion to the writer.
 	jobDone struct{ seq uint64 }
@@ -38,21 +37,74 @@ type (
 	}
 )
 
-// dispatchedTest is a test to process and the attempts it already failed.
-// req, when set, is its request already decoded (a test just accepted by
-// this process), so that the processor need not decode test.Request again.
-type dispatchedTest struct {
-	test     store.Test
-	req      *messages.SubmitTest
-	failures int
+// work is what processing needs of a test, and nothing more: the test's
+// identity and the decoded readings, not the raw NATS payload nor the
+// stored request (test.Request is nil), so that a queued test holds about
+// 8 bytes per reading.
+type work struct {
+	test       store.Test
+	readings   []float64
+	intervalMS int
+	reference  *float64
+	// unreadable marks a claimed test whose stored request does not decode.
+	unreadable bool
 }
 
-// job is a test owned by the pool: queued (proc < 0) or sent to a processor.
+// jobOverheadBytes is what a queued test holds besides its readings (the
+// job, its ids and strings, the map entries), rounded up.
+const jobOverheadBytes = 1024
+
+// maxJobBytes is the most one queued test holds.
+const maxJobBytes = 8*messages.MaxReadings + jobOverheadBytes
+
+// newWork keeps of a test and its decoded request what processing needs.
+// The readings are copied to a slice of their exact length, so that the
+// growth slack of decoding is not kept either.
+func newWork(t store.Test, req *messages.SubmitTest) *work {
+	t.Request = nil
+	w := &work{test: t, intervalMS: req.IntervalMS}
+	if len(req.Readings) > 0 {
+		w.readings = make([]float64, len(req.Readings))
+		copy(w.readings, req.Readings)
+	}
+	if req.Reference != nil {
+		r := *req.Reference
+		w.reference = &r
+	}
+	return w
+}
+
+// workOf decodes a stored test (one a sweeper claimed).
+func workOf(t store.Test) *work {
+	var req messages.SubmitTest
+	if err := json.Unmarshal(t.Request, &req); err != nil {
+		t.Request = nil
+		return &work{test: t, unreadable: true}
+	}
+	return newWork(t, &req)
+}
+
+// bytes is what the queued test holds, as the pipeline counts it.
+func (w *work) bytes() int64 { return int64(8*len(w.readings) + jobOverheadBytes) }
+
+// dispatchedTest is a test to process and the processing attempts the
+// store has counted for it so far.
+type dispatchedTest struct {
+	work     *work
+	attempts int
+}
+
+// Where a job is (job.proc, or the index of its processor).
+const (
+	jobQueued   = -1 // waiting in the queue
+	jobStarting = -2 // its attempt is being counted in the store
+)
+
+// job is a test owned by the pool: queued, starting, or sent to a processor.
 type job struct {
 	seq      uint64
-	test     store.Test
-	req      *messages.SubmitTest
-	failures int
+	work     *work
+	attempts int // processing attempts the store counted, this one included once started
 	proc     int
 }
 
@@ -65,17 +117,30 @@ type procSlot struct {
 
 // pool owns the processors (bounded mailboxes) and a queue in front of them.
 // It never sends a processor more than processorCredit jobs, so no send ever
-// blocks on a full mailbox; the queue itself is bounded by MaxInFlight
-// through admission. A processor that panics hands its job back and is
-// restarted by the pool's supervise.Strategy; the job is dispatched again
-// until it failed MaxAttempts times, then its test ends "failed".
+// blocks on a full mailbox; the queue itself is bounded by MaxInFlight and
+// MaxInFlightBytes through admission. Before a job goes to a processor, its
+// attempt is counted in the store (lease.go: one BeginAttempts for every
+// job the processors have room for), and every job the pool holds keeps its
+// lease (one RenewLeases per renewal tick), so that a sweeper only takes
+// the tests of a process that is gone. A processor that panics hands its
+// job back and is restarted by the pool's supervise.Strategy; the job is
+// dispatched again until MaxAttempts attempts were counted, then its test
+// ends "failed".
 type pool struct {
 	s        *Service
 	procs    []*procSlot
 	queue    []*job
-	jobs     map[uint64]*job   // queued or outstanding, by seq
+	jobs     map[uint64]*job   // queued, starting or outstanding, by seq
 	byTest   map[string]uint64 // the same, by test id
 	stopping bool
+
+	// Counting attempts (lease.go): one BeginAttempts at a time.
+	starting     []*job
+	beginBatch   uint64 // numbers the count in flight
+	beginBusy    bool
+	beginBackoff time.Duration // current wait after a failed count; 0 when healthy
+	beginWaiting bool          // a retryBegin is scheduled
+	renewBusy    bool
 }
 
 func newPool(s *Service) *pool {
@@ -108,6 +173,16 @@ func (p *pool) Receive(ctx actor.Context) {
 			p.add(d)
 		}
 		p.pump(ctx)
+	case *attemptsBegun:
+		p.begun(ctx, msg)
+		p.pump(ctx)
+	case *retryBegin:
+		p.beginWaiting = false
+		p.pump(ctx)
+	case *renewTick:
+		p.renew(ctx)
+	case *leasesRenewed:
+		p.renewed(msg)
 	case *jobDone:
 		if j := p.jobs[msg.seq]; j != nil {
 			p.remove(j)
@@ -123,7 +198,11 @@ func (p *pool) Receive(ctx actor.Context) {
 		p.handOver(ctx)
 	case *actor.Stopping:
 		p.stopping = true
-		p.s.pipe.discarded(len(p.jobs))
+		var size int64
+		for _, j := range p.jobs {
+			size += j.work.bytes()
+		}
+		p.s.pipe.discarded(len(p.jobs), size)
 	}
 }
 
@@ -140,15 +219,16 @@ func (p *pool) spawn(ctx actor.Context, i int) {
 }
 
 // add queues a test, unless the pool already holds it (a sweeper claimed a
-// test whose lease ended while it waited here).
+// test whose lease ended while it waited here: the renewal could not reach
+// the database in time).
 func (p *pool) add(d dispatchedTest) {
-	if _, dup := p.byTest[d.test.ID]; dup {
-		p.s.pipe.processed(1)
+	if _, dup := p.byTest[d.work.test.ID]; dup {
+		p.s.pipe.processed(1, d.work.bytes())
 		return
 	}
-	j := &job{seq: p.s.jobSeq.Add(1), test: d.test, req: d.req, failures: d.failures, proc: -1}
+	j := &job{seq: p.s.jobSeq.Add(1), work: d.work, attempts: d.attempts, proc: jobQueued}
 	p.jobs[j.seq] = j
-	p.byTest[j.test.ID] = j.seq
+	p.byTest[j.work.test.ID] = j.seq
 	p.queue = append(p.queue, j)
 }
 
@@ -158,34 +238,45 @@ func (p *pool) remove(j *job) {
 		p.procs[j.proc].outstanding--
 	}
 	delete(p.jobs, j.seq)
-	delete(p.byTest, j.test.ID)
-	p.s.pipe.processed(1)
+	delete(p.byTest, j.work.test.ID)
+	p.s.pipe.processed(1, j.work.bytes())
 }
 
-// pump sends queued jobs to the least busy processors with credit left.
-func (p *pool) pump(ctx actor.Context) {
-	for len(p.queue) > 0 {
-		best := -1
-		for i, slot := range p.procs {
-			if slot.pid != nil && slot.outstanding < processorCredit &&
-				(best < 0 || slot.outstanding < p.procs[best].outstanding) {
-				best = i
-			}
+// credit is how many more jobs the processors may take now, less those
+// whose attempt is being counted (they go to a processor next).
+func (p *pool) credit() int {
+	n := 0
+	for _, slot := range p.procs {
+		if slot.pid != nil {
+			n += processorCredit - slot.outstanding
 		}
-		if best < 0 {
-			return
-		}
-		j := p.queue[0]
-		p.queue[0] = nil
-		p.queue = p.queue[1:]
-		j.proc = best
-		p.procs[best].outstanding++
-		ctx.Send(p.procs[best].pid, &process{seq: j.seq, test: j.test, req: j.req})
 	}
+	return n - len(p.starting)
+}
+
+// send hands a started job to the least busy processor with credit left,
+// or puts it back at the head of the queue when none has any (a processor
+// was stopped meanwhile).
+func (p *pool) send(ctx actor.Context, j *job) {
+	best := -1
+	for i, slot := range p.procs {
+		if slot.pid != nil && slot.outstanding < processorCredit &&
+			(best < 0 || slot.outstanding < p.procs[best].outstanding) {
+			best = i
+		}
+	}
+	if best < 0 {
+		j.proc = jobQueued
+		p.queue = append([]*job{j}, p.queue...)
+		return
+	}
+	j.proc = best
+	p.procs[best].outstanding++
+	ctx.Send(p.procs[best].pid, &process{seq: j.seq, work: j.work})
 }
 
 // failed handles a job whose processor panicked: once more at the head of
-// the queue, or "failed" after MaxAttempts.
+// the queue, or "failed" once MaxAttempts attempts were counted.
 func (p *pool) failed(ctx actor.Context, msg *jobFailed) {
 	j := p.jobs[msg.seq]
 	if j == nil {
@@ -193,17 +284,16 @@ func (p *pool) failed(ctx actor.Context, msg *jobFailed) {
 	}
 	if j.proc >= 0 {
 		p.procs[j.proc].outstanding--
-		j.proc = -1
+		j.proc = jobQueued
 	}
-	j.failures++
-	if j.failures < p.s.cfg.MaxAttempts {
-		p.s.log.Warn("processing panicked; retrying the test", "test_id", j.test.ID, "attempt", j.failures, "reason", msg.reason)
+	if j.attempts < p.s.cfg.MaxAttempts {
+		p.s.log.Warn("processing panicked; retrying the test", "test_id", j.work.test.ID, "attempt", j.attempts, "reason", msg.reason)
 		p.queue = append([]*job{j}, p.queue...)
 		return
 	}
-	reason := truncate(fmt.Sprintf("processing failed %d times: %s", j.failures, msg.reason))
-	p.s.log.Error("giving up on a test that keeps crashing its processor", "test_id", j.test.ID, "reason", reason)
-	p.s.sendCompletion(ctx, p.s.failedCompletion(j.test, reason))
+	reason := truncate(fmt.Sprintf("processing failed %d times: %s", j.attempts, msg.reason))
+	p.s.log.Error("giving up on a test that keeps crashing its processor", "test_id", j.work.test.ID, "reason", reason)
+	p.s.sendCompletion(ctx, p.s.failedCompletion(j.work.test, reason))
 	p.remove(j)
 }
 
@@ -220,7 +310,7 @@ func (p *pool) terminated(ctx actor.Context, who *actor.PID) {
 		var back []*job
 		for _, j := range p.jobs {
 			if j.proc == i {
-				j.proc = -1
+				j.proc = jobQueued
 				back = append(back, j)
 			}
 		}
@@ -233,7 +323,9 @@ func (p *pool) terminated(ctx actor.Context, who *actor.PID) {
 
 // handOver runs on the failed incarnation before the restart (which stops
 // the processors, dropping their mailboxes): every job goes to the next
-// incarnation, still counted as queued in the pipeline.
+// incarnation, still counted as queued in the pipeline. (A count of
+// attempts in flight comes back to a pool that no longer knows its jobs:
+// those attempts are counted once more.)
 func (p *pool) handOver(ctx actor.Context) {
 	p.stopping = true
 	if len(p.jobs) == 0 {
@@ -241,7 +333,7 @@ func (p *pool) handOver(ctx actor.Context) {
 	}
 	jobs := make([]dispatchedTest, 0, len(p.jobs))
 	for _, j := range p.jobs {
-		jobs = append(jobs, dispatchedTest{test: j.test, req: j.req, failures: j.failures})
+		jobs = append(jobs, dispatchedTest{work: j.work, attempts: j.attempts})
 	}
 	ctx.Send(ctx.Self(), &dispatch{jobs: jobs})
 }
@@ -266,39 +358,36 @@ func (p *processor) process(ctx actor.Context, msg *process) {
 	}()
 	if h := p.s.cfg.hooks; h != nil {
 		if h.beforeProcess != nil {
-			h.beforeProcess(msg.test)
+			h.beforeProcess(msg.work.test)
 		}
-		if h.panicOn != nil && h.panicOn(msg.test) {
-			panic("test hook: processor panics on test " + msg.test.ID)
+		if h.panicOn != nil && h.panicOn(msg.work.test) {
+			panic("test hook: processor panics on test " + msg.work.test.ID)
 		}
 	}
-	c := p.s.evaluateTest(msg.test, msg.req)
+	c := p.s.evaluateTest(msg.work)
 	p.s.sendCompletion(ctx, c)
 	ctx.Send(ctx.Parent(), &jobDone{seq: msg.seq})
 }
 
-// evaluateTest judges a stored test: its submitted readings, or a simulated
-// acquisition when it has none. req is its request when the caller still
-// has it decoded; else (a test claimed again by the sweeper) the stored
-// request is decoded. A test that cannot be evaluated at all (its stored
-// request unreadable, its type gone from the catalogue) ends "failed".
-func (s *Service) evaluateTest(t store.Test, decoded *messages.SubmitTest) store.Completion {
-	var req messages.SubmitTest
-	if decoded != nil {
-		req = *decoded
-	} else if err := json.Unmarshal(t.Request, &req); err != nil {
+// evaluateTest judges a test: its submitted readings, or a simulated
+// acquisition when it has none. A test that cannot be evaluated at all (its
+// stored request unreadable, its type gone from the catalogue) ends
+// "failed".
+func (s *Service) evaluateTest(w *work) store.Completion {
+	t := w.test
+	if w.unreadable {
 		return s.failedCompletion(t, "stored request is unreadable")
 	}
 	spec, ok := acceptance.LookupSpec(t.SensorType)
 	if !ok {
 		return s.failedCompletion(t, "sensor type "+strconv.Quote(t.SensorType)+" is no longer in the catalogue")
 	}
-	readings, interval, source := req.Readings, req.IntervalMS, messages.SourceSubmitted
+	readings, interval, source := w.readings, w.intervalMS, messages.SourceSubmitted
 	if len(readings) == 0 {
 		readings, interval = acceptance.Simulate(spec, t.ID)
 		source = messages.SourceSimulated
 	}
-	ev := acceptance.Evaluate(spec, readings, interval, req.Reference)
+	ev := acceptance.Evaluate(spec, readings, interval, w.reference)
 	ev.Source = source
 	result, err := ev.Encode()
 	if err != nil {

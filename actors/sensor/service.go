@@ -116,7 +116,7 @@ func Start(ctx context.Context, nc *nats.Conn, system *actor.ActorSystem, cfg Co
 		system:   system,
 		instance: messages.RoleSensor + "-" + uuid.NewString()[:8],
 		readers:  make(chan struct{}, maxReaders),
-		pipe:     newPipeline(cfg.MaxInFlight),
+		pipe:     newPipeline(cfg.MaxInFlight, cfg.MaxInFlightBytes),
 		tasks:    &tasks{system: system},
 	}
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
@@ -318,10 +318,13 @@ func (s *Service) kill() {
 	}
 }
 
-// tick drives the sweeper and the outbox relay until Stop.
+// tick drives the sweeper, the pool's lease renewals and the outbox relay
+// until Stop.
 func (s *Service) tick() {
 	sweep := time.NewTicker(s.cfg.SweepInterval)
 	defer sweep.Stop()
+	renew := time.NewTicker(s.cfg.RenewInterval)
+	defer renew.Stop()
 	relay := time.NewTicker(relayInterval)
 	defer relay.Stop()
 	// At once at start: a previous process may have left tests and events.
@@ -333,6 +336,8 @@ func (s *Service) tick() {
 			return
 		case <-sweep.C:
 			s.tasks.send(s.sweeperPID, &sweepTick{})
+		case <-renew.C:
+			s.tasks.send(s.poolPID, &renewTick{})
 		case <-relay.C:
 			s.tasks.send(s.outboxPID, &outboxNudge{})
 		}

@@ -2,6 +2,7 @@ package sensor
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -284,6 +285,66 @@ func TestOverloadRefusesAndAcceptedComplete(t *testing.T) {
 	}
 	if c := counts(t, st); total(c) != limit {
 		t.Fatalf("counts %v, want %d tests", c, limit)
+	}
+}
+
+// TestByteBoundRefusesAndDrains: past MaxInFlightBytes a submission is
+// refused with 503 overloaded (nothing stored), although the count bound
+// has room; once the queued tests are processed, the bytes drain and
+// submissions are admitted again.
+func TestByteBoundRefusesAndDrains(t *testing.T) {
+	h := newHarness(t)
+	st := openSQLite(t)
+	spec := acceptance.Catalogue()[0]
+	payload, err := json.Marshal(messages.SubmitTest{SensorType: spec.Type, Readings: readingsFor(spec, 1000)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Room for three queued tests of 1,000 readings, and for the payload
+	// of the third while the first two wait: not for a fourth.
+	perTest := (&work{readings: make([]float64, 1000)}).bytes()
+	limit := 3*perTest + int64(len(payload)) - 1
+	gate := make(chan struct{})
+	var gateOnce sync.Once
+	svc := h.start(st, func(c *Config) {
+		c.MaxInFlight = 100
+		c.MaxInFlightBytes = limit
+		c.hooks = &testHooks{beforeProcess: func(store.Test) { <-gate }}
+	})
+	t.Cleanup(func() { gateOnce.Do(func() { close(gate) }) })
+
+	submit := func() (messages.TestAccepted, error) { return h.submit(tokAlice, payload, nil) }
+	var ids []string
+	for i := range 3 {
+		a, err := submit()
+		if err != nil {
+			t.Fatalf("submission %d within the byte bound: %v", i, err)
+		}
+		ids = append(ids, a.TestID)
+	}
+	if c := svc.pipe.counts(); c.bytes != 3*perTest || c.queued != 3 {
+		t.Fatalf("pipeline %+v, want 3 queued tests holding %d bytes", c, 3*perTest)
+	}
+	for range 3 {
+		_, err := submit()
+		if e := wantCode(t, err, messages.CodeOverloaded); e.RetryAfter != 1 {
+			t.Fatalf("overloaded without retry_after: %+v", e)
+		}
+	}
+	if c := counts(t, st); total(c) != 3 {
+		t.Fatalf("counts %v after the refusals, want the 3 admitted tests only", c)
+	}
+
+	gateOnce.Do(func() { close(gate) })
+	for _, id := range ids {
+		if rec := h.waitDone(tokAlice, id); rec.Status != messages.StatusCompleted {
+			t.Fatalf("test %s ended %s", id, rec.Status)
+		}
+	}
+	testenv.Eventually(t, "the bytes to drain", func() bool { return svc.pipe.counts().bytes == 0 })
+	a := h.mustSubmit(tokAlice, messages.SubmitTest{SensorType: spec.Type, Readings: readingsFor(spec, 1000)})
+	if rec := h.waitDone(tokAlice, a.TestID); rec.Status != messages.StatusCompleted {
+		t.Fatalf("test %s after the drain ended %s", a.TestID, rec.Status)
 	}
 }
 

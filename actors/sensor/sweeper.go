@@ -15,21 +15,30 @@ type (
 	// sweepTick asks for a sweep (every SweepInterval, and again at once
 	// after a full claim).
 	sweepTick struct{}
-	// claimedExpired is the outcome of one ClaimExpired.
+	// claimedExpired is the outcome of one ClaimExpired, each test decoded
+	// to what processing needs.
 	claimedExpired struct {
-		tests []store.Test
+		tests []claimedTest
 		limit int
 		err   error
 	}
 )
 
+// claimedTest is a test a sweep claimed.
+type claimedTest struct {
+	work     *work
+	attempts int
+}
+
 // maxClaim is the most tests one sweep claims.
 const maxClaim = 512
 
 // sweeper re-queues the tests left "processing" past their lease: a sensor
-// process died, or this one lost a completion. ClaimExpired takes each test
-// for one claimer only (SKIP LOCKED), renews its lease and counts the
-// attempt; a test that has used up MaxAttempts ends "failed". The
+// process died, or this one lost a completion (a live process renews the
+// leases of the tests it holds, see lease.go). ClaimExpired takes each test
+// for one claimer only (SKIP LOCKED) and renews its lease; attempts counts
+// the processing attempts that began (BeginAttempts), so a test whose
+// MaxAttempts attempts all began and none ended ends "failed". The
 // conditional completion makes sure a test that two processes evaluate
 // still completes once.
 type sweeper struct {
@@ -51,9 +60,9 @@ func (w *sweeper) sweep(ctx actor.Context) {
 	if w.busy {
 		return
 	}
-	// Claim no more than the pipeline has room for: a claimed test waits
-	// in memory, and its lease runs meanwhile.
-	limit := min(maxClaim, s.pipe.room())
+	// Claim no more than the pipeline has room for, in tests and in bytes
+	// (at the most a test can hold): a claimed test waits in memory.
+	limit := min(maxClaim, s.pipe.room(), int(s.pipe.roomBytes()/maxJobBytes))
 	if limit <= 0 {
 		return
 	}
@@ -63,7 +72,12 @@ func (w *sweeper) sweep(ctx actor.Context) {
 		tests, err := dbCall(s.data, func(ctx context.Context) ([]store.Test, error) {
 			return s.cfg.Store.ClaimExpired(ctx, time.Now().UTC(), s.cfg.Lease, limit)
 		})
-		s.tasks.send(self, &claimedExpired{tests: tests, limit: limit, err: err})
+		// Decoded here, off the actor: the stored requests are dropped.
+		claimed := make([]claimedTest, len(tests))
+		for i, t := range tests {
+			claimed[i] = claimedTest{work: workOf(t), attempts: t.Attempts}
+		}
+		s.tasks.send(self, &claimedExpired{tests: claimed, limit: limit, err: err})
 	}) {
 		w.busy = false
 	}
@@ -81,35 +95,21 @@ func (w *sweeper) claimed(ctx actor.Context, msg *claimedExpired) {
 	if len(msg.tests) == 0 {
 		return
 	}
-	var retry []store.Test
+	var retry []dispatchedTest
 	gaveUp := 0
-	for _, t := range msg.tests {
-		// Attempts counts the claims: each one is an attempt that ended
-		// without a completion. Having lost MaxAttempts of them, the test
-		// gets no more.
-		if t.Attempts >= s.cfg.MaxAttempts {
+	for _, c := range msg.tests {
+		// Every counted attempt began, and none of them ended: having lost
+		// MaxAttempts of them, the test gets no more.
+		if c.attempts >= s.cfg.MaxAttempts {
 			gaveUp++
-			s.sendCompletion(ctx, s.failedCompletion(t, fmt.Sprintf("gave up after %d attempts", t.Attempts)))
+			s.sendCompletion(ctx, s.failedCompletion(c.work.test, fmt.Sprintf("gave up after %d attempts", c.attempts)))
 			continue
 		}
-		retry = append(retry, t)
+		retry = append(retry, dispatchedTest{work: c.work, attempts: c.attempts})
 	}
 	s.log.Info("re-queued tests whose lease ended", "requeued", len(retry), "gave_up", gaveUp)
-	s.dispatch(ctx, retry)
+	s.dispatchJobs(ctx, retry)
 	if len(msg.tests) == msg.limit {
 		ctx.Send(ctx.Self(), &sweepTick{})
 	}
-}
-
-// dispatch sends claimed tests to the processor pool, with the attempts
-// they already used.
-func (s *Service) dispatch(ctx actor.Context, tests []store.Test) {
-	if len(tests) == 0 {
-		return
-	}
-	jobs := make([]dispatchedTest, len(tests))
-	for i, t := range tests {
-		jobs[i] = dispatchedTest{test: t, failures: t.Attempts}
-	}
-	s.dispatchJobs(ctx, jobs)
 }

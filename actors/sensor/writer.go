@@ -194,7 +194,7 @@ func (w *writer) insertsDone(ctx actor.Context, msg *insertsDone) {
 		var jobs []dispatchedTest
 		for i, sub := range msg.batch {
 			if !msg.results[i].Duplicate {
-				jobs = append(jobs, dispatchedTest{test: testOf(sub.test, msg.at), req: &sub.body})
+				jobs = append(jobs, dispatchedTest{work: newWork(testOf(sub.test, msg.at), &sub.body)})
 			}
 		}
 		w.dispatch(ctx, jobs)
@@ -230,12 +230,17 @@ func testOf(t store.NewTest, at time.Time) store.Test {
 	}
 }
 
-// dispatchJobs sends jobs to the processor pool, counting them as queued.
+// dispatchJobs sends jobs to the processor pool, counting them (and the
+// bytes they hold) as queued.
 func (s *Service) dispatchJobs(ctx actor.Context, jobs []dispatchedTest) {
 	if len(jobs) == 0 {
 		return
 	}
-	s.pipe.dispatched(len(jobs))
+	var size int64
+	for _, j := range jobs {
+		size += j.work.bytes()
+	}
+	s.pipe.dispatched(len(jobs), size)
 	ctx.Send(s.poolPID, &dispatch{jobs: jobs})
 }
 

@@ -76,6 +76,7 @@ type SensorConfig struct {
 	DatabaseURL      string
 	Workers          int
 	MaxInFlight      int
+	MaxInFlightBytes int64 // sensor.Config.MaxInFlightBytes
 	Lease            time.Duration
 	Issuer           string
 	Audience         string
@@ -211,6 +212,7 @@ func startSensor(ctx context.Context, l *lifecycle, nc *nats.Conn, system *actor
 		Auth:             validator,
 		Workers:          cfg.Workers,
 		MaxInFlight:      cfg.MaxInFlight,
+		MaxInFlightBytes: cfg.MaxInFlightBytes,
 		Lease:            cfg.Lease,
 		DatabaseBreaker:  cfg.DatabaseBreaker,
 		JetStreamBreaker: cfg.JetStreamBreaker,

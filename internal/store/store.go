@@ -165,10 +165,26 @@ type Store interface {
 	// and its entry in applied is false.
 	CompleteTests(ctx context.Context, cs []Completion) (applied []bool, err error)
 	// ClaimExpired claims up to limit tests still "processing" whose lease
-	// ended before now: it sets lease_until = now+lease, increments
-	// attempts and returns them (with the new attempts). Concurrent
-	// claimers never get the same test (FOR UPDATE SKIP LOCKED on postgres).
+	// ended before now: it sets lease_until = now+lease and returns them.
+	// Attempts is left alone: a claim is no processing attempt (a test may
+	// have waited in a queue of a process that died), BeginAttempts counts
+	// those. Concurrent claimers never get the same test (FOR UPDATE SKIP
+	// LOCKED on postgres).
 	ClaimExpired(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]Test, error)
+	// BeginAttempts records, in ONE statement, that processing starts on
+	// each of ids still "processing": attempts+1, and lease_until moved to
+	// until (never earlier than it was). It returns one entry per input, in
+	// order: the test's new attempts, or 0 for an id that is not processing
+	// (finished by another process, or unknown). Being durable before the
+	// processing starts, an attempt that crashes the whole process still
+	// counts, so that a poison input ends "failed" after N.
+	BeginAttempts(ctx context.Context, ids []string, until time.Time) ([]int, error)
+	// RenewLeases moves lease_until to until (never earlier than it was)
+	// for each of ids still "processing", in ONE statement, and returns how
+	// many it renewed; attempts and updated_at are left alone. A process
+	// renews the tests it holds, so that only the tests of a process that
+	// is gone reach ClaimExpired.
+	RenewLeases(ctx context.Context, ids []string, until time.Time) (int64, error)
 	// CountTests returns the number of tests per status.
 	CountTests(ctx context.Context) (map[string]int64, error)
 

@@ -332,7 +332,7 @@ func validateCompletions(cs []store.Completion) error {
 // row lock re-checks the WHERE clause against a concurrent claim.
 const claimExpiredSQL = `
 UPDATE tests AS t
-SET lease_until = $2, attempts = t.attempts + 1, updated_at = $1
+SET lease_until = $2, updated_at = $1
 FROM (
 	SELECT id FROM tests
 	WHERE status = 'processing' AND lease_until < $1
@@ -361,6 +361,60 @@ func (s *Store) ClaimExpired(ctx context.Context, now time.Time, lease time.Dura
 		return nil, fmt.Errorf("claim expired tests: %w", Classify(err))
 	}
 	return tests, nil
+}
+
+// beginAttemptsSQL counts an attempt of each test still processing; the
+// lease only ever moves forward.
+const beginAttemptsSQL = `
+UPDATE tests
+SET attempts = attempts + 1, lease_until = GREATEST(lease_until, $2), updated_at = now()
+WHERE id = ANY($1) AND status = 'processing'
+RETURNING id, attempts`
+
+// BeginAttempts counts one processing attempt of each of ids still
+// processing, and returns the new attempts per input (0: not processing).
+func (s *Store) BeginAttempts(ctx context.Context, ids []string, until time.Time) ([]int, error) {
+	out := make([]int, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	ctx, cancel := store.WithDefaultTimeout(ctx)
+	defer cancel()
+	rows, err := s.pool.Query(ctx, beginAttemptsSQL, ids, until)
+	if err != nil {
+		return nil, fmt.Errorf("begin attempts: %w", Classify(err))
+	}
+	got := make(map[string]int, len(ids))
+	var (
+		id       string
+		attempts int
+	)
+	if _, err := pgx.ForEachRow(rows, []any{&id, &attempts}, func() error {
+		got[id] = attempts
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("begin attempts: %w", Classify(err))
+	}
+	for i, id := range ids {
+		out[i] = got[id]
+	}
+	return out, nil
+}
+
+// RenewLeases extends the leases of the tests of ids still processing.
+func (s *Store) RenewLeases(ctx context.Context, ids []string, until time.Time) (int64, error) {
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	ctx, cancel := store.WithDefaultTimeout(ctx)
+	defer cancel()
+	tag, err := s.pool.Exec(ctx, `
+UPDATE tests SET lease_until = GREATEST(lease_until, $2)
+WHERE id = ANY($1) AND status = 'processing'`, ids, until)
+	if err != nil {
+		return 0, fmt.Errorf("renew leases: %w", Classify(err))
+	}
+	return tag.RowsAffected(), nil
 }
 
 // CountTests returns the number of tests per status, with a zero for every

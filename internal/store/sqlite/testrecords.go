@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -167,7 +168,7 @@ func (s *Store) ClaimExpired(ctx context.Context, now time.Time, lease time.Dura
 	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, `
 			UPDATE tests
-			SET lease_until = ?, attempts = attempts + 1, updated_at = ?
+			SET lease_until = ?, updated_at = ?
 			WHERE id IN (
 				SELECT id FROM tests
 				WHERE status = 'processing' AND lease_until < ?
@@ -193,6 +194,79 @@ func (s *Store) ClaimExpired(ctx context.Context, now time.Time, lease time.Dura
 		return nil, fmt.Errorf("claim expired tests: %w", err)
 	}
 	return claimed, nil
+}
+
+// BeginAttempts counts one processing attempt of each of ids still
+// processing, in one statement on the writer (the ids travel as one JSON
+// array, so a batch of any size is one bound parameter).
+func (s *Store) BeginAttempts(ctx context.Context, ids []string, until time.Time) ([]int, error) {
+	out := make([]int, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	list, err := json.Marshal(ids)
+	if err != nil {
+		return nil, fmt.Errorf("begin attempts: %w", err)
+	}
+	got := make(map[string]int, len(ids))
+	err = s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `
+			UPDATE tests
+			SET attempts = attempts + 1, lease_until = MAX(lease_until, ?), updated_at = ?
+			WHERE id IN (SELECT value FROM json_each(?)) AND status = 'processing'
+			RETURNING id, attempts`,
+			micros(until), micros(time.Now()), string(list))
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				id       string
+				attempts int
+			)
+			if err := rows.Scan(&id, &attempts); err != nil {
+				return err
+			}
+			got[id] = attempts
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("begin attempts: %w", err)
+	}
+	for i, id := range ids {
+		out[i] = got[id]
+	}
+	return out, nil
+}
+
+// RenewLeases extends the leases of the tests of ids still processing, in
+// one statement on the writer.
+func (s *Store) RenewLeases(ctx context.Context, ids []string, until time.Time) (int64, error) {
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	list, err := json.Marshal(ids)
+	if err != nil {
+		return 0, fmt.Errorf("renew leases: %w", err)
+	}
+	var n int64
+	err = s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `
+			UPDATE tests SET lease_until = MAX(lease_until, ?)
+			WHERE id IN (SELECT value FROM json_each(?)) AND status = 'processing'`,
+			micros(until), string(list))
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("renew leases: %w", err)
+	}
+	return n, nil
 }
 
 // CountTests returns the number of tests per status, with a zero for every

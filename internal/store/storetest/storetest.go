@@ -54,6 +54,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ClaimExpired", testClaimExpired},
 		{"ClaimExpiredLimit", testClaimLimit},
 		{"ClaimExpiredConcurrent", testClaimConcurrent},
+		{"BeginAttempts", testBeginAttempts},
+		{"RenewLeases", testRenewLeases},
+		{"RenewedLeaseIsNotClaimed", testRenewedNotClaimed},
 		{"CountTests", testCountTests},
 		{"Outbox", testOutbox},
 		{"HostileStrings", testHostileStrings},
@@ -1168,11 +1171,12 @@ func testClaimExpired(t *testing.T, s store.Store) {
 		want     []string       // labels claimed
 		attempts map[string]int // after the claim
 	}{
-		{"only processing tests with a lease before now", base, []string{"expired long ago", "expired"}, map[string]int{"expired long ago": 1, "expired": 1}},
+		// A claim is no attempt: BeginAttempts counts those.
+		{"only processing tests with a lease before now", base, []string{"expired long ago", "expired"}, map[string]int{"expired long ago": 0, "expired": 0}},
 		{"a claimed test's lease is extended", base, nil, nil},
 		{"claimed again once the new lease ended", base.Add(lease + time.Microsecond),
 			[]string{"expired long ago", "expired", "lease ends now"},
-			map[string]int{"expired long ago": 2, "expired": 2, "lease ends now": 1, "lease in the future": 0}},
+			map[string]int{"expired long ago": 0, "expired": 0, "lease ends now": 0, "lease in the future": 0}},
 	}
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
@@ -1211,6 +1215,110 @@ func testClaimExpired(t *testing.T, s store.Store) {
 	}
 	if g := getTest(t, s, ids["completed and expired"]); g.Attempts != 0 || g.Status != messages.StatusCompleted {
 		t.Errorf("a completed test was claimed: %+v", g)
+	}
+}
+
+func testBeginAttempts(t *testing.T, s store.Store) {
+	base := now()
+	a, b, done := newTest(t, "alice", "", base.Add(time.Minute)), newTest(t, "alice", "", base.Add(time.Hour)),
+		newTest(t, "alice", "", base.Add(time.Minute))
+	insert(t, s, a, b, done)
+	complete(t, s, completion(t, done.ID, base))
+	until := base.Add(10 * time.Minute)
+	unknown := newID(t)
+
+	steps := []struct {
+		name string
+		ids  []string
+		want []int
+	}{
+		{"empty batch", nil, []int{}},
+		{"first attempts; a finished and an unknown test get 0", []string{a.ID, done.ID, b.ID, unknown}, []int{1, 0, 1, 0}},
+		{"a second attempt of one", []string{b.ID}, []int{2}},
+	}
+	for _, st := range steps {
+		got, err := s.BeginAttempts(ctxFor(t), st.ids, until)
+		if err != nil {
+			t.Fatalf("%s: BeginAttempts: %v", st.name, err)
+		}
+		if !slices.Equal(got, st.want) {
+			t.Fatalf("%s: BeginAttempts = %v, want %v", st.name, got, st.want)
+		}
+	}
+	for _, c := range []struct {
+		id       string
+		attempts int
+		lease    time.Time
+		status   string
+	}{
+		{a.ID, 1, until, messages.StatusProcessing},
+		// The lease only moves forward.
+		{b.ID, 2, base.Add(time.Hour), messages.StatusProcessing},
+		{done.ID, 0, base.Add(time.Minute), messages.StatusCompleted},
+	} {
+		g := getTest(t, s, c.id)
+		if g.Attempts != c.attempts || !g.LeaseUntil.Equal(c.lease) || g.Status != c.status {
+			t.Errorf("test %s: attempts %d lease %v status %s, want %d %v %s",
+				c.id, g.Attempts, g.LeaseUntil, g.Status, c.attempts, c.lease, c.status)
+		}
+	}
+}
+
+func testRenewLeases(t *testing.T, s store.Store) {
+	base := now()
+	short, long, done := newTest(t, "alice", "", base.Add(time.Second)), newTest(t, "alice", "", base.Add(time.Hour)),
+		newTest(t, "alice", "", base.Add(time.Second))
+	insert(t, s, short, long, done)
+	complete(t, s, completion(t, done.ID, base))
+	before := getTest(t, s, short.ID)
+	until := base.Add(time.Minute)
+
+	if n, err := s.RenewLeases(ctxFor(t), nil, until); err != nil || n != 0 {
+		t.Fatalf("RenewLeases(nothing) = %d, %v", n, err)
+	}
+	n, err := s.RenewLeases(ctxFor(t), []string{short.ID, long.ID, done.ID, newID(t)}, until)
+	if err != nil {
+		t.Fatalf("RenewLeases: %v", err)
+	}
+	// The later lease is kept but still counts as renewed (it holds).
+	if n != 2 {
+		t.Errorf("RenewLeases renewed %d, want 2 (the processing tests)", n)
+	}
+	for _, c := range []struct {
+		id    string
+		lease time.Time
+	}{{short.ID, until}, {long.ID, base.Add(time.Hour)}, {done.ID, base.Add(time.Second)}} {
+		if g := getTest(t, s, c.id); !g.LeaseUntil.Equal(c.lease) || g.Attempts != 0 {
+			t.Errorf("test %s: lease %v attempts %d, want %v and 0", c.id, g.LeaseUntil, g.Attempts, c.lease)
+		}
+	}
+	if g := getTest(t, s, short.ID); !g.UpdatedAt.Equal(before.UpdatedAt) {
+		t.Errorf("RenewLeases changed updated_at: %v, was %v", g.UpdatedAt, before.UpdatedAt)
+	}
+}
+
+// testRenewedNotClaimed: a renewed lease keeps a test from the sweepers
+// until the renewed lease ends.
+func testRenewedNotClaimed(t *testing.T, s store.Store) {
+	base := now()
+	held, gone := newTest(t, "alice", "", base.Add(time.Second)), newTest(t, "alice", "", base.Add(time.Second))
+	insert(t, s, held, gone)
+	if _, err := s.RenewLeases(ctxFor(t), []string{held.ID}, base.Add(time.Minute)); err != nil {
+		t.Fatalf("RenewLeases: %v", err)
+	}
+	claimed, err := s.ClaimExpired(ctxFor(t), base.Add(2*time.Second), time.Hour, 10)
+	if err != nil {
+		t.Fatalf("ClaimExpired: %v", err)
+	}
+	if len(claimed) != 1 || claimed[0].ID != gone.ID {
+		t.Fatalf("claimed %v, want only the test whose lease was not renewed (%s)", claimed, gone.ID)
+	}
+	claimed, err = s.ClaimExpired(ctxFor(t), base.Add(time.Minute+time.Microsecond), time.Hour, 10)
+	if err != nil {
+		t.Fatalf("ClaimExpired: %v", err)
+	}
+	if len(claimed) != 1 || claimed[0].ID != held.ID {
+		t.Fatalf("claimed %v after the renewed lease ended, want %s", claimed, held.ID)
 	}
 }
 
@@ -1293,8 +1401,8 @@ func testClaimConcurrent(t *testing.T, s store.Store) {
 		t.Errorf("claimed %d distinct tests, want %d", len(seen), n)
 	}
 	for _, nt := range batch {
-		if g := getTest(t, s, nt.ID); g.Attempts != 1 {
-			t.Errorf("test %s: Attempts = %d, want 1", nt.ID, g.Attempts)
+		if g := getTest(t, s, nt.ID); g.Attempts != 0 || !g.LeaseUntil.Equal(base.Add(time.Hour)) {
+			t.Errorf("test %s: Attempts = %d, lease %v, want 0 (a claim is no attempt) and %v", nt.ID, g.Attempts, g.LeaseUntil, base.Add(time.Hour))
 		}
 	}
 }
@@ -1500,6 +1608,14 @@ func testContext(t *testing.T, s store.Store) {
 			return err
 		}},
 		{"ClaimExpired", func(ctx context.Context) error { _, err := s.ClaimExpired(ctx, now(), time.Minute, 10); return err }},
+		{"BeginAttempts", func(ctx context.Context) error {
+			_, err := s.BeginAttempts(ctx, []string{nt.ID}, now().Add(time.Hour))
+			return err
+		}},
+		{"RenewLeases", func(ctx context.Context) error {
+			_, err := s.RenewLeases(ctx, []string{nt.ID}, now().Add(time.Hour))
+			return err
+		}},
 		{"CountTests", func(ctx context.Context) error { _, err := s.CountTests(ctx); return err }},
 		{"OutboxPending", func(ctx context.Context) error { _, err := s.OutboxPending(ctx, 10); return err }},
 		{"OutboxBacklog", func(ctx context.Context) error { _, err := s.OutboxBacklog(ctx); return err }},
