@@ -27,8 +27,9 @@ type submission struct {
 	req      micro.Request
 	answered atomic.Bool
 
-	// bytes is what it holds, counted in the pipeline until it is answered
-	// (written by the intake only, before the writer owns it).
+	// bytes is what it holds, counted in the pipeline until it is answered:
+	// reserved at admission, settled once decoded (written by the intake
+	// only, before the writer owns it).
 	bytes int64
 
 	// Set by the intake, read by the writer once it owns the submission.
@@ -55,10 +56,11 @@ func (p *submission) fail(err error) {
 	}
 }
 
-// holds counts n more bytes the submission holds until it is answered.
-func (p *submission) holds(n int) {
-	p.bytes += int64(n)
-	p.s.pipe.decoded(int64(n))
+// settle replaces the bytes reserved at admission with the n the
+// submission holds until it is answered (payload, readings, request).
+func (p *submission) settle(n int) {
+	p.s.pipe.settled(p.bytes, int64(n))
+	p.bytes = int64(n)
 }
 
 // Messages of the intake.
@@ -81,7 +83,7 @@ func (s *Service) handleSubmit(req micro.Request) {
 		_ = natsx.ReplyError(req, errStopping)
 		return
 	}
-	size := int64(len(req.Data()))
+	size := submissionReserve(len(req.Data()))
 	if !s.pipe.admit(size) {
 		_ = natsx.ReplyError(req, errOverloaded)
 		return
@@ -112,7 +114,6 @@ func (a *intake) received(sub *submission) {
 		return
 	}
 	sub.body, sub.token = body, token
-	sub.holds(8 * len(body.Readings))
 	// The token check is a network call: it runs on its own goroutine,
 	// bounded by the in-flight limit, and comes back as a message.
 	s := a.s
@@ -148,7 +149,7 @@ func (a *intake) authenticated(ctx actor.Context, msg *submitAuthenticated) {
 		sub.fail(errInternal)
 		return
 	}
-	sub.holds(len(request))
+	sub.settle(len(sub.req.Data()) + 8*len(sub.body.Readings) + len(request))
 	mode := msg.reply.AuthMode
 	if mode == "" {
 		mode = messages.AuthModeOnline

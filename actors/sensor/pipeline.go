@@ -1,6 +1,10 @@
 package sensor
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+
+	"sensorhub/messages"
+)
 
 // pipeline owns the counters of the role's work in flight and their bounds
 // (Config.MaxInFlight and Config.MaxInFlightBytes). Each is raised and
@@ -8,7 +12,7 @@ import "sync/atomic"
 // and the -1 of another are two names for the same counter instead of two
 // literals in two files.
 //
-//	submission: admit ... decoded ... answered
+//	submission: admit ... settled ... answered
 //	test:       dispatched ....... processed | discarded
 //	completion: completionSent ... committed | abandoned
 //
@@ -18,10 +22,12 @@ import "sync/atomic"
 // use (the NATS handlers and several actors call them).
 //
 // Bytes are what the work in flight holds in memory, as its owner reports
-// it: a submission its payload from admission, then its decoded readings
-// and stored request once decoded, until it is answered; a queued test its
-// readings (work.bytes) until it leaves the pool. A completion holds a few
-// hundred bytes and is counted by number only.
+// it: a submission the most it can hold from admission
+// (submissionReserve), then what it does hold once decoded (payload,
+// readings, stored request), until it is answered; a queued test its
+// readings (work.bytes) until it leaves the pool. Reserving the most first
+// keeps the total under the bound while submissions are being decoded. A
+// completion holds a few hundred bytes and is counted by number only.
 type pipeline struct {
 	limit      int64 // MaxInFlight
 	limitBytes int64 // MaxInFlightBytes
@@ -65,9 +71,18 @@ func (p *pipeline) admit(size int64) bool {
 	return true
 }
 
-// decoded counts size more bytes an admitted submission holds (its decoded
-// readings, its stored request), until it is answered.
-func (p *pipeline) decoded(size int64) { p.bytes.Add(size) }
+// settled replaces the reserved bytes of an admitted submission with the
+// size it holds until it is answered.
+func (p *pipeline) settled(reserved, size int64) { p.bytes.Add(size - reserved) }
+
+// submissionReserve is the most a submission of a payload of n bytes holds
+// before it is answered: the payload, its readings decoded (at most one per
+// two bytes of JSON, at most MaxReadings, 8 bytes each) and the request
+// re-encoded for the store (the payload's size, plus the defaults that
+// normalizing adds).
+func submissionReserve(n int) int64 {
+	return int64(2*n + 8*min(n/2, messages.MaxReadings) + 256)
+}
 
 // answered frees the slot of an admitted submission and the size bytes it
 // held (once per submission).

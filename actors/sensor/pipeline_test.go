@@ -24,15 +24,17 @@ func TestPipelineTransitions(t *testing.T) {
 			pipelineCounts{inflight: 1, bytes: 60}, 40, true, 3},
 		{"a submission larger than the limit is admitted alone", func(p *pipeline) { p.admit(500) },
 			pipelineCounts{inflight: 1, bytes: 500}, 0, false, 3},
-		{"decoded bytes count against the limit", func(p *pipeline) { p.admit(10); p.decoded(80) },
-			pipelineCounts{inflight: 1, bytes: 90}, 11, false, 3},
+		{"a settled submission holds what it reports", func(p *pipeline) { p.admit(80); p.settled(80, 30) },
+			pipelineCounts{inflight: 1, bytes: 30}, 71, false, 3},
+		{"a reservation counts against the limit", func(p *pipeline) { p.admit(80) },
+			pipelineCounts{inflight: 1, bytes: 80}, 21, false, 3},
 		{"queued tests' bytes count against the limit", func(p *pipeline) { p.dispatched(1, 95) },
 			pipelineCounts{queued: 1, bytes: 95}, 6, false, 2},
 		{"tests in the pool count against the limit", func(p *pipeline) { p.dispatched(2, 2); p.completionSent() },
 			pipelineCounts{queued: 2, completing: 1, bytes: 2}, 0, false, 0},
 		{"one test through the whole pipeline", func(p *pipeline) {
-			p.admit(10)
-			p.decoded(30)
+			p.admit(90)
+			p.settled(90, 40)
 			p.dispatched(1, 24)
 			p.answered(40)
 			p.completionSent()

@@ -300,10 +300,10 @@ func TestByteBoundRefusesAndDrains(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Room for three queued tests of 1,000 readings, and for the payload
-	// of the third while the first two wait: not for a fourth.
+	// Room for three queued tests of 1,000 readings, and for the
+	// reservation of the third while the first two wait: not for a fourth.
 	perTest := (&work{readings: make([]float64, 1000)}).bytes()
-	limit := 3*perTest + int64(len(payload)) - 1
+	limit := 3*perTest + submissionReserve(len(payload)) - 1
 	gate := make(chan struct{})
 	var gateOnce sync.Once
 	svc := h.start(st, func(c *Config) {
