@@ -18,17 +18,11 @@ type (
 	// claimedExpired is the outcome of one ClaimExpired, each test decoded
 	// to what processing needs.
 	claimedExpired struct {
-		tests []claimedTest
+		tests []dispatchedTest
 		limit int
 		err   error
 	}
 )
-
-// claimedTest is a test a sweep claimed.
-type claimedTest struct {
-	work     *work
-	attempts int
-}
 
 // maxClaim is the most tests one sweep claims.
 const maxClaim = 512
@@ -73,9 +67,9 @@ func (w *sweeper) sweep(ctx actor.Context) {
 			return s.cfg.Store.ClaimExpired(ctx, time.Now().UTC(), s.cfg.Lease, limit)
 		})
 		// Decoded here, off the actor: the stored requests are dropped.
-		claimed := make([]claimedTest, len(tests))
+		claimed := make([]dispatchedTest, len(tests))
 		for i, t := range tests {
-			claimed[i] = claimedTest{work: workOf(t), attempts: t.Attempts}
+			claimed[i] = dispatchedTest{work: workOf(t), attempts: t.Attempts}
 		}
 		s.tasks.send(self, &claimedExpired{tests: claimed, limit: limit, err: err})
 	}) {
@@ -105,7 +99,7 @@ func (w *sweeper) claimed(ctx actor.Context, msg *claimedExpired) {
 			s.sendCompletion(ctx, s.failedCompletion(c.work.test, fmt.Sprintf("gave up after %d attempts", c.attempts)))
 			continue
 		}
-		retry = append(retry, dispatchedTest{work: c.work, attempts: c.attempts})
+		retry = append(retry, c)
 	}
 	s.log.Info("re-queued tests whose lease ended", "requeued", len(retry), "gave_up", gaveUp)
 	s.dispatchJobs(ctx, retry)
