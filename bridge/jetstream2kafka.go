@@ -217,29 +217,48 @@ type eventHeaders struct {
 	eventID, sensorID, eventType string
 }
 
-// readHeaders takes the event's headers from m, or says which are missing.
+// readHeaders takes the event id and the sensor id from m's headers and
+// the event type from its subject, or says which are missing.
 func readHeaders(m jetstream.Msg) (eventHeaders, error) {
 	hdr := m.Headers()
 	h := eventHeaders{
 		eventID:   hdr.Get(messages.HeaderMsgID),
 		sensorID:  hdr.Get(messages.HeaderSensorID),
-		eventType: hdr.Get(messages.HeaderEventType),
+		eventType: messages.EventTypeOfSubject(m.Subject()),
 	}
 	var missing []string
 	for _, f := range []struct{ name, value string }{
 		{messages.HeaderMsgID, h.eventID},
 		{messages.HeaderSensorID, h.sensorID},
-		{messages.HeaderEventType, h.eventType},
 	} {
 		if f.value == "" {
 			missing = append(missing, f.name)
 		}
 	}
+	var problems []string
 	if len(missing) > 0 {
-		return h, fmt.Errorf("event without the header %s", strings.Join(missing, ", "))
+		problems = append(problems, "event without the header "+strings.Join(missing, ", "))
+	}
+	if h.eventType == "" {
+		problems = append(problems, fmt.Sprintf("subject %q names no event type (its last token is not %s or %s)",
+			m.Subject(), messages.EventKindCompleted, messages.EventKindFailed))
+	}
+	if len(problems) > 0 {
+		return h, errors.New(strings.Join(problems, "; "))
 	}
 	return h, nil
 }
+
+// Header values that are the same on every record, shared by all of them
+// (kafka-go only reads them).
+var (
+	streamHeaderValue      = []byte(messages.StreamEvents)
+	contentTypeHeaderValue = []byte(messages.ContentTypeJSON)
+	eventTypeHeaderValues  = map[string][]byte{
+		messages.EventTypeCompleted: []byte(messages.EventTypeCompleted),
+		messages.EventTypeFailed:    []byte(messages.EventTypeFailed),
+	}
+)
 
 // record is the Kafka record of the event: its payload unchanged, keyed
 // by the sensor id.
@@ -249,10 +268,10 @@ func (h eventHeaders) record(payload []byte, seq uint64) kafka.Message {
 		Value: payload,
 		Headers: []kafka.Header{
 			{Key: messages.KafkaHeaderEventID, Value: []byte(h.eventID)},
-			{Key: messages.KafkaHeaderEventType, Value: []byte(h.eventType)},
-			{Key: messages.KafkaHeaderStream, Value: []byte(messages.StreamEvents)},
-			{Key: messages.KafkaHeaderSequence, Value: []byte(strconv.FormatUint(seq, 10))},
-			{Key: messages.KafkaHeaderContentType, Value: []byte(messages.ContentTypeJSON)},
+			{Key: messages.KafkaHeaderEventType, Value: eventTypeHeaderValues[h.eventType]},
+			{Key: messages.KafkaHeaderStream, Value: streamHeaderValue},
+			{Key: messages.KafkaHeaderSequence, Value: strconv.AppendUint(nil, seq, 10)},
+			{Key: messages.KafkaHeaderContentType, Value: contentTypeHeaderValue},
 		},
 	}
 }

@@ -122,23 +122,23 @@ func (s *Service) relayOnce() (published int, more bool, err error) {
 	return len(acked), perr == nil && len(rows) == s.cfg.OutboxBatch, perr
 }
 
-// eventHeaders is the sensor id and the event type of row, which travel in
-// the event's NATS headers so that the bridge relays it without reading
-// the payload. A row written before the outbox kept them (or by an older
-// sensor role during an upgrade) has them empty: they come from its
-// payload then. A payload that does not decode gives none, and the bridge
-// dead-letters the event with the reason.
-func (s *Service) eventHeaders(row store.OutboxRow) (sensorID, eventType string) {
-	if row.SensorID != "" && row.EventType != "" {
-		return row.SensorID, row.EventType
+// sensorID is the sensor id of row, which travels in the event's NATS
+// headers so that the bridge keys the Kafka record without reading the
+// payload (the event type is the subject's last token). A row written
+// before the outbox kept it (or by an older sensor role during an upgrade)
+// has it empty: it comes from the payload then. A payload that does not
+// decode gives none, and the bridge dead-letters the event with the reason.
+func (s *Service) sensorID(row store.OutboxRow) string {
+	if row.SensorID != "" {
+		return row.SensorID
 	}
 	ev, err := messages.DecodeEvent(row.Payload)
 	if err != nil {
-		s.log.Warn("outbox row without sensor id and type, and its payload does not decode; the bridge will dead-letter it",
+		s.log.Warn("outbox row without a sensor id, and its payload does not decode; the bridge will dead-letter it",
 			"event_id", row.EventID, "err", err)
-		return "", ""
+		return ""
 	}
-	return ev.SensorID, ev.Type
+	return ev.SensorID
 }
 
 // publish sends rows to JetStream asynchronously under the jetstream breaker
@@ -150,8 +150,7 @@ func (s *Service) publish(rows []store.OutboxRow) ([]int64, error) {
 		futures := make([]jetstream.PubAckFuture, 0, len(rows))
 		var sendErr error
 		for _, row := range rows {
-			sensorID, eventType := s.eventHeaders(row)
-			f, err := s.js.PublishMsgAsync(natsx.EventMsg(row.Subject, row.EventID, sensorID, eventType, row.Payload))
+			f, err := s.js.PublishMsgAsync(natsx.EventMsg(row.Subject, row.EventID, s.sensorID(row), row.Payload))
 			if err != nil {
 				sendErr = fmt.Errorf("publish event %s: %w", row.EventID, err)
 				break
