@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 )
 
 // Code is a stable, machine-readable error code. Codes never change meaning;
@@ -175,4 +176,15 @@ func DecodeError(data []byte) (*Error, error) {
 		return nil, errors.New("error envelope without code")
 	}
 	return &e, nil
+}
+
+// Codes lists every stable code, sorted (for documents generated from
+// this package, such as the AsyncAPI description).
+func Codes() []Code {
+	out := make([]Code, 0, len(statusByCode))
+	for c := range statusByCode {
+		out = append(out, c)
+	}
+	slices.Sort(out)
+	return out
 }
