@@ -210,6 +210,7 @@ func (r *relay) admit(ctx context.Context, msgs []jetstream.Msg) {
 		}
 		r.held = append(r.held, p)
 	}
+	r.b.counts.setHeld(len(r.held))
 }
 
 // eventHeaders is what the bridge relays an event by.
@@ -329,6 +330,7 @@ func (r *relay) drain(ctx context.Context) {
 			}
 		}
 		r.held = append(retry, r.held[n:]...)
+		r.b.counts.setHeld(len(r.held))
 		r.lastWriteOK = failed == 0
 		if failed > 0 {
 			r.b.counts.failed.Add(failed)
@@ -541,4 +543,5 @@ func (r *relay) release() {
 		r.log.Info("relay stopped with events not yet in kafka; released them for redelivery", "events", len(r.held))
 	}
 	r.held = nil
+	r.b.counts.setHeld(0)
 }
