@@ -93,6 +93,8 @@ func TestEverySubjectIsDescribed(t *testing.T) {
 		"ServiceName": "a micro service name",
 		"Group":       "an endpoint group, the parent of the role's subjects",
 		"Events":      "the wildcard over the events channel",
+		"ServiceStats": "the micro protocol's stats subject of a service ($SRV.STATS.<name>, nats micro stats); " +
+			"the bridges answer it with their own figures, which is how sensorhub.bridge.stats sees the tier",
 	}
 	want := map[string]bool{subj.Event("{sensorType}", "{kind}"): true}
 	v := reflect.ValueOf(subj)
