@@ -79,16 +79,16 @@ func (f *fullStream) makeRoom(t *testing.T) {
 	if err != nil {
 		t.Fatalf("fetch the filler: %v", err)
 	}
-	for m := range batch.Messages() {
-		if id := m.Headers().Get(messages.HeaderMsgID); id != "filler" {
-			t.Fatalf("first message %q, want the filler", id)
-		}
-		if err := m.DoubleAck(ctx); err != nil {
-			t.Fatalf("ack the filler: %v", err)
-		}
-		return
+	m, ok := <-batch.Messages()
+	if !ok {
+		t.Fatalf("no filler to fetch: %v", batch.Error())
 	}
-	t.Fatalf("no filler to fetch: %v", batch.Error())
+	if id := m.Headers().Get(messages.HeaderMsgID); id != "filler" {
+		t.Fatalf("first message %q, want the filler", id)
+	}
+	if err := m.DoubleAck(ctx); err != nil {
+		t.Fatalf("ack the filler: %v", err)
+	}
 }
 
 // relay takes out whatever the stream holds now, as a bridge would.
