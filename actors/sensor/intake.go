@@ -71,6 +71,10 @@ func (s *Service) handleSubmit(req micro.Request) {
 		_ = natsx.ReplyError(req, errStopping)
 		return
 	}
+	if s.outbox.full() {
+		_ = natsx.ReplyError(req, errBacklogFull)
+		return
+	}
 	if !s.pipe.admit() {
 		_ = natsx.ReplyError(req, errOverloaded)
 		return

@@ -116,6 +116,7 @@ func sensorCommand() *command {
 		fs.StringVar(&cfg.DatabaseURL, "database-url", "", "PostgreSQL URL (postgres://...) or sqlite:PATH")
 		fs.IntVar(&cfg.Workers, "workers", 0, "processor actors (0: two per CPU)")
 		fs.IntVar(&cfg.MaxInFlight, "max-in-flight", sensor.DefaultMaxInFlight, "submissions being accepted at once before answering 503 overloaded")
+		outboxBacklogFlag(fs, &cfg.MaxOutboxBacklog)
 		fs.DurationVar(&cfg.Lease, "lease", sensor.DefaultLease, "how long a test may stay processing before the sweeper retries it")
 		fs.StringVar(&cfg.Issuer, "jwt-issuer", token.DefaultIssuer, "token issuer (for the fallback verification)")
 		fs.StringVar(&cfg.Audience, "jwt-audience", token.DefaultAudience, "token audience (for the fallback verification)")

@@ -73,9 +73,12 @@ func (cfg AuthConfig) callout() (*auth.CalloutConfig, error) {
 // SensorConfig configures the sensor role.
 type SensorConfig struct {
 	Common
-	DatabaseURL      string
-	Workers          int
-	MaxInFlight      int
+	DatabaseURL string
+	Workers     int
+	MaxInFlight int
+	// MaxOutboxBacklog bounds the outbox (sensor.Config.MaxOutboxBacklog;
+	// 0: no bound).
+	MaxOutboxBacklog int64
 	Lease            time.Duration
 	Issuer           string
 	Audience         string
@@ -211,6 +214,7 @@ func startSensor(ctx context.Context, l *lifecycle, nc *nats.Conn, system *actor
 		Auth:             validator,
 		Workers:          cfg.Workers,
 		MaxInFlight:      cfg.MaxInFlight,
+		MaxOutboxBacklog: cfg.MaxOutboxBacklog,
 		Lease:            cfg.Lease,
 		DatabaseBreaker:  cfg.DatabaseBreaker,
 		JetStreamBreaker: cfg.JetStreamBreaker,
