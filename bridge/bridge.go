@@ -25,6 +25,10 @@ import (
 // RelayActor is the name of the relay's actor under the role supervisor.
 const RelayActor = "relay"
 
+// statsEndpoint is the name of the stats endpoint, whose data in the
+// service's $SRV.STATS reply is the instance's own figures.
+const statsEndpoint = "stats"
+
 // Bridge is a running bridge role.
 type Bridge struct {
 	cfg    Config
@@ -81,6 +85,8 @@ func Start(ctx context.Context, nc *nats.Conn, system *actor.ActorSystem, cfg Co
 		log.Warn("bridge: SASL PLAIN without TLS sends the Kafka password in clear")
 	}
 	b := &Bridge{cfg: cfg, log: log, nc: nc, js: js, system: system}
+	b.counts.started = time.Now().UTC()
+	b.counts.kafkaRecords.Store(-1)
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.deps = health.New(messages.RoleBridge, log, &b.breakers)
 	for _, name := range []string{DepNATS, DepJetStream, DepKafka} {
@@ -126,7 +132,7 @@ func Start(ctx context.Context, nc *nats.Conn, system *actor.ActorSystem, cfg Co
 		return nil, fmt.Errorf("bridge: %w", err)
 	}
 	b.svc, err = natsx.AddService(nc, cfg.Subjects, messages.RoleBridge, "relays sensor events from JetStream to Kafka",
-		natsx.Endpoint{Name: "stats", Handler: micro.HandlerFunc(b.handleStats)},
+		natsx.Endpoint{Name: statsEndpoint, Handler: micro.HandlerFunc(b.handleStats), Stats: func() any { return b.Instance() }},
 		natsx.Endpoint{Name: "health", Handler: micro.HandlerFunc(b.handleHealth)},
 	)
 	if err != nil {
@@ -232,7 +238,7 @@ func (b *Bridge) currentConsumer() jetstream.Consumer {
 func (b *Bridge) handleStats(req micro.Request) {
 	ctx, cancel := context.WithTimeout(b.ctx, 2*time.Second)
 	defer cancel()
-	if err := natsx.ReplyJSON(req, b.Stats(ctx)); err != nil {
+	if err := natsx.ReplyJSON(req, b.TierStats(ctx)); err != nil {
 		b.log.Debug("reply to stats request", "err", err)
 	}
 }

@@ -10,12 +10,13 @@
 // "bridge.kafka": while it is open the bridge stops fetching and probes, so
 // events wait in JetStream (the bridge holds no more than the batch it was
 // writing, kept from redelivery with InProgress) and drain in order when
-// Kafka is back. The bridge does not read payloads: the record key, the
-// event id and the event type come from the NATS headers the outbox relay
-// sets (messages.HeaderSensorID, HeaderMsgID, HeaderEventType), and the
-// payload goes to Kafka unchanged. An event Kafka can never take (too
-// large, or without those headers) goes to the dead-letter stream with the
-// reason instead of blocking the rest.
+// Kafka is back. The bridge does not read payloads: the record key and the
+// event id come from the NATS headers the outbox relay sets
+// (messages.HeaderSensorID, HeaderMsgID), the event type from the subject's
+// last token, and the payload goes to Kafka unchanged. An event Kafka can
+// never take (too large, without those headers, or on a subject that names
+// no event type) goes to the dead-letter stream with the reason instead of
+// blocking the rest.
 //
 // TLS and SASL to Kafka (transport.go) are built once at Start and shared
 // by the writer's transport and the probe's dialer.

@@ -152,15 +152,15 @@ func (e *env) publish(t testing.TB, evs []messages.TestCompleted) {
 	e.waitPublished(t)
 }
 
-// eventMsg is ev as the outbox relay publishes it: the payload, with the
-// event id, the sensor id and the event type in the headers.
+// eventMsg is ev as the outbox relay publishes it: the payload on its
+// event subject, with the event id and the sensor id in the headers.
 func eventMsg(t testing.TB, subj messages.Subjects, ev messages.TestCompleted) *nats.Msg {
 	t.Helper()
 	data, err := ev.Encode()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return natsx.EventMsg(subj.Event(ev.SensorType, ev.Kind()), ev.EventID, ev.SensorID, ev.Type, data)
+	return natsx.EventMsg(subj.Event(ev.SensorType, ev.Kind()), ev.EventID, ev.SensorID, data)
 }
 
 func (e *env) publishRaw(t testing.TB, msg *nats.Msg) {

@@ -1,10 +1,12 @@
 package bridge
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -51,6 +53,14 @@ type relay struct {
 	lastProbe     time.Time // last time the relay learnt whether Kafka answers
 	backoff       time.Duration
 	lastWriteOK   bool // the last Kafka write succeeded: worth fetching ahead
+
+	// floor is a stream sequence up to which every event is known to be
+	// acknowledged (by this relay, or by the consumer's ack floor); the
+	// relay writes an event only when every one before it is, so that a
+	// bridge that died holding events does not let later ones overtake
+	// them. gapSince is when the relay began waiting for such an event.
+	floor    uint64
+	gapSince time.Time
 }
 
 func newRelay(b *Bridge) *relay {
@@ -210,6 +220,10 @@ func (r *relay) admit(ctx context.Context, msgs []jetstream.Msg) {
 		}
 		r.held = append(r.held, p)
 	}
+	// A redelivered event (one another bridge held) comes after later
+	// ones this relay holds already: keep stream order.
+	slices.SortStableFunc(r.held, func(a, b *pending) int { return cmp.Compare(a.seq, b.seq) })
+	r.b.counts.setHeld(len(r.held))
 }
 
 // eventHeaders is what the bridge relays an event by.
@@ -217,29 +231,48 @@ type eventHeaders struct {
 	eventID, sensorID, eventType string
 }
 
-// readHeaders takes the event's headers from m, or says which are missing.
+// readHeaders takes the event id and the sensor id from m's headers and
+// the event type from its subject, or says which are missing.
 func readHeaders(m jetstream.Msg) (eventHeaders, error) {
 	hdr := m.Headers()
 	h := eventHeaders{
 		eventID:   hdr.Get(messages.HeaderMsgID),
 		sensorID:  hdr.Get(messages.HeaderSensorID),
-		eventType: hdr.Get(messages.HeaderEventType),
+		eventType: messages.EventTypeOfSubject(m.Subject()),
 	}
 	var missing []string
 	for _, f := range []struct{ name, value string }{
 		{messages.HeaderMsgID, h.eventID},
 		{messages.HeaderSensorID, h.sensorID},
-		{messages.HeaderEventType, h.eventType},
 	} {
 		if f.value == "" {
 			missing = append(missing, f.name)
 		}
 	}
+	var problems []string
 	if len(missing) > 0 {
-		return h, fmt.Errorf("event without the header %s", strings.Join(missing, ", "))
+		problems = append(problems, "event without the header "+strings.Join(missing, ", "))
+	}
+	if h.eventType == "" {
+		problems = append(problems, fmt.Sprintf("subject %q names no event type (its last token is not %s or %s)",
+			m.Subject(), messages.EventKindCompleted, messages.EventKindFailed))
+	}
+	if len(problems) > 0 {
+		return h, errors.New(strings.Join(problems, "; "))
 	}
 	return h, nil
 }
+
+// Header values that are the same on every record, shared by all of them
+// (kafka-go only reads them).
+var (
+	streamHeaderValue      = []byte(messages.StreamEvents)
+	contentTypeHeaderValue = []byte(messages.ContentTypeJSON)
+	eventTypeHeaderValues  = map[string][]byte{
+		messages.EventTypeCompleted: []byte(messages.EventTypeCompleted),
+		messages.EventTypeFailed:    []byte(messages.EventTypeFailed),
+	}
+)
 
 // record is the Kafka record of the event: its payload unchanged, keyed
 // by the sensor id.
@@ -249,10 +282,10 @@ func (h eventHeaders) record(payload []byte, seq uint64) kafka.Message {
 		Value: payload,
 		Headers: []kafka.Header{
 			{Key: messages.KafkaHeaderEventID, Value: []byte(h.eventID)},
-			{Key: messages.KafkaHeaderEventType, Value: []byte(h.eventType)},
-			{Key: messages.KafkaHeaderStream, Value: []byte(messages.StreamEvents)},
-			{Key: messages.KafkaHeaderSequence, Value: []byte(strconv.FormatUint(seq, 10))},
-			{Key: messages.KafkaHeaderContentType, Value: []byte(messages.ContentTypeJSON)},
+			{Key: messages.KafkaHeaderEventType, Value: eventTypeHeaderValues[h.eventType]},
+			{Key: messages.KafkaHeaderStream, Value: streamHeaderValue},
+			{Key: messages.KafkaHeaderSequence, Value: strconv.AppendUint(nil, seq, 10)},
+			{Key: messages.KafkaHeaderContentType, Value: contentTypeHeaderValue},
 		},
 	}
 }
@@ -268,6 +301,9 @@ func (r *relay) drain(ctx context.Context) {
 			r.waitBreaker(ctx)
 			continue
 		}
+		if !r.inOrder(ctx) {
+			continue
+		}
 		n := r.chunkLen()
 		chunk := r.held[:n]
 		next := r.prefetch()
@@ -279,6 +315,7 @@ func (r *relay) drain(ctx context.Context) {
 		var (
 			retry    []*pending
 			failed   uint64
+			acked    int
 			firstErr error
 			blocked  = map[string]bool{}
 		)
@@ -290,6 +327,7 @@ func (r *relay) drain(ctx context.Context) {
 			switch {
 			case e == nil && !blocked[p.key]:
 				r.ack(p)
+				acked++
 			case e == nil:
 				// Written, but behind an event of its key that was not:
 				// write it again after that one (a duplicate, in order).
@@ -309,7 +347,12 @@ func (r *relay) drain(ctx context.Context) {
 				}
 			}
 		}
+		if acked == n {
+			// chunkLen keeps a chunk contiguous from the floor.
+			r.floor = chunk[n-1].seq
+		}
 		r.held = append(retry, r.held[n:]...)
+		r.b.counts.setHeld(len(r.held))
 		r.lastWriteOK = failed == 0
 		if failed > 0 {
 			r.b.counts.failed.Add(failed)
@@ -324,6 +367,50 @@ func (r *relay) drain(ctx context.Context) {
 		r.lastProbe = time.Now()
 		r.backoff = 0
 	}
+}
+
+// inOrder says whether every event before the first held one is
+// acknowledged, so that writing it keeps stream order (and with it the
+// order per key). When the relay's own floor does not say so, it asks the
+// consumer's ack floor. An event below is delivered to a bridge that has
+// not acknowledged it: another bridge writing it now, or one that died
+// with it, which JetStream redelivers after AckWait (a stopped bridge
+// releases what it holds at once). Meanwhile the relay waits a step, keeps
+// its events alive and fetches what is redelivered; past twice AckWait it
+// goes on regardless (the event may have left the stream) and says so.
+func (r *relay) inOrder(ctx context.Context) bool {
+	first := r.held[0].seq
+	if first <= r.floor+1 {
+		r.gapSince = time.Time{}
+		return true
+	}
+	ictx, cancel := context.WithTimeout(ctx, r.cfg.Breaker.CallTimeout)
+	info, err := r.cons.Info(ictx)
+	cancel()
+	if err == nil && info.AckFloor.Stream+1 >= first {
+		r.floor = max(r.floor, info.AckFloor.Stream)
+		r.gapSince = time.Time{}
+		return true
+	}
+	now := time.Now()
+	if r.gapSince.IsZero() {
+		r.gapSince = now
+		r.log.Debug("relay: waiting for an earlier event another bridge holds", "first_held", first, "floor", r.floor)
+	}
+	if now.Sub(r.gapSince) > 2*r.cfg.AckWait {
+		r.log.Warn("relay: an earlier event was not redelivered within twice the ack wait; writing later ones", "first_held", first, "floor", r.floor)
+		r.floor, r.gapSince = first-1, time.Time{}
+		return true
+	}
+	r.pause(ctx, min(r.cfg.AckWait/10, 100*time.Millisecond))
+	if len(r.held) < 2*r.cfg.BatchSize {
+		msgs, err := collect(r.cons.FetchNoWait(r.cfg.BatchSize))
+		if err != nil && !ackPendingFull(err) {
+			r.log.Debug("relay: fetch while waiting for an earlier event", "err", err)
+		}
+		r.admit(ctx, msgs)
+	}
+	return false
 }
 
 // prefetch starts fetching the next batch while Kafka writes the current
@@ -366,15 +453,18 @@ func (r *relay) admitPrefetched(ctx context.Context, next <-chan fetched) {
 
 // chunkLen is how many held records the next WriteMessages call takes:
 // at most a batch, within chunkBytes, at least one, and a solo record
-// alone. The writer's BatchSize is a batch, so each partition's share of a
-// call is one produce request.
+// alone; it ends before a gap in the stream sequences (an event held
+// elsewhere, or already gone), which inOrder checks next. The writer's
+// BatchSize is a batch, so each partition's share of a call is one
+// produce request.
 func (r *relay) chunkLen() int {
 	if r.held[0].solo {
 		return 1
 	}
 	n, size := 0, 0
-	for _, p := range r.held {
-		if p.solo || n == r.cfg.BatchSize || (n > 0 && size+p.size > chunkBytes) {
+	for i, p := range r.held {
+		if p.solo || n == r.cfg.BatchSize || (n > 0 && size+p.size > chunkBytes) ||
+			(i > 0 && p.seq != r.held[i-1].seq+1) {
 			break
 		}
 		n++
@@ -522,4 +612,5 @@ func (r *relay) release() {
 		r.log.Info("relay stopped with events not yet in kafka; released them for redelivery", "events", len(r.held))
 	}
 	r.held = nil
+	r.b.counts.setHeld(0)
 }

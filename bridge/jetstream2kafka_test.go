@@ -224,7 +224,6 @@ func TestRelayByHeadersOnly(t *testing.T) {
 	}
 	msg.Header.Set(messages.HeaderMsgID, "evt-opaque")
 	msg.Header.Set(messages.HeaderSensorID, "sensor-opaque")
-	msg.Header.Set(messages.HeaderEventType, messages.EventTypeFailed)
 	e.publishRaw(t, msg)
 	e.waitPublished(t)
 
@@ -267,20 +266,23 @@ func TestRelayPoison(t *testing.T) {
 	e.publish(t, evs[:7])
 	e.publish(t, []messages.TestCompleted{big})
 
-	// Each case is a valid event with some headers taken away; the
-	// reason must name what is missing.
+	// Each case is a valid event with some headers taken away, or on a
+	// subject that names no event type; the reason must name what is
+	// missing.
+	noType := e.subj.Event("temperature", "finished")
 	poison := []struct {
 		name    string
 		drop    []string
+		subject string // "": the event's
 		payload []byte // nil: the event's
 		reason  []string
 	}{
-		{"published by the old relay: only Nats-Msg-Id", []string{messages.HeaderSensorID, messages.HeaderEventType}, nil,
-			[]string{messages.HeaderSensorID, messages.HeaderEventType}},
-		{"no headers at all, not json", []string{messages.HeaderMsgID, messages.HeaderSensorID, messages.HeaderEventType}, []byte("not json"),
-			[]string{messages.HeaderMsgID, messages.HeaderSensorID, messages.HeaderEventType}},
-		{"no sensor id", []string{messages.HeaderSensorID}, nil, []string{messages.HeaderSensorID}},
-		{"no event type", []string{messages.HeaderEventType}, nil, []string{messages.HeaderEventType}},
+		{"published by the old relay: only Nats-Msg-Id", []string{messages.HeaderSensorID}, "", nil,
+			[]string{messages.HeaderSensorID}},
+		{"no headers at all, not json, no type", []string{messages.HeaderMsgID, messages.HeaderSensorID}, noType, []byte("not json"),
+			[]string{messages.HeaderMsgID, messages.HeaderSensorID, noType}},
+		{"no sensor id", []string{messages.HeaderSensorID}, "", nil, []string{messages.HeaderSensorID}},
+		{"no event type in the subject", nil, noType, nil, []string{noType, "names no event type"}},
 	}
 	for i, p := range poison {
 		ev := evs[0]
@@ -288,6 +290,9 @@ func TestRelayPoison(t *testing.T) {
 		msg := eventMsg(t, e.subj, ev)
 		for _, h := range p.drop {
 			msg.Header.Del(h)
+		}
+		if p.subject != "" {
+			msg.Subject = p.subject
 		}
 		if p.payload != nil {
 			msg.Data = p.payload
@@ -309,7 +314,7 @@ func TestRelayPoison(t *testing.T) {
 		return s.DeadLettered == uint64(dead) && s.Queued == 0
 	})
 
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), testenv.Wait(t))
 	defer cancel()
 	dlq, err := e.bridgeJS.Stream(ctx, messages.StreamDeadLetter)
 	if err != nil {

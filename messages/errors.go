@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 )
 
 // Code is a stable, machine-readable error code. Codes never change meaning;
@@ -26,6 +27,7 @@ const (
 	CodeMethodNotAllowed    Code = "method_not_allowed"   // wrong HTTP method
 	CodeRateLimited         Code = "rate_limited"         // too many attempts; see Retry-After
 	CodeOverloaded          Code = "overloaded"           // queue full; see Retry-After
+	CodeBacklogFull         Code = "backlog_full"         // events wait to be relayed past the outbox bound; see Retry-After
 	CodeDatabaseUnavailable Code = "database_unavailable" // database down or its breaker open
 	CodeAuthUnavailable     Code = "auth_unavailable"     // auth service does not answer
 	CodeSensorUnavailable   Code = "sensor_unavailable"   // sensor service does not answer
@@ -52,6 +54,7 @@ var statusByCode = map[Code]int{
 	CodeMethodNotAllowed:    http.StatusMethodNotAllowed,
 	CodeRateLimited:         http.StatusTooManyRequests,
 	CodeOverloaded:          http.StatusServiceUnavailable,
+	CodeBacklogFull:         http.StatusServiceUnavailable,
 	CodeDatabaseUnavailable: http.StatusServiceUnavailable,
 	CodeAuthUnavailable:     http.StatusServiceUnavailable,
 	CodeSensorUnavailable:   http.StatusServiceUnavailable,
@@ -78,7 +81,7 @@ func (c Code) Known() bool { _, ok := statusByCode[c]; return ok }
 // Retryable reports whether the same request may succeed later unchanged.
 func (c Code) Retryable() bool {
 	switch c {
-	case CodeRateLimited, CodeOverloaded, CodeDatabaseUnavailable, CodeAuthUnavailable,
+	case CodeRateLimited, CodeOverloaded, CodeBacklogFull, CodeDatabaseUnavailable, CodeAuthUnavailable,
 		CodeSensorUnavailable, CodeBridgeUnavailable, CodeUnavailable, CodeTimeout:
 		return true
 	}
@@ -99,7 +102,8 @@ const (
 type Error struct {
 	Message string `json:"error"`
 	Code    Code   `json:"code"`
-	// RetryAfter, in whole seconds, is set with rate_limited and overloaded.
+	// RetryAfter, in whole seconds, is set with rate_limited, overloaded
+	// and backlog_full.
 	RetryAfter int `json:"retry_after,omitempty"`
 }
 
@@ -175,4 +179,15 @@ func DecodeError(data []byte) (*Error, error) {
 		return nil, errors.New("error envelope without code")
 	}
 	return &e, nil
+}
+
+// Codes lists every stable code, sorted (for documents generated from
+// this package, such as the AsyncAPI description).
+func Codes() []Code {
+	out := make([]Code, 0, len(statusByCode))
+	for c := range statusByCode {
+		out = append(out, c)
+	}
+	slices.Sort(out)
+	return out
 }

@@ -2,6 +2,7 @@ package messages
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -41,6 +42,21 @@ func (e TestCompleted) Kind() string {
 		return EventKindFailed
 	}
 	return EventKindCompleted
+}
+
+// EventTypeOfSubject is the event type that an event subject
+// (Subjects.Event) names by its last token, or "" when it names none. The
+// bridge takes the type from the subject, which every event carries anyway,
+// rather than from a header or the payload.
+func EventTypeOfSubject(subject string) string {
+	i := strings.LastIndexByte(subject, '.')
+	switch subject[i+1:] {
+	case EventKindCompleted:
+		return EventTypeCompleted
+	case EventKindFailed:
+		return EventTypeFailed
+	}
+	return ""
 }
 
 // Validate checks what the relays rely on.

@@ -15,14 +15,14 @@ const (
 
 // NATS headers on an event in SENSOR_EVENTS, set by the sensor role's
 // outbox relay, so that the bridge relays the event without reading its
-// payload. The event id travels as Nats-Msg-Id (JetStream's dedup key).
+// payload. The event id travels as Nats-Msg-Id (JetStream's dedup key); the
+// event type is the subject's last token (EventTypeOfSubject), so it needs
+// no header of its own.
 const (
 	// HeaderMsgID is JetStream's dedup header; it carries the event id.
 	HeaderMsgID = "Nats-Msg-Id"
 	// HeaderSensorID is the event's sensor id: the Kafka record key.
 	HeaderSensorID = "Sensorhub-Sensor-Id"
-	// HeaderEventType is the event's type (EventTypeCompleted, ...).
-	HeaderEventType = "Sensorhub-Event-Type"
 )
 
 // NATS headers on a dead letter in SENSOR_EVENTS_DLQ. The original headers

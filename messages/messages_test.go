@@ -238,3 +238,24 @@ func TestLoginAcceptsNamesTheAccountRuleRefuses(t *testing.T) {
 		}
 	}
 }
+
+// The bridge takes the event type from the subject: every event's subject
+// must name its own type, and nothing else may name one.
+func TestEventTypeOfSubject(t *testing.T) {
+	subj, err := NewSubjects("plant-7.sensorhub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, typ := range []string{EventTypeCompleted, EventTypeFailed} {
+		e := TestCompleted{Type: typ}
+		if got := EventTypeOfSubject(subj.Event("co2", e.Kind())); got != typ {
+			t.Errorf("the subject of a %s event names %q", typ, got)
+		}
+	}
+	for _, s := range []string{"", "completed.", "sensorhub.events.co2", "sensorhub.events.co2.complete", "sensorhub.events.co2.Completed",
+		"sensorhub.events.co2.completed.x", "failed "} {
+		if got := EventTypeOfSubject(s); got != "" {
+			t.Errorf("EventTypeOfSubject(%q) = %q, want none", s, got)
+		}
+	}
+}

@@ -84,6 +84,10 @@ func (s Subjects) join(parts ...string) string {
 // ServiceName is the NATS micro service name of a role, e.g. "sensorhub-auth".
 func (s Subjects) ServiceName(role string) string { return "sensorhub-" + role }
 
+// ServiceStats is the micro discovery subject that every instance of a
+// role's service answers with its stats ($SRV.STATS.sensorhub-bridge).
+func (s Subjects) ServiceStats(role string) string { return "$SRV.STATS." + s.ServiceName(role) }
+
 // Group is the micro endpoint group of a role, e.g. "sensorhub.auth".
 func (s Subjects) Group(role string) string { return s.join(role) }
 

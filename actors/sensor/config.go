@@ -40,6 +40,9 @@ const (
 	DefaultLease                  = 30 * time.Second
 	DefaultMaxAttempts            = 3
 	DefaultOutboxBatch            = 1024
+	// DefaultMaxOutboxBacklog is the outbox bound the sensor command
+	// starts with (--max-outbox-backlog); Config's zero is no bound.
+	DefaultMaxOutboxBacklog = 100_000
 	// DefaultDatabaseCallTimeout bounds one store call (a group commit of a
 	// whole batch included) when DatabaseBreaker.CallTimeout is zero.
 	DefaultDatabaseCallTimeout = 2 * time.Second
@@ -71,6 +74,9 @@ const (
 	// an attempt for each (at most processorCredit per processor).
 	processorMailbox = 16
 	processorCredit  = processorMailbox / 2
+	// backlogInterval is how often the outbox rows are counted when
+	// MaxOutboxBacklog is set.
+	backlogInterval = time.Second
 	// maxReasonLen bounds a failure reason (a panic text) stored and returned.
 	maxReasonLen = 512
 )
@@ -123,6 +129,11 @@ type Config struct {
 	Stream natsx.StreamConfig
 	// OutboxBatch is the most events published per relay batch (default 1024).
 	OutboxBatch int
+	// MaxOutboxBacklog bounds the outbox: once it holds this many events
+	// (counted every backlogInterval, not per submission), submissions are
+	// refused with 503 backlog_full until it drains below (default 0: no
+	// bound).
+	MaxOutboxBacklog int64
 	// Logger gets supervision events and state changes (default slog.Default()).
 	Logger *slog.Logger
 	// LogStacks adds panic stacks to supervision log lines.

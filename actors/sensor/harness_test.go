@@ -271,9 +271,10 @@ func backlog(t *testing.T, st store.Store) int64 {
 
 // streamEvent is one message of SENSOR_EVENTS.
 type streamEvent struct {
-	msgID  string
-	header nats.Header
-	event  messages.TestCompleted
+	msgID   string
+	subject string
+	header  nats.Header
+	event   messages.TestCompleted
 }
 
 // readStream returns every message in SENSOR_EVENTS (reading by sequence
@@ -307,7 +308,7 @@ func readStream(t *testing.T, nc *nats.Conn) []streamEvent {
 		if err != nil {
 			t.Fatalf("message %d is not an event: %v", seq, err)
 		}
-		out = append(out, streamEvent{msgID: m.Header.Get(jetstream.MsgIDHeader), header: m.Header, event: ev})
+		out = append(out, streamEvent{msgID: m.Header.Get(jetstream.MsgIDHeader), subject: m.Subject, header: m.Header, event: ev})
 	}
 	return out
 }

@@ -83,6 +83,10 @@ func (s *Service) handleSubmit(req micro.Request) {
 		_ = natsx.ReplyError(req, errStopping)
 		return
 	}
+	if s.outbox.full() {
+		_ = natsx.ReplyError(req, errBacklogFull)
+		return
+	}
 	size := submissionReserve(len(req.Data()))
 	if !s.pipe.admit(size) {
 		_ = natsx.ReplyError(req, errOverloaded)

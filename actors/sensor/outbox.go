@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/nats-io/nats.go"
@@ -28,17 +31,27 @@ type (
 )
 
 // outboxRelay publishes the outbox to the SENSOR_EVENTS stream, one batch per
-// round on its own goroutine: rows in Seq order, published asynchronously
-// with Nats-Msg-Id = event id (JetStream drops a republished one) and the
-// sensor id and event type in headers for the bridge, and a row
-// is deleted only after its PubAck. While NATS or JetStream is down the rows
-// wait in the database and the ticker retries; nudges that arrive during a
-// round coalesce into one more round.
+// round on its own goroutine: rows in Seq order and, per sensor, one after
+// the other (see publish), with Nats-Msg-Id = event id and the sensor id
+// and event type in headers for the bridge; a row is deleted only after
+// its PubAck. While NATS or JetStream is down the rows wait in the database
+// and the ticker retries; nudges that arrive during a round coalesce into
+// one more round. While the stream is full the relay backs off
+// (relayInterval, doubling up to maxFullBackoff while nothing fits)
+// instead of knocking every round, and the breaker stays out of it: one
+// log line when the stream fills, one when it has room again.
 type outboxRelay struct {
 	s     *Service
 	busy  bool
 	again bool
+	// backoff is the pause after the last round found the stream full
+	// (0: not full); no round starts before resumeAt.
+	backoff  time.Duration
+	resumeAt time.Time
 }
+
+// maxFullBackoff caps the pause between tries while the stream is full.
+const maxFullBackoff = 5 * time.Second
 
 func (r *outboxRelay) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
@@ -47,12 +60,28 @@ func (r *outboxRelay) Receive(ctx actor.Context) {
 			r.again = true
 			return
 		}
+		if time.Now().Before(r.resumeAt) {
+			// Backing off from a full stream; the ticker nudges again.
+			return
+		}
 		r.start(ctx)
 	case *relayDone:
 		r.busy = false
 		if msg.err != nil {
 			r.s.log.Debug("outbox relay round failed", "err", msg.err)
 		}
+		if errors.Is(msg.err, errStreamFull) {
+			// Double the pause while nothing fits; while the bridge makes
+			// room and some of each round fits, keep the shortest.
+			r.backoff = min(max(2*r.backoff, relayInterval), maxFullBackoff)
+			if msg.published > 0 {
+				r.backoff = relayInterval
+			}
+			r.resumeAt = time.Now().Add(r.backoff)
+			r.again = false
+			return
+		}
+		r.backoff, r.resumeAt = 0, time.Time{}
 		if msg.more || r.again {
 			r.again = false
 			r.start(ctx)
@@ -95,15 +124,21 @@ func (s *Service) relayOnce() (published int, more bool, err error) {
 		return 0, false, err
 	}
 	acked, perr := s.publish(rows)
-	if perr != nil {
+	switch {
+	case errors.Is(perr, errStreamFull):
+		// JetStream answers: only the stream is out of room.
+		s.jsState.Set(nil)
+		s.streamState.Set(perr)
+	case perr != nil:
 		s.jsState.Set(perr)
 		if errors.Is(perr, jetstream.ErrNoStreamResponse) || errors.Is(perr, nats.ErrNoResponders) {
 			// The stream is gone (deleted, or JetStream restarted without
 			// it): ensure it again next round.
 			s.streamReady.Store(false)
 		}
-	} else {
+	default:
 		s.jsState.Set(nil)
+		s.streamState.Set(nil)
 	}
 	if len(acked) > 0 {
 		if _, err := dbCall(s.data, func(ctx context.Context) (struct{}, error) {
@@ -122,56 +157,176 @@ func (s *Service) relayOnce() (published int, more bool, err error) {
 	return len(acked), perr == nil && len(rows) == s.cfg.OutboxBatch, perr
 }
 
-// eventHeaders is the sensor id and the event type of row, which travel in
-// the event's NATS headers so that the bridge relays it without reading
-// the payload. A row written before the outbox kept them (or by an older
-// sensor role during an upgrade) has them empty: they come from its
-// payload then. A payload that does not decode gives none, and the bridge
-// dead-letters the event with the reason.
-func (s *Service) eventHeaders(row store.OutboxRow) (sensorID, eventType string) {
-	if row.SensorID != "" && row.EventType != "" {
-		return row.SensorID, row.EventType
+// sensorID is the sensor id of row, which travels in the event's NATS
+// headers so that the bridge keys the Kafka record without reading the
+// payload (the event type is the subject's last token). A row written
+// before the outbox kept it (or by an older sensor role during an upgrade)
+// has it empty: it comes from the payload then. A payload that does not
+// decode gives none, and the bridge dead-letters the event with the reason.
+func (s *Service) sensorID(row store.OutboxRow) string {
+	if row.SensorID != "" {
+		return row.SensorID
 	}
 	ev, err := messages.DecodeEvent(row.Payload)
 	if err != nil {
-		s.log.Warn("outbox row without sensor id and type, and its payload does not decode; the bridge will dead-letter it",
+		s.log.Warn("outbox row without a sensor id, and its payload does not decode; the bridge will dead-letter it",
 			"event_id", row.EventID, "err", err)
-		return "", ""
+		return ""
 	}
-	return ev.SensorID, ev.Type
+	return ev.SensorID
 }
 
-// publish sends rows to JetStream asynchronously under the jetstream breaker
-// and waits for their PubAcks until the call's deadline. It returns the Seq
-// of every acknowledged row (a duplicate ack counts: the event is stored).
+// publish stores rows in SENSOR_EVENTS under the jetstream breaker, in
+// outbox order per sensor, and returns the Seq of every row stored (a
+// duplicate ack counts: the event is stored).
+//
+// A JetStream refusal is not final for what follows it: with DiscardNew a
+// full stream refuses one event and may take the next (smaller, or sent
+// after the bridge made room). So a later event of a sensor is sent only
+// once the earlier one is stored: the batch goes out in waves, wave k
+// holding the k-th row of each sensor in the batch, published
+// asynchronously and awaited before the next wave. After a wave with a
+// refusal nothing more is sent; the refused rows and everything after
+// them stay in the outbox for the next round, behind nothing of theirs.
+// Rows of many sensors keep the pipelining; one busy sensor costs a round
+// trip per event.
 func (s *Service) publish(rows []store.OutboxRow) ([]int64, error) {
 	var acked []int64
 	err := s.jsb.Do(s.ctx, func(ctx context.Context) error {
-		futures := make([]jetstream.PubAckFuture, 0, len(rows))
-		var sendErr error
-		for _, row := range rows {
-			sensorID, eventType := s.eventHeaders(row)
-			f, err := s.js.PublishMsgAsync(natsx.EventMsg(row.Subject, row.EventID, sensorID, eventType, row.Payload))
+		sensors := make([]string, len(rows))
+		for i, row := range rows {
+			sensors[i] = s.sensorID(row)
+		}
+		for _, wave := range publishWaves(sensors) {
+			stored, err := s.publishWave(ctx, rows, sensors, wave)
+			acked = append(acked, stored...)
 			if err != nil {
-				sendErr = fmt.Errorf("publish event %s: %w", row.EventID, err)
-				break
-			}
-			futures = append(futures, f)
-		}
-		var ackErr error
-		for i, f := range futures {
-			select {
-			case <-f.Ok():
-				acked = append(acked, rows[i].Seq)
-			case err := <-f.Err():
-				if ackErr == nil {
-					ackErr = fmt.Errorf("publish event %s: %w", rows[i].EventID, err)
-				}
-			case <-ctx.Done():
-				return errors.Join(sendErr, fmt.Errorf("wait for pub acks: %w", ctx.Err()))
+				return err
 			}
 		}
-		return errors.Join(sendErr, ackErr)
+		return nil
 	})
 	return acked, err
+}
+
+// publishWaves splits the indexes of a batch's rows, given by their sensor
+// ids, into waves: row i is in wave k when k earlier rows have its sensor
+// id. Each wave keeps outbox order.
+func publishWaves(sensors []string) [][]int {
+	seen := make(map[string]int, len(sensors))
+	var waves [][]int
+	for i, id := range sensors {
+		k := seen[id]
+		seen[id] = k + 1
+		if k == len(waves) {
+			waves = append(waves, nil)
+		}
+		waves[k] = append(waves[k], i)
+	}
+	return waves
+}
+
+// publishWave publishes rows[i] for every i of wave asynchronously and
+// waits for their PubAcks. It returns the Seq of the rows stored and the
+// first refusal (or send error).
+func (s *Service) publishWave(ctx context.Context, rows []store.OutboxRow, sensors []string, wave []int) ([]int64, error) {
+	futures := make([]jetstream.PubAckFuture, 0, len(wave))
+	var sendErr error
+	for _, i := range wave {
+		row := rows[i]
+		f, err := s.js.PublishMsgAsync(natsx.EventMsg(row.Subject, row.EventID, sensors[i], row.Payload))
+		if err != nil {
+			sendErr = fmt.Errorf("publish event %s: %w", row.EventID, classifyPublish(err))
+			break
+		}
+		futures = append(futures, f)
+	}
+	stored := make([]int64, 0, len(futures))
+	var ackErr error
+	for j, f := range futures {
+		row := rows[wave[j]]
+		select {
+		case <-f.Ok():
+			stored = append(stored, row.Seq)
+		case err := <-f.Err():
+			if ackErr == nil {
+				ackErr = fmt.Errorf("publish event %s: %w", row.EventID, classifyPublish(err))
+			}
+		case <-ctx.Done():
+			return stored, errors.Join(sendErr, fmt.Errorf("wait for pub acks: %w", ctx.Err()))
+		}
+	}
+	return stored, errors.Join(sendErr, ackErr)
+}
+
+// errStreamFull marks a publish that SENSOR_EVENTS refused for want of
+// room (DiscardNew at its byte or message bound). JetStream is up and
+// answering, so it does not count against the jetstream breaker; the
+// relay backs off instead, and the outbox keeps the events.
+var errStreamFull = errors.New("stream_full: " + messages.StreamEvents + " refuses new events until the bridge drains it")
+
+// jsStoreFailed is JetStream's error code for a message the stream would
+// not store (JSStreamStoreFailedF); the description says why.
+const jsStoreFailed = 10077
+
+// classifyPublish wraps errStreamFull around a refusal for want of room.
+func classifyPublish(err error) error {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode == jsStoreFailed &&
+		(strings.Contains(apiErr.Description, "maximum bytes exceeded") || strings.Contains(apiErr.Description, "maximum messages exceeded")) {
+		return fmt.Errorf("%w (%s)", errStreamFull, apiErr.Description)
+	}
+	return err
+}
+
+// Dependencies of the role's health report that the relay owns.
+const (
+	// depEventStream is down while SENSOR_EVENTS is full.
+	depEventStream = "event_stream"
+	// depOutboxBacklog is down while the outbox is at MaxOutboxBacklog
+	// and submissions are refused.
+	depOutboxBacklog = "outbox_backlog"
+)
+
+// errBacklogFull refuses submissions while the outbox is at its bound:
+// nothing is stored, and a retry after the events drained is safe.
+var errBacklogFull = &messages.Error{Code: messages.CodeBacklogFull,
+	Message: "too many events wait to be relayed (outbox backlog at its bound), retry later", RetryAfter: 5}
+
+// backlogCount is the outbox's size as last counted, and its bound.
+type backlogCount struct {
+	limit    int64 // 0: no bound
+	rows     atomic.Int64
+	counting atomic.Bool
+}
+
+// full says that the outbox was at its bound when last counted.
+func (b *backlogCount) full() bool { return b.limit > 0 && b.rows.Load() >= b.limit }
+
+// countBacklog counts the outbox rows on a tracked goroutine (one count at
+// a time), so that intake admits by the last count without a query per
+// submission. A failed count keeps the last one.
+func (s *Service) countBacklog() {
+	if !s.outbox.counting.CompareAndSwap(false, true) {
+		return
+	}
+	ok := s.tasks.goTracked(func() {
+		defer s.outbox.counting.Store(false)
+		n, err := dbCall(s.data, func(ctx context.Context) (int64, error) {
+			return s.cfg.Store.OutboxBacklog(ctx)
+		})
+		if err != nil {
+			s.log.Debug("count outbox backlog", "err", err)
+			return
+		}
+		s.outbox.rows.Store(n)
+		if s.outbox.full() {
+			s.backlogState.Set(fmt.Errorf("%s: %d events wait in the outbox (bound %d); submissions are refused", messages.CodeBacklogFull, n, s.outbox.limit))
+		} else {
+			s.backlogState.Set(nil)
+		}
+	})
+	if !ok {
+		s.outbox.counting.Store(false)
+	}
 }

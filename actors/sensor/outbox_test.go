@@ -83,24 +83,25 @@ func TestOutboxRelay(t *testing.T) {
 	})
 }
 
-// checkEventHeaders checks that the event carries in its NATS headers what
-// the bridge relays it by, the same as in its payload.
+// checkEventHeaders checks that the event carries in its NATS headers and
+// its subject what the bridge relays it by, the same as in its payload.
 func checkEventHeaders(t *testing.T, e streamEvent) {
 	t.Helper()
 	for name, want := range map[string]string{
-		messages.HeaderMsgID:     e.event.EventID,
-		messages.HeaderSensorID:  e.event.SensorID,
-		messages.HeaderEventType: e.event.Type,
+		messages.HeaderMsgID:    e.event.EventID,
+		messages.HeaderSensorID: e.event.SensorID,
 	} {
 		if got := e.header.Get(name); got != want || want == "" {
 			t.Errorf("event %s: header %s = %q, want %q", e.event.EventID, name, got, want)
 		}
 	}
+	if got := messages.EventTypeOfSubject(e.subject); got != e.event.Type {
+		t.Errorf("event %s on %s: the subject names type %q, the payload %q", e.event.EventID, e.subject, got, e.event.Type)
+	}
 }
 
 // TestOutboxRelayOldRow: a row written as the schema before the sensor_id
-// and event_type columns wrote it is relayed with the headers taken from
-// its payload.
+// column wrote it is relayed with the sensor id taken from its payload.
 func TestOutboxRelayOldRow(t *testing.T) {
 	h := newHarness(t)
 	path := filepath.Join(t.TempDir(), "sensorhub.db")

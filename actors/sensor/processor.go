@@ -440,7 +440,7 @@ func (s *Service) completion(t store.Test, status string, result []byte, reason 
 		Reason: reason,
 		Event: store.OutboxEvent{
 			EventID: eventID, Subject: s.cfg.Subjects.Event(t.SensorType, e.Kind()), Payload: payload,
-			SensorID: e.SensorID, EventType: e.Type,
+			SensorID: e.SensorID,
 		},
 		At: now,
 	}

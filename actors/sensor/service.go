@@ -77,6 +77,11 @@ type Service struct {
 	// (the database's is data.state).
 	health  *health.Tracker
 	jsState *health.Dependency
+	// streamState is down while SENSOR_EVENTS refuses events for want of
+	// room; backlogState while the outbox is at MaxOutboxBacklog.
+	streamState, backlogState *health.Dependency
+	// outbox counts the outbox rows, as last read (see countBacklog).
+	outbox backlogCount
 
 	stopOnce sync.Once
 	stopErr  error
@@ -117,6 +122,7 @@ func Start(ctx context.Context, nc *nats.Conn, system *actor.ActorSystem, cfg Co
 		instance: messages.RoleSensor + "-" + uuid.NewString()[:8],
 		readers:  make(chan struct{}, maxReaders),
 		pipe:     newPipeline(cfg.MaxInFlight, cfg.MaxInFlightBytes),
+		outbox:   backlogCount{limit: cfg.MaxOutboxBacklog},
 		tasks:    &tasks{system: system},
 	}
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
@@ -128,6 +134,10 @@ func Start(ctx context.Context, nc *nats.Conn, system *actor.ActorSystem, cfg Co
 	}
 	s.health = health.New(messages.RoleSensor, log, &s.breakers)
 	s.data.state, s.jsState = s.health.Dependency("database"), s.health.Dependency("jetstream")
+	// Presumed fine until a publish or a count says otherwise.
+	s.streamState, s.backlogState = s.health.Dependency(depEventStream), s.health.Dependency(depOutboxBacklog)
+	s.streamState.Set(nil)
+	s.backlogState.Set(nil)
 
 	// The children find each other by name: the PIDs are known before the
 	// tree is spawned, and stay valid across restarts.
@@ -327,6 +337,13 @@ func (s *Service) tick() {
 	defer renew.Stop()
 	relay := time.NewTicker(relayInterval)
 	defer relay.Stop()
+	var count <-chan time.Time
+	if s.cfg.MaxOutboxBacklog > 0 {
+		t := time.NewTicker(backlogInterval)
+		defer t.Stop()
+		count = t.C
+		s.countBacklog()
+	}
 	// At once at start: a previous process may have left tests and events.
 	s.tasks.send(s.sweeperPID, &sweepTick{})
 	s.tasks.send(s.outboxPID, &outboxNudge{})
@@ -340,6 +357,8 @@ func (s *Service) tick() {
 			s.tasks.send(s.poolPID, &renewTick{})
 		case <-relay.C:
 			s.tasks.send(s.outboxPID, &outboxNudge{})
+		case <-count:
+			s.countBacklog()
 		}
 	}
 }
@@ -361,5 +380,8 @@ func isDatabaseOutage(err error) bool {
 	return errors.Is(err, store.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded)
 }
 
-// isJetStreamFailure counts every relay error but a cancelled caller.
-func isJetStreamFailure(err error) bool { return !errors.Is(err, context.Canceled) }
+// isJetStreamFailure counts every relay error but a cancelled caller and a
+// full stream (JetStream answered; the relay backs off by itself).
+func isJetStreamFailure(err error) bool {
+	return !errors.Is(err, context.Canceled) && !errors.Is(err, errStreamFull)
+}

@@ -117,6 +117,7 @@ func sensorCommand() *command {
 		fs.IntVar(&cfg.Workers, "workers", 0, "processor actors (0: two per CPU)")
 		fs.IntVar(&cfg.MaxInFlight, "max-in-flight", sensor.DefaultMaxInFlight, "submissions being accepted at once before answering 503 overloaded")
 		fs.Int64Var(&cfg.MaxInFlightBytes, "max-in-flight-bytes", sensor.DefaultMaxInFlightBytes, "bytes the submissions and queued tests may hold in memory before answering 503 overloaded")
+		outboxBacklogFlag(fs, &cfg.MaxOutboxBacklog)
 		fs.DurationVar(&cfg.Lease, "lease", sensor.DefaultLease, "how long a test may stay processing before the sweeper retries it")
 		fs.StringVar(&cfg.Issuer, "jwt-issuer", token.DefaultIssuer, "token issuer (for the fallback verification)")
 		fs.StringVar(&cfg.Audience, "jwt-audience", token.DefaultAudience, "token audience (for the fallback verification)")

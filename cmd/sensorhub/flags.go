@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"sensorhub/actors/sensor"
 	"sensorhub/bridge"
 	"sensorhub/internal/app"
 	"sensorhub/internal/breaker"
@@ -267,4 +268,10 @@ func breakerFlags(fs *flag.FlagSet, name string, cfg *breaker.Config, defTimeout
 		cfg.Failures = n
 		return nil
 	})
+}
+
+// outboxBacklogFlag registers --max-outbox-backlog: the outbox rows past
+// which the sensor role refuses submissions with 503 backlog_full.
+func outboxBacklogFlag(fs *flag.FlagSet, v *int64) {
+	fs.Int64Var(v, "max-outbox-backlog", sensor.DefaultMaxOutboxBacklog, "events waiting in the outbox at which submissions are refused with 503 backlog_full (0: no bound)")
 }

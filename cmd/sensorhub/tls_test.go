@@ -224,7 +224,7 @@ func TestBridgeKafkaTLSAndSASLFlags(t *testing.T) {
 			t.Fatal(err)
 		}
 		// As the outbox relay publishes it: the bridge relays by the headers.
-		msg := natsx.EventMsg(subj.Event(ev.SensorType, ev.Kind()), ev.EventID, ev.SensorID, ev.Type, data)
+		msg := natsx.EventMsg(subj.Event(ev.SensorType, ev.Kind()), ev.EventID, ev.SensorID, data)
 		if _, err := js.PublishMsg(testenv.Deadline(t), msg); err != nil {
 			t.Fatal(err)
 		}

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"sensorhub/actors/auth"
+	"sensorhub/actors/sensor"
 	"sensorhub/actors/supervise"
 	"sensorhub/bridge"
 	"sensorhub/internal/kafkadev"
@@ -213,10 +214,11 @@ func RunDev(ctx context.Context, cfg DevConfig, logger *slog.Logger) error {
 		return err
 	}
 	sensorSvc, err := startSensor(ctx, l, ncSensor, system, st, SensorConfig{
-		Common:   as(messages.RoleSensor),
-		Workers:  cfg.Workers,
-		Issuer:   "sensorhub",
-		Audience: "sensorhub",
+		Common:           as(messages.RoleSensor),
+		Workers:          cfg.Workers,
+		MaxOutboxBacklog: sensor.DefaultMaxOutboxBacklog,
+		Issuer:           "sensorhub",
+		Audience:         "sensorhub",
 	}, logger)
 	if err != nil {
 		return err

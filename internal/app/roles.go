@@ -77,6 +77,9 @@ type SensorConfig struct {
 	Workers          int
 	MaxInFlight      int
 	MaxInFlightBytes int64 // sensor.Config.MaxInFlightBytes
+	// MaxOutboxBacklog bounds the outbox (sensor.Config.MaxOutboxBacklog;
+	// 0: no bound).
+	MaxOutboxBacklog int64
 	Lease            time.Duration
 	Issuer           string
 	Audience         string
@@ -213,6 +216,7 @@ func startSensor(ctx context.Context, l *lifecycle, nc *nats.Conn, system *actor
 		Workers:          cfg.Workers,
 		MaxInFlight:      cfg.MaxInFlight,
 		MaxInFlightBytes: cfg.MaxInFlightBytes,
+		MaxOutboxBacklog: cfg.MaxOutboxBacklog,
 		Lease:            cfg.Lease,
 		DatabaseBreaker:  cfg.DatabaseBreaker,
 		JetStreamBreaker: cfg.JetStreamBreaker,

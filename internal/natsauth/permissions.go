@@ -86,7 +86,9 @@ func RolePermissions(subj messages.Subjects, role string) Permissions {
 		}
 	case messages.RoleBridge:
 		ev, durable := messages.StreamEvents, messages.ConsumerBridge
-		pub := []string{subj.SensorOutbox(), subj.DeadLetter(), subj.Health(role)}
+		// ServiceStats: any bridge answers the tier's stats by asking
+		// every bridge instance for its own.
+		pub := []string{subj.SensorOutbox(), subj.DeadLetter(), subj.Health(role), subj.ServiceStats(role)}
 		pub = append(pub, streamAdmin(ev)...)
 		pub = append(pub, streamAdmin(messages.StreamDeadLetter)...)
 		pub = append(pub, jsAPI+"STREAM.MSG.GET."+messages.StreamDeadLetter) // reading its dead letters back

@@ -24,6 +24,10 @@ type Endpoint struct {
 	// default). A full buffer drops at the server, so handlers must hand off
 	// work quickly and refuse with "overloaded" rather than block.
 	PendingMsgs int
+	// Stats, when set, is the endpoint's data in the service's stats
+	// ($SRV.STATS, `nats micro stats`). It runs under the service's lock:
+	// it must be quick and must not call the service.
+	Stats func() any
 }
 
 // AddService registers the micro service of role (named
@@ -31,11 +35,26 @@ type Endpoint struct {
 // group, e.g. sensorhub.auth.token. All instances share a queue group, so
 // running more copies spreads the load.
 func AddService(nc *nats.Conn, subj messages.Subjects, role, description string, endpoints ...Endpoint) (micro.Service, error) {
-	svc, err := micro.AddService(nc, micro.Config{
+	cfg := micro.Config{
 		Name:        subj.ServiceName(role),
 		Version:     Version,
 		Description: description,
-	})
+	}
+	stats := map[string]func() any{}
+	for _, ep := range endpoints {
+		if ep.Stats != nil {
+			stats[ep.Name] = ep.Stats
+		}
+	}
+	if len(stats) > 0 {
+		cfg.StatsHandler = func(e *micro.Endpoint) any {
+			if f := stats[e.Name]; f != nil {
+				return f()
+			}
+			return nil
+		}
+	}
+	svc, err := micro.AddService(nc, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("add %s service: %w", role, err)
 	}

@@ -146,17 +146,17 @@ func sameStreamConfig(have, want jetstream.StreamConfig) bool {
 		have.Duplicates == want.Duplicates
 }
 
-// EventMsg is an event as it goes into SENSOR_EVENTS: the payload, with
-// the event id as Nats-Msg-Id (JetStream's dedup) and, when known, the
-// sensor id and event type the bridge relays by. The outbox relay and the
-// tests that stand in for it build events here.
-func EventMsg(subject, eventID, sensorID, eventType string, payload []byte) *nats.Msg {
+// EventMsg is an event as it goes into SENSOR_EVENTS: the payload on its
+// event subject (whose last token is the event type), with the event id as
+// Nats-Msg-Id (JetStream's dedup) and, when known, the sensor id the bridge
+// keys the Kafka record by. The outbox relay and the tests that stand in
+// for it build events here.
+func EventMsg(subject, eventID, sensorID string, payload []byte) *nats.Msg {
 	msg := nats.NewMsg(subject)
 	msg.Data = payload
 	msg.Header.Set(messages.HeaderMsgID, eventID)
-	if sensorID != "" && eventType != "" {
+	if sensorID != "" {
 		msg.Header.Set(messages.HeaderSensorID, sensorID)
-		msg.Header.Set(messages.HeaderEventType, eventType)
 	}
 	return msg
 }

@@ -77,10 +77,9 @@ type OutboxEvent struct {
 	EventID string
 	Subject string
 	Payload []byte
-	// SensorID and EventType travel as NATS headers, so that the bridge
-	// relays the event without reading Payload.
-	SensorID  string
-	EventType string
+	// SensorID travels as a NATS header, so that the bridge keys the Kafka
+	// record without reading Payload (the type is Subject's last token).
+	SensorID string
 }
 
 // Completion finishes one test: status, result and its event, all or nothing.
@@ -99,10 +98,9 @@ type OutboxRow struct {
 	EventID string
 	Subject string
 	Payload []byte
-	// SensorID and EventType are as written; both are empty on a row
-	// written before the store kept them (read them from Payload then).
+	// SensorID is as written; it is empty on a row written before the
+	// store kept it (read it from Payload then).
 	SensorID  string
-	EventType string
 	CreatedAt time.Time
 }
 

@@ -106,8 +106,8 @@ func (s *Store) CompleteTests(ctx context.Context, cs []store.Completion) ([]boo
 		}
 		defer update.Close()
 		event, err := tx.PrepareContext(ctx, `
-			INSERT INTO outbox (event_id, test_id, subject, payload, sensor_id, event_type, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`)
+			INSERT INTO outbox (event_id, test_id, subject, payload, sensor_id, created_at)
+			VALUES (?, ?, ?, ?, ?, ?)`)
 		if err != nil {
 			return err
 		}
@@ -133,7 +133,7 @@ func (s *Store) CompleteTests(ctx context.Context, cs []store.Completion) ([]boo
 				payload = []byte{}
 			}
 			if _, err := event.ExecContext(ctx, c.Event.EventID, c.TestID, c.Event.Subject, payload,
-				c.Event.SensorID, c.Event.EventType, micros(at)); err != nil {
+				c.Event.SensorID, micros(at)); err != nil {
 				return fmt.Errorf("completion %d: %w", i, err)
 			}
 			applied[i] = true

@@ -150,8 +150,7 @@ func completion(t *testing.T, testID string, at time.Time) store.Completion {
 			Subject: "sensorhub.events.temperature.completed",
 			Payload: []byte(`{"event_id":"` + eventID + `","test_id":"` + testID + `"}`),
 			// Distinct per event, so that a row given another's is seen.
-			SensorID:  "sensor-" + testID,
-			EventType: "sensor.test.completed",
+			SensorID: "sensor-" + testID,
 		},
 		At: at,
 	}
@@ -946,8 +945,8 @@ func assertEvents(t *testing.T, s store.Store, want ...store.OutboxEvent) {
 		if r.EventID != w.EventID || r.Subject != w.Subject || !bytes.Equal(r.Payload, w.Payload) {
 			t.Errorf("outbox row %d = %s %q %q, want %s %q %q", i, r.EventID, r.Subject, r.Payload, w.EventID, w.Subject, w.Payload)
 		}
-		if r.SensorID != w.SensorID || r.EventType != w.EventType {
-			t.Errorf("outbox row %d: sensor id %q, event type %q; want %q, %q", i, r.SensorID, r.EventType, w.SensorID, w.EventType)
+		if r.SensorID != w.SensorID {
+			t.Errorf("outbox row %d: sensor id %q, want %q", i, r.SensorID, w.SensorID)
 		}
 		if i > 0 && r.Seq <= rows[i-1].Seq {
 			t.Errorf("outbox seq not increasing: %d after %d", r.Seq, rows[i-1].Seq)
@@ -1531,7 +1530,7 @@ func testHostileStrings(t *testing.T, s store.Store) {
 
 			c := store.Completion{
 				TestID: nt.ID, Status: messages.StatusFailed, Reason: h,
-				Event: store.OutboxEvent{EventID: fmt.Sprintf("ev-%d-%s", i, h), Subject: h, Payload: []byte(h), SensorID: h, EventType: h},
+				Event: store.OutboxEvent{EventID: fmt.Sprintf("ev-%d-%s", i, h), Subject: h, Payload: []byte(h), SensorID: h},
 				At:    now(),
 			}
 			complete(t, s, c)
@@ -1541,8 +1540,8 @@ func testHostileStrings(t *testing.T, s store.Store) {
 			rows := pending(t, s, 1000)
 			last := rows[len(rows)-1]
 			if last.EventID != c.Event.EventID || last.Subject != h || string(last.Payload) != h ||
-				last.SensorID != h || last.EventType != h {
-				t.Errorf("outbox row = %q %q %q %q %q", last.EventID, last.Subject, last.Payload, last.SensorID, last.EventType)
+				last.SensorID != h {
+				t.Errorf("outbox row = %q %q %q %q", last.EventID, last.Subject, last.Payload, last.SensorID)
 			}
 
 			_, err = s.GetTest(ctxFor(t), h)

@@ -1,0 +1,55 @@
+package sensor
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"testing"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"sensorhub/internal/breaker"
+	"sensorhub/internal/natsx"
+	"sensorhub/internal/store"
+	"sensorhub/internal/testenv"
+	"sensorhub/messages"
+)
+
+// BenchmarkOutboxPublish measures the relay's publish of one batch of
+// DefaultOutboxBatch rows to SENSOR_EVENTS on the embedded server, with
+// every row of one sensor (one round trip per row) and spread over 100
+// sensors: -run='^$' -bench=OutboxPublish ./actors/sensor/.
+func BenchmarkOutboxPublish(b *testing.B) {
+	for _, sensors := range []int{1, 100} {
+		b.Run(fmt.Sprintf("sensors=%d", sensors), func(b *testing.B) {
+			ns := testenv.NATS(b)
+			js, err := jetstream.New(ns.Conn(b, messages.RoleSensor), jetstream.WithPublishAsyncMaxPending(4*DefaultOutboxBatch))
+			if err != nil {
+				b.Fatal(err)
+			}
+			subj := messages.DefaultSubjects()
+			if _, err := natsx.EnsureEventStream(testenv.Deadline(b), js, subj, natsx.StreamConfig{}); err != nil {
+				b.Fatal(err)
+			}
+			s := &Service{js: js, ctx: context.Background(), log: slog.New(slog.DiscardHandler),
+				jsb: breaker.New("bench", breaker.Config{}, isJetStreamFailure, slog.New(slog.DiscardHandler))}
+			payload, err := orderEvent("x", "s", 300).Encode()
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for n := range b.N {
+				rows := make([]store.OutboxRow, DefaultOutboxBatch)
+				for i := range rows {
+					rows[i] = store.OutboxRow{Seq: int64(i), EventID: fmt.Sprintf("e-%d-%d", n, i), Subject: subj.Event("co2", "completed"),
+						Payload: payload, SensorID: fmt.Sprintf("s-%d", i%sensors)}
+				}
+				acked, err := s.publish(rows)
+				if err != nil || len(acked) != len(rows) {
+					b.Fatalf("published %d of %d: %v", len(acked), len(rows), err)
+				}
+			}
+			b.ReportMetric(float64(b.N*DefaultOutboxBatch)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
