@@ -166,7 +166,6 @@ func killSensorMidFlight(t *testing.T, late bool) {
 		t.Fatal("the kill made no 503 at all: the test proved nothing")
 	}
 
-
 	stored := storedByKey(t, s.realDB, "alice")
 	var want int
 	for w := range subs {
