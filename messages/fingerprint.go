@@ -26,10 +26,15 @@ const fingerprintVersion = 1
 // how the JSON was spelt (spaces, field order, 1 or 1.0).
 func (r SubmitTest) Fingerprint() string {
 	h := sha256.New()
-	var buf [9]byte
+	// The encoding goes through a buffer: one Write per reading would cost
+	// three times the hashing itself.
+	buf := make([]byte, 0, 4096)
 	putUint := func(v uint64) {
-		binary.BigEndian.PutUint64(buf[:8], v)
-		h.Write(buf[:8])
+		if len(buf)+8 > cap(buf) {
+			h.Write(buf)
+			buf = buf[:0]
+		}
+		buf = binary.BigEndian.AppendUint64(buf, v)
 	}
 	putFloat := func(v float64) {
 		if v == 0 {
@@ -39,21 +44,24 @@ func (r SubmitTest) Fingerprint() string {
 	}
 	putString := func(s string) {
 		putUint(uint64(len(s)))
+		h.Write(buf)
+		buf = buf[:0]
 		h.Write([]byte(s))
 	}
-	h.Write([]byte{fingerprintVersion})
+	buf = append(buf, fingerprintVersion)
 	putString(r.SensorType)
 	putString(r.SensorID)
 	putUint(uint64(int64(r.IntervalMS)))
 	if r.Reference == nil {
-		h.Write([]byte{0})
+		putUint(0)
 	} else {
-		h.Write([]byte{1})
+		putUint(1)
 		putFloat(*r.Reference)
 	}
 	putUint(uint64(len(r.Readings)))
 	for _, v := range r.Readings {
 		putFloat(v)
 	}
+	h.Write(buf)
 	return hex.EncodeToString(h.Sum(nil))
 }

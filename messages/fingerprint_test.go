@@ -57,3 +57,15 @@ func TestFingerprint(t *testing.T) {
 		t.Error("a reading of 0 and no readings are one fingerprint")
 	}
 }
+
+// BenchmarkFingerprint hashes the largest submission (10,000 readings).
+func BenchmarkFingerprint(b *testing.B) {
+	r := SubmitTest{SensorType: "temperature", SensorID: "lab-7", IntervalMS: 1000, Readings: make([]float64, MaxReadings)}
+	for i := range r.Readings {
+		r.Readings[i] = 20 + float64(i%100)/100
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = r.Fingerprint()
+	}
+}
