@@ -13,30 +13,32 @@ type Code string
 
 // The stable error codes. Each maps to one HTTP status (see HTTPStatus).
 const (
-	CodeBadRequest          Code = "bad_request"          // malformed or invalid body
-	CodeInvalidJSON         Code = "invalid_json"         // body is not the JSON expected
-	CodeBodyTooLarge        Code = "body_too_large"       // body over the limit
-	CodeUnknownSensorType   Code = "unknown_sensor_type"  // sensor type not in the catalogue
-	CodeInvalidReadings     Code = "invalid_readings"     // NaN, infinities, too many readings, bad interval
-	CodeInvalidSensorID     Code = "invalid_sensor_id"    // sensor id not 1..128 of [A-Za-z0-9._:-]
-	CodeInvalidTestID       Code = "invalid_test_id"      // test id is not a UUID
-	CodeInvalidCredentials  Code = "invalid_credentials"  // unknown user or wrong password
-	CodeUnauthorized        Code = "unauthorized"         // missing, malformed, forged or expired token
-	CodeForbidden           Code = "forbidden"            // authenticated, but not allowed
-	CodeNotFound            Code = "not_found"            // no such resource
-	CodeMethodNotAllowed    Code = "method_not_allowed"   // wrong HTTP method
-	CodeRateLimited         Code = "rate_limited"         // too many attempts; see Retry-After
-	CodeOverloaded          Code = "overloaded"           // queue full; see Retry-After
-	CodeBacklogFull         Code = "backlog_full"         // events wait to be relayed past the outbox bound; see Retry-After
-	CodeDatabaseUnavailable Code = "database_unavailable" // database down or its breaker open
-	CodeAuthUnavailable     Code = "auth_unavailable"     // auth service does not answer
-	CodeSensorUnavailable   Code = "sensor_unavailable"   // sensor service does not answer
-	CodeBridgeUnavailable   Code = "bridge_unavailable"   // bridge service does not answer
-	CodeUnavailable         Code = "unavailable"          // a dependency is down
-	CodeTimeout             Code = "timeout"              // a deadline passed; outcome unknown
-	CodeInternal            Code = "internal"             // a bug or a crashed actor
-	CodeChaosDisabled       Code = "chaos_disabled"       // chaos endpoint called without --chaos
-	CodeUnknownActor        Code = "unknown_actor"        // chaos target does not exist
+	CodeBadRequest          Code = "bad_request"            // malformed or invalid body
+	CodeInvalidJSON         Code = "invalid_json"           // body is not the JSON expected
+	CodeBodyTooLarge        Code = "body_too_large"         // body over the limit
+	CodeUnknownSensorType   Code = "unknown_sensor_type"    // sensor type not in the catalogue
+	CodeInvalidReadings     Code = "invalid_readings"       // NaN, infinities, too many readings, bad interval
+	CodeInvalidSensorID     Code = "invalid_sensor_id"      // sensor id not 1..128 of [A-Za-z0-9._:-]
+	CodeInvalidTestID       Code = "invalid_test_id"        // test id is not a UUID
+	CodeInvalidCredentials  Code = "invalid_credentials"    // unknown user or wrong password
+	CodeUnauthorized        Code = "unauthorized"           // missing, malformed, forged or expired token
+	CodeForbidden           Code = "forbidden"              // authenticated, but not allowed
+	CodeNotFound            Code = "not_found"              // no such resource
+	CodeMethodNotAllowed    Code = "method_not_allowed"     // wrong HTTP method
+	CodeRateLimited         Code = "rate_limited"           // too many attempts; see Retry-After
+	CodeOverloaded          Code = "overloaded"             // queue full; see Retry-After
+	CodeBacklogFull         Code = "backlog_full"           // events wait to be relayed past the outbox bound; see Retry-After
+	CodeDatabaseUnavailable Code = "database_unavailable"   // database down or its breaker open
+	CodeAuthUnavailable     Code = "auth_unavailable"       // auth service does not answer
+	CodeSensorUnavailable   Code = "sensor_unavailable"     // sensor service does not answer
+	CodeBridgeUnavailable   Code = "bridge_unavailable"     // bridge service does not answer
+	CodeUnavailable         Code = "unavailable"            // a dependency is down
+	CodeTimeout             Code = "timeout"                // a deadline passed; outcome unknown
+	CodeOutcomeUnknown      Code = "outcome_unknown"        // a submission was sent and no answer came: retry with its Idempotency-Key
+	CodeIdempotencyReused   Code = "idempotency_key_reused" // the key names an earlier submission with another body
+	CodeInternal            Code = "internal"               // a bug or a crashed actor
+	CodeChaosDisabled       Code = "chaos_disabled"         // chaos endpoint called without --chaos
+	CodeUnknownActor        Code = "unknown_actor"          // chaos target does not exist
 )
 
 var statusByCode = map[Code]int{
@@ -61,6 +63,8 @@ var statusByCode = map[Code]int{
 	CodeBridgeUnavailable:   http.StatusServiceUnavailable,
 	CodeUnavailable:         http.StatusServiceUnavailable,
 	CodeTimeout:             http.StatusGatewayTimeout,
+	CodeOutcomeUnknown:      http.StatusServiceUnavailable,
+	CodeIdempotencyReused:   http.StatusUnprocessableEntity,
 	CodeInternal:            http.StatusInternalServerError,
 	CodeChaosDisabled:       http.StatusForbidden,
 	CodeUnknownActor:        http.StatusNotFound,
@@ -81,8 +85,8 @@ func (c Code) Known() bool { _, ok := statusByCode[c]; return ok }
 // Retryable reports whether the same request may succeed later unchanged.
 func (c Code) Retryable() bool {
 	switch c {
-	case CodeRateLimited, CodeOverloaded, CodeBacklogFull, CodeDatabaseUnavailable, CodeAuthUnavailable,
-		CodeSensorUnavailable, CodeBridgeUnavailable, CodeUnavailable, CodeTimeout:
+	case CodeRateLimited, CodeOverloaded, CodeDatabaseUnavailable, CodeAuthUnavailable,
+		CodeSensorUnavailable, CodeBridgeUnavailable, CodeUnavailable, CodeTimeout, CodeOutcomeUnknown:
 		return true
 	}
 	return false
@@ -103,7 +107,7 @@ type Error struct {
 	Message string `json:"error"`
 	Code    Code   `json:"code"`
 	// RetryAfter, in whole seconds, is set with rate_limited, overloaded
-	// and backlog_full.
+	// and outcome_unknown.
 	RetryAfter int `json:"retry_after,omitempty"`
 }
 
@@ -124,6 +128,13 @@ var (
 	ErrInvalidCredentials = &Error{Code: CodeInvalidCredentials, Message: "invalid username or password"}
 	// ErrUnauthorized is the answer for a missing or unusable token.
 	ErrUnauthorized = &Error{Code: CodeUnauthorized, Message: "missing or invalid token"}
+	// ErrOutcomeUnknown is the edge's 503 when a submission went out and
+	// no answer came back: it may or may not be stored, and a retry with
+	// the Idempotency-Key of the answer is safe either way.
+	ErrOutcomeUnknown = &Error{Code: CodeOutcomeUnknown, Message: "sensor service did not answer; the submission may be stored: retry with the same Idempotency-Key", RetryAfter: 1}
+	// ErrIdempotencyReused refuses a key that names an earlier submission
+	// of the same user with another body.
+	ErrIdempotencyReused = &Error{Code: CodeIdempotencyReused, Message: "idempotency key already used for a different submission"}
 )
 
 func (e *Error) Error() string {

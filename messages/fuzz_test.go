@@ -37,8 +37,13 @@ func FuzzDecodeSubmitTest(f *testing.F) {
 		if merr != nil {
 			t.Fatalf("accepted value does not encode: %v", merr)
 		}
-		if _, err := DecodeSubmitTest(b, ""); err != nil {
+		again, err := DecodeSubmitTest(b, "")
+		if err != nil {
 			t.Fatalf("re-decode of %s: %v", b, err)
+		}
+		// The fingerprint belongs to what was asked, not to its spelling.
+		if again.Fingerprint() != r.Fingerprint() {
+			t.Fatalf("fingerprint changed in a round trip through %s", b)
 		}
 	})
 }

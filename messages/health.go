@@ -41,6 +41,27 @@ type HealthReply struct {
 	Instance        string                      `json:"instance,omitempty"`
 	Dependencies    map[string]DependencyHealth `json:"dependencies"`
 	CircuitBreakers map[string]BreakerHealth    `json:"circuit_breakers"`
+	// Requests is the edge's own account of its requests (the edge's
+	// entry only).
+	Requests *EdgeRequests `json:"requests,omitempty"`
+}
+
+// EdgeRequests counts what the edge did with its requests since it
+// started: the in-flight bound, and the submissions it sent again or
+// could not settle.
+type EdgeRequests struct {
+	InFlight      int64 `json:"in_flight"`      // requests being served now
+	MaxConcurrent int64 `json:"max_concurrent"` // the bound on InFlight
+	Overloaded    int64 `json:"overloaded"`     // refused past the bound (503 overloaded)
+	// SubmitRetries counts the extra sends of submissions whose answer was
+	// lost; SubmitsRecovered the submissions that were answered after one.
+	SubmitRetries    int64 `json:"submit_retries"`
+	SubmitsRecovered int64 `json:"submits_recovered"`
+	// OutcomeUnknown and SensorRefused count the submissions answered 503
+	// outcome_unknown (sent, never answered) and sensor_unavailable (never
+	// delivered: nothing stored).
+	OutcomeUnknown int64 `json:"outcome_unknown"`
+	SensorRefused  int64 `json:"sensor_refused"`
 }
 
 // EdgeHealth is GET /health: every role, and every breaker keyed

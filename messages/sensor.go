@@ -131,10 +131,13 @@ const (
 )
 
 // TestAccepted is the immediate answer to a submission: the test is stored
-// and will be processed.
+// and will be processed. For a duplicate (an idempotency key met again)
+// Status is the earlier test's current status: "processing", "completed"
+// or "failed"; the edge answers 202 for processing and 200 for a test
+// already finished.
 type TestAccepted struct {
 	TestID string `json:"test_id"`
-	Status string `json:"status"` // "processing"
+	Status string `json:"status"` // processing; a duplicate's may be completed or failed
 	// AuthMode says how the caller's token was checked ("online" or "fallback").
 	AuthMode string `json:"auth_mode,omitempty"`
 	// Duplicate is true when an idempotency key matched an earlier submission.

@@ -158,6 +158,11 @@ func (a *intake) authenticated(ctx actor.Context, msg *submitAuthenticated) {
 	if mode == "" {
 		mode = messages.AuthModeOnline
 	}
+	// A key's fingerprint tells its retry from its reuse for another body.
+	var fingerprint string
+	if sub.body.IdempotencyKey != "" {
+		fingerprint = sub.body.Fingerprint()
+	}
 	sub.test = store.NewTest{
 		ID:             id.String(),
 		Owner:          msg.reply.Subject,
@@ -165,6 +170,7 @@ func (a *intake) authenticated(ctx actor.Context, msg *submitAuthenticated) {
 		SensorID:       sub.body.SensorID,
 		Request:        request,
 		IdempotencyKey: sub.body.IdempotencyKey,
+		Fingerprint:    fingerprint,
 		AuthMode:       mode,
 		LeaseUntil:     time.Now().Add(a.s.cfg.Lease).UTC(),
 	}

@@ -178,8 +178,9 @@ func (w *writer) flushInserts(ctx actor.Context) {
 }
 
 // insertsDone answers every caller of the batch: "processing" only now that
-// the tests are committed. The new tests (not the duplicates of an earlier
-// submission) go to the processor pool.
+// the tests are committed (a duplicate: the earlier test's status; a key
+// reused for another body: 422). The new tests (not the duplicates of an
+// earlier submission) go to the processor pool.
 func (w *writer) insertsDone(ctx actor.Context, msg *insertsDone) {
 	w.insertBusy = false
 	if msg.err != nil {
@@ -200,9 +201,18 @@ func (w *writer) insertsDone(ctx actor.Context, msg *insertsDone) {
 		w.dispatch(ctx, jobs)
 		for i, sub := range msg.batch {
 			r := msg.results[i]
+			if r.KeyReused {
+				sub.fail(messages.ErrIdempotencyReused)
+				continue
+			}
+			// A duplicate answers what became of the earlier test.
+			status := r.Status
+			if status == "" {
+				status = messages.StatusProcessing
+			}
 			sub.accept(messages.TestAccepted{
 				TestID:    r.ID,
-				Status:    messages.StatusProcessing,
+				Status:    status,
 				AuthMode:  sub.test.AuthMode,
 				Duplicate: r.Duplicate,
 			})

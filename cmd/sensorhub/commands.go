@@ -75,6 +75,7 @@ func edgeCommand() *command {
 			cfg.TrustedProxies = ps
 			return err
 		})
+		edgeFlags(fs, &cfg)
 		breakerFlags(fs, "auth", &cfg.AuthBreaker, edge.DefaultLoginTimeout)
 		breakerFlags(fs, "sensor", &cfg.SensorBreaker, edge.DefaultRequestTimeout)
 		breakerFlags(fs, "bridge", &cfg.BridgeBreaker, time.Second)

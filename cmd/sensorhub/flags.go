@@ -16,6 +16,7 @@ import (
 	"sensorhub/bridge"
 	"sensorhub/internal/app"
 	"sensorhub/internal/breaker"
+	"sensorhub/internal/edge"
 	"sensorhub/internal/natsx"
 )
 
@@ -274,4 +275,15 @@ func breakerFlags(fs *flag.FlagSet, name string, cfg *breaker.Config, defTimeout
 // which the sensor role refuses submissions with 503 backlog_full.
 func outboxBacklogFlag(fs *flag.FlagSet, v *int64) {
 	fs.Int64Var(v, "max-outbox-backlog", sensor.DefaultMaxOutboxBacklog, "events waiting in the outbox at which submissions are refused with 503 backlog_full (0: no bound)")
+}
+
+// edgeFlags registers the edge's bounds: the retries of a submission whose
+// answer was lost, and the requests in flight.
+func edgeFlags(fs *flag.FlagSet, cfg *app.EdgeConfig) {
+	fs.IntVar(&cfg.SubmitAttempts, "edge-submit-attempts", edge.DefaultSubmitAttempts,
+		"sends of a submission at most when its answer is lost (timeout, or no responders), under one idempotency key")
+	fs.DurationVar(&cfg.SubmitTimeout, "edge-submit-timeout", edge.DefaultSubmitTimeout,
+		"deadline of a submission with all its sends and the waits between them")
+	fs.IntVar(&cfg.MaxConcurrent, "edge-max-concurrent", edge.DefaultMaxConcurrent,
+		"requests served at once; past it 503 overloaded with Retry-After, before the body is read")
 }

@@ -216,7 +216,8 @@ func (s *system) startEdge() {
 		// still answer at once (no responders, the database's 503).
 		patient := breaker.Config{CallTimeout: testenv.Wait(s.t)}
 		addr, err := startEdge(l, nc, EdgeConfig{Common: s.as("edge"), HTTP: "127.0.0.1:0",
-			AuthBreaker: patient, SensorBreaker: patient, BridgeBreaker: patient}, s.logger)
+			AuthBreaker: patient, SensorBreaker: patient, BridgeBreaker: patient,
+			SubmitTimeout: testenv.Wait(s.t)}, s.logger)
 		s.mu.Lock()
 		s.http = "http://" + addr
 		s.mu.Unlock()

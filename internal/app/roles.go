@@ -120,6 +120,11 @@ type EdgeConfig struct {
 	AuthBreaker    breaker.Config
 	SensorBreaker  breaker.Config
 	BridgeBreaker  breaker.Config
+	// SubmitAttempts, SubmitTimeout and MaxConcurrent: see edge.Config
+	// (zero takes the edge's defaults).
+	SubmitAttempts int
+	SubmitTimeout  time.Duration
+	MaxConcurrent  int
 }
 
 func subjects(c Common) (messages.Subjects, error) {
@@ -277,6 +282,9 @@ func startEdge(l *lifecycle, nc *nats.Conn, cfg EdgeConfig, logger *slog.Logger)
 		AuthBreaker:    cfg.AuthBreaker,
 		SensorBreaker:  cfg.SensorBreaker,
 		BridgeBreaker:  cfg.BridgeBreaker,
+		SubmitAttempts: cfg.SubmitAttempts,
+		SubmitTimeout:  cfg.SubmitTimeout,
+		MaxConcurrent:  cfg.MaxConcurrent,
 	})
 	if err != nil {
 		return "", fmt.Errorf("edge: %w", err)

@@ -18,6 +18,14 @@ const (
 	DefaultRequestTimeout = 2 * time.Second
 	DefaultLoginTimeout   = 5 * time.Second
 	DefaultHealthTimeout  = 500 * time.Millisecond
+	// DefaultSubmitAttempts and DefaultSubmitTimeout bound the retries of
+	// a submission whose answer was lost: at most 3 sends, all within 6s
+	// (three times the default request timeout, so that a sensor process
+	// restarting or a NATS server paused for a few seconds ends in a 202).
+	DefaultSubmitAttempts = 3
+	DefaultSubmitTimeout  = 6 * time.Second
+	// DefaultMaxConcurrent bounds the requests the edge serves at once.
+	DefaultMaxConcurrent = 2048
 	// ShutdownTimeout bounds the graceful shutdown of Serve.
 	ShutdownTimeout = 5 * time.Second
 )
@@ -47,6 +55,19 @@ type Config struct {
 	RequestTimeout time.Duration
 	// HealthTimeout bounds each role's answer in /health (default 500ms).
 	HealthTimeout time.Duration
+	// SubmitAttempts is how often a submission is sent at most when no
+	// answer comes back (a timeout, or no responders while a sensor
+	// process restarts), always under the same idempotency key. Default 3;
+	// 1 sends once.
+	SubmitAttempts int
+	// SubmitTimeout bounds a submission with all its attempts and the
+	// waits between them (default 6s); each attempt also stops at the
+	// sensor breaker's CallTimeout.
+	SubmitTimeout time.Duration
+	// MaxConcurrent bounds the requests in flight (default 2048); past it
+	// the edge answers 503 overloaded with Retry-After at once, before
+	// reading the body. /healthz and /readyz are not counted.
+	MaxConcurrent int
 	// MaxBodyBytes bounds every request body (default messages.MaxBodyBytes).
 	MaxBodyBytes int64
 	// LoginPerAddr rate-limits POST /auth/token per client address before
@@ -72,6 +93,15 @@ func (c *Config) setDefaults() {
 	}
 	if c.HealthTimeout == 0 {
 		c.HealthTimeout = DefaultHealthTimeout
+	}
+	if c.SubmitAttempts == 0 {
+		c.SubmitAttempts = DefaultSubmitAttempts
+	}
+	if c.SubmitTimeout == 0 {
+		c.SubmitTimeout = DefaultSubmitTimeout
+	}
+	if c.MaxConcurrent == 0 {
+		c.MaxConcurrent = DefaultMaxConcurrent
 	}
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = messages.MaxBodyBytes
@@ -100,6 +130,15 @@ func (c Config) Validate() error {
 	}
 	if c.HealthTimeout < 0 {
 		errs = append(errs, errors.New("health timeout must not be negative"))
+	}
+	if c.SubmitAttempts < 1 {
+		errs = append(errs, fmt.Errorf("submit attempts must be at least 1, got %d", c.SubmitAttempts))
+	}
+	if c.SubmitTimeout < 0 {
+		errs = append(errs, errors.New("submit timeout must not be negative"))
+	}
+	if c.MaxConcurrent < 1 {
+		errs = append(errs, fmt.Errorf("max concurrent requests must be at least 1, got %d", c.MaxConcurrent))
 	}
 	if c.MaxBodyBytes < 0 {
 		errs = append(errs, errors.New("max body bytes must not be negative"))

@@ -88,7 +88,9 @@ func (s *Server) edgeHealth() messages.HealthReply {
 		natsErr = fmt.Errorf("%w (%s)", natsx.ErrNotConnected, s.nc.Status())
 	}
 	s.health.Set("nats", natsErr)
-	return s.health.Report("")
+	h := s.health.Report("")
+	h.Requests = s.stats.snapshot()
+	return h
 }
 
 // handleHealthz is GET /healthz: liveness, 200 while the process serves.

@@ -20,7 +20,11 @@ func bearer(r *http.Request) string {
 
 // handleSubmit is POST /test/sensor/{sensor_type}: the body is checked here,
 // so bad input costs no NATS trip, then forwarded to sensorhub.sensor.submit
-// with the caller's Authorization and Idempotency-Key as NATS headers.
+// with the caller's Authorization and Idempotency-Key as NATS headers. A
+// submission without a key gets one of the edge's (see submit), and every
+// answer from then on carries the key in its Idempotency-Key header: after
+// any 503 a retry with it is safe. A new or still processing test answers
+// 202, a duplicate of a finished one 200, with the test's status.
 func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	authz := bearer(r)
 	if authz == "" {
@@ -37,15 +41,21 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		writeError(w, messages.AsError(err))
 		return
 	}
+	if req.IdempotencyKey == "" {
+		if req.IdempotencyKey, err = newIdempotencyKey(); err != nil {
+			s.log.Error("new idempotency key", "err", err)
+			writeError(w, errInternal)
+			return
+		}
+	}
+	w.Header().Set(messages.HeaderIdempotencyKey, req.IdempotencyKey)
 	hdr := nats.Header{}
 	hdr.Set(messages.HeaderAuthorization, authz)
-	if req.IdempotencyKey != "" {
-		hdr.Set(messages.HeaderIdempotencyKey, req.IdempotencyKey)
-	}
+	hdr.Set(messages.HeaderIdempotencyKey, req.IdempotencyKey)
 	var acc messages.TestAccepted
-	msg, err := s.call(r.Context(), s.sensor, s.subj.SensorSubmit(), req, hdr, &acc)
+	msg, err := s.submit(r.Context(), req, hdr, &acc)
 	if err != nil {
-		s.fail(w, r, s.sensor, messages.ErrSensorUnavailable, err)
+		s.fail(w, r, s.sensor, errSensorRefused, err)
 		return
 	}
 	if acc.AuthMode == messages.AuthModeOnline || acc.AuthMode == messages.AuthModeFallback {
@@ -54,7 +64,11 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	if messages.ValidTestID(acc.TestID) {
 		w.Header().Set("Location", "/test/"+acc.TestID)
 	}
-	writeJSON(w, http.StatusAccepted, msg.Data)
+	status := http.StatusAccepted
+	if acc.Status == messages.StatusCompleted || acc.Status == messages.StatusFailed {
+		status = http.StatusOK
+	}
+	writeJSON(w, status, msg.Data)
 }
 
 // decodeSubmit decodes and validates a submission. A non-empty

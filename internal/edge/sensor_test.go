@@ -45,6 +45,9 @@ func TestSubmitAccepted(t *testing.T) {
 	if got := hdr.Get("Idempotency-Key"); got != "retry-42" {
 		t.Fatalf("NATS Idempotency-Key = %q, want retry-42", got)
 	}
+	if got := rec.Header().Get("Idempotency-Key"); got != "retry-42" {
+		t.Fatalf("answer's Idempotency-Key = %q, want retry-42", got)
+	}
 	sent, err := messages.DecodeSubmitTest(data, "")
 	if err != nil {
 		t.Fatalf("sensor got %q: %v", data, err)
@@ -59,11 +62,19 @@ func TestSubmitAccepted(t *testing.T) {
 		t.Fatalf("empty body: status = %d, body %s", rec.Code, rec.Body)
 	}
 	data, hdr = st.last()
-	if sent, err := messages.DecodeSubmitTest(data, ""); err != nil || sent.SensorType != "humidity" || sent.SensorID != messages.DefaultSensorID {
+	sent, err = messages.DecodeSubmitTest(data, "")
+	if err != nil || sent.SensorType != "humidity" || sent.SensorID != messages.DefaultSensorID {
 		t.Fatalf("empty body: sensor got %q (%v)", data, err)
 	}
-	if _, ok := hdr["Idempotency-Key"]; ok {
-		t.Fatal("Idempotency-Key forwarded although none was sent")
+	// None was sent: the edge gave the submission a key of its own, the
+	// same in the NATS header, in the body and in the answer.
+	key := rec.Header().Get("Idempotency-Key")
+	if !messages.ValidTestID(key) || hdr.Get("Idempotency-Key") != key || sent.IdempotencyKey != key {
+		t.Fatalf("edge key: answer %q, NATS header %q, body %q; want one UUID", key, hdr.Get("Idempotency-Key"), sent.IdempotencyKey)
+	}
+	rec = e.do(http.MethodPost, "/test/sensor/humidity", "", "Authorization", bearerHdr)
+	if other := rec.Header().Get("Idempotency-Key"); other == key || !messages.ValidTestID(other) {
+		t.Fatalf("second submission's key %q, first %q: want a new one", other, key)
 	}
 }
 

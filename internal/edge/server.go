@@ -33,6 +33,7 @@ type Server struct {
 	jwks     jwksCache
 	handler  http.Handler
 	now      func() time.Time
+	stats    requestStats
 }
 
 // New returns an edge that talks to the other roles over nc.
@@ -54,6 +55,7 @@ func New(nc *nats.Conn, cfg Config) (*Server, error) {
 		logins:   newLoginLimiter(cfg.LoginPerAddr, ratelimit.DefaultMaxKeys),
 		now:      time.Now,
 	}
+	s.stats.max = int64(cfg.MaxConcurrent)
 	// Only "the service did not answer" opens a breaker: a 4xx envelope
 	// proves the service is up, and a client that went away proves nothing.
 	s.auth = s.breakers.Add(breaker.New("edge.auth", cfg.AuthBreaker, natsx.IsUnreachable, log))
@@ -66,15 +68,17 @@ func New(nc *nats.Conn, cfg Config) (*Server, error) {
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /auth/token", s.handleLogin)
-	mux.HandleFunc("POST /test/sensor/{sensor_type}", s.handleSubmit)
-	mux.HandleFunc("GET /test/{test_id}", s.handleResult)
-	mux.HandleFunc("GET /sensor/types", s.handleSensorTypes)
-	mux.HandleFunc("GET /kafka/stats", s.handleBridgeStats)
-	mux.HandleFunc("GET /health", s.handleHealth)
+	// Every route that may wait on NATS counts against MaxConcurrent;
+	// liveness and readiness answer from memory and stay outside it.
+	mux.HandleFunc("POST /auth/token", s.limit(s.handleLogin))
+	mux.HandleFunc("POST /test/sensor/{sensor_type}", s.limit(s.handleSubmit))
+	mux.HandleFunc("GET /test/{test_id}", s.limit(s.handleResult))
+	mux.HandleFunc("GET /sensor/types", s.limit(s.handleSensorTypes))
+	mux.HandleFunc("GET /kafka/stats", s.limit(s.handleBridgeStats))
+	mux.HandleFunc("GET /health", s.limit(s.handleHealth))
 	mux.HandleFunc("GET /healthz", s.handleHealthz)
 	mux.HandleFunc("GET /readyz", s.handleReadyz)
-	mux.HandleFunc("GET /.well-known/jwks.json", s.handleJWKS)
+	mux.HandleFunc("GET /.well-known/jwks.json", s.limit(s.handleJWKS))
 	return s.instrument(jsonMuxErrors(mux))
 }
 
@@ -90,7 +94,7 @@ func (s *Server) httpServer() *http.Server {
 		ReadHeaderTimeout: 5 * time.Second,
 		// A 1 MiB body over a slow link, then the NATS call and the answer.
 		ReadTimeout:    15 * time.Second,
-		WriteTimeout:   15*time.Second + max(s.cfg.RequestTimeout, s.cfg.HealthTimeout),
+		WriteTimeout:   15*time.Second + max(s.cfg.RequestTimeout, s.cfg.HealthTimeout, s.cfg.SubmitTimeout),
 		IdleTimeout:    60 * time.Second,
 		MaxHeaderBytes: 32 << 10,
 		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),

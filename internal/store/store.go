@@ -42,14 +42,27 @@ type NewTest struct {
 	SensorID       string
 	Request        []byte // JSON of the normalized submission (never the token)
 	IdempotencyKey string // "" for none; unique per owner
-	AuthMode       string // online or fallback
-	LeaseUntil     time.Time
+	// Fingerprint identifies what the submission asks for
+	// (messages.SubmitTest.Fingerprint); "" for unknown. It is stored with
+	// keyed tests only, where it tells a retry from a reused key.
+	Fingerprint string
+	AuthMode    string // online or fallback
+	LeaseUntil  time.Time
 }
 
 // InsertResult is the outcome of one NewTest of a batch.
 type InsertResult struct {
 	ID        string // the new id, or the earlier test's id on a duplicate key
 	Duplicate bool   // an earlier test of this owner had the same idempotency key
+	// Status is the test's status when the batch committed: "processing"
+	// for a new test, the earlier test's current status for a duplicate.
+	Status string
+	// KeyReused marks a duplicate whose earlier test has another
+	// fingerprint: the key was used again for a different submission. A
+	// fingerprint that is unknown on either side (a row written before the
+	// store kept them, or a caller that gave none) never counts as
+	// reused: such a duplicate is answered as before, with the earlier id.
+	KeyReused bool
 }
 
 // Test is a stored test.
@@ -151,8 +164,9 @@ type Store interface {
 	// InsertTests inserts a batch in ONE transaction (group commit) and
 	// returns one result per input, in order. A test whose (owner,
 	// idempotency key) already exists, in the database or earlier in the
-	// same batch, is not inserted: its result carries the earlier id and
-	// Duplicate=true.
+	// same batch, is not inserted: its result carries the earlier id,
+	// Duplicate=true, the earlier test's status, and KeyReused when the two
+	// fingerprints are both known and differ.
 	InsertTests(ctx context.Context, tests []NewTest) ([]InsertResult, error)
 	// GetTest returns ErrNotFound for an unknown id.
 	GetTest(ctx context.Context, id string) (Test, error)

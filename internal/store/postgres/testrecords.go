@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"sensorhub/internal/store"
+	"sensorhub/messages"
 )
 
 const testColumns = `id, owner, sensor_type, sensor_id, request, idempotency_key, auth_mode,
@@ -28,35 +29,36 @@ FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text
 	AS i(id, owner, sensor_type, sensor_id, request, auth_mode, lease_until)`
 
 // insertKeyedSQL inserts a batch of tests of which some have idempotency
-// keys, in one statement: the arrays $1..$8 hold one test per index, keyed
+// keys, in one statement: the arrays $1..$9 hold one test per index, keyed
 // tests in (owner, key) order, so that two transactions inserting
 // overlapping keys wait on each other in the same order instead of
 // deadlocking. A test whose (owner, idempotency key) exists is not
 // inserted. The statement returns a row for each keyed test it inserted (ord
 // NULL, its id) and for each keyed test whose key was already stored (its
-// ordinal in the arrays, the stored test's id); unkeyed tests, always
+// ordinal in the arrays, the stored test's id, status and fingerprint); unkeyed tests, always
 // inserted, return nothing. A keyed test in neither set met a key that
 // another transaction committed while this statement waited for it (the
 // statement's snapshot cannot see that row): InsertTests looks it up again.
 const insertKeyedSQL = `
 WITH input AS (
 	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-	                     $8::timestamptz[])
+	                     $8::timestamptz[], $9::text[])
 		WITH ORDINALITY AS i(id, owner, sensor_type, sensor_id, request, idempotency_key, auth_mode,
-		                     lease_until, ord)
+		                     lease_until, request_fingerprint, ord)
 ), ins AS (
 	INSERT INTO tests (id, owner, sensor_type, sensor_id, request, idempotency_key, auth_mode,
-	                   status, attempts, lease_until, created_at, updated_at)
+	                   status, attempts, lease_until, created_at, updated_at, request_fingerprint)
 	SELECT id, owner, sensor_type, sensor_id, request::json, idempotency_key, auth_mode,
-	       'processing', 0, lease_until, now(), now()
+	       'processing', 0, lease_until, now(), now(),
+	       CASE WHEN idempotency_key IS NOT NULL THEN request_fingerprint END
 	FROM input
 	ORDER BY ord
 	ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 	RETURNING id, idempotency_key
 )
-SELECT NULL::bigint, id FROM ins WHERE idempotency_key IS NOT NULL
+SELECT NULL::bigint, id, NULL::text, NULL::text FROM ins WHERE idempotency_key IS NOT NULL
 UNION ALL
-SELECT i.ord, t.id
+SELECT i.ord, t.id, t.status, t.request_fingerprint
 FROM input AS i
 JOIN tests AS t ON t.owner = i.owner AND t.idempotency_key = i.idempotency_key
 WHERE i.idempotency_key IS NOT NULL`
@@ -129,13 +131,18 @@ func (s *Store) InsertTests(ctx context.Context, tests []store.NewTest) ([]store
 		keys       = make([]*string, len(sent))
 		authModes  = make([]string, len(sent))
 		leaseUntil = make([]time.Time, len(sent))
+		prints     = make([]*string, len(sent))
+		// storedFP[i] is the fingerprint stored with the test results[i]
+		// names ("" for unknown), for the duplicates later in the batch.
+		storedFP = make([]string, len(tests))
 	)
 	for j, i := range sent {
 		t := &tests[i]
 		ids[j], owners[j], types[j], sensorIDs[j] = t.ID, t.Owner, t.SensorType, t.SensorID
 		requests[j], keys[j] = nullJSON(t.Request), nullString(t.IdempotencyKey)
-		authModes[j], leaseUntil[j] = t.AuthMode, t.LeaseUntil
-		results[i] = store.InsertResult{ID: t.ID}
+		authModes[j], leaseUntil[j], prints[j] = t.AuthMode, t.LeaseUntil, nullString(t.Fingerprint)
+		results[i] = store.InsertResult{ID: t.ID, Status: messages.StatusProcessing}
+		storedFP[i] = t.Fingerprint
 	}
 
 	if !keyed {
@@ -147,7 +154,7 @@ func (s *Store) InsertTests(ctx context.Context, tests []store.NewTest) ([]store
 		return results, nil
 	}
 	err := s.inTx(ctx, beginCustomPlans, func(ctx context.Context, tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, insertKeyedSQL, ids, owners, types, sensorIDs, requests, keys, authModes, leaseUntil)
+		rows, err := tx.Query(ctx, insertKeyedSQL, ids, owners, types, sensorIDs, requests, keys, authModes, leaseUntil, prints)
 		if err != nil {
 			return err
 		}
@@ -158,10 +165,11 @@ func (s *Store) InsertTests(ctx context.Context, tests []store.NewTest) ([]store
 			index[id] = j
 		}
 		var (
-			ord *int64
-			id  string
+			ord        *int64
+			id         string
+			status, fp *string
 		)
-		_, err = pgx.ForEachRow(rows, []any{&ord, &id}, func() error {
+		_, err = pgx.ForEachRow(rows, []any{&ord, &id, &status, &fp}, func() error {
 			if ord == nil { // a keyed test inserted
 				j, ok := index[id]
 				if !ok {
@@ -174,7 +182,8 @@ func (s *Store) InsertTests(ctx context.Context, tests []store.NewTest) ([]store
 				return fmt.Errorf("insert returned ordinal %d for %d tests", *ord, len(sent))
 			}
 			settled[*ord-1] = true
-			results[sent[*ord-1]] = store.InsertResult{ID: id, Duplicate: true}
+			i := sent[*ord-1]
+			results[i], storedFP[i] = duplicateOf(tests[i], id, deref(status), deref(fp))
 			return nil
 		})
 		if err != nil {
@@ -188,14 +197,14 @@ func (s *Store) InsertTests(ctx context.Context, tests []store.NewTest) ([]store
 		}
 		for _, i := range raced {
 			t := tests[i]
-			err := tx.QueryRow(ctx, `SELECT id FROM tests WHERE owner = $1 AND idempotency_key = $2`,
-				t.Owner, t.IdempotencyKey).Scan(&results[i].ID)
+			err := tx.QueryRow(ctx, `SELECT id, status, request_fingerprint FROM tests WHERE owner = $1 AND idempotency_key = $2`,
+				t.Owner, t.IdempotencyKey).Scan(&id, &status, &fp)
 			if err != nil {
 				// Gone again (the other transaction rolled back after all):
 				// the caller retries the whole batch.
 				return fmt.Errorf("%w: idempotency key of test %d raced: %w", store.ErrRetry, i, err)
 			}
-			results[i].Duplicate = true
+			results[i], storedFP[i] = duplicateOf(t, id, deref(status), deref(fp))
 		}
 		return nil
 	})
@@ -204,10 +213,24 @@ func (s *Store) InsertTests(ctx context.Context, tests []store.NewTest) ([]store
 	}
 	for i, j := range firstOf {
 		if j != i {
-			results[i] = store.InsertResult{ID: results[j].ID, Duplicate: true}
+			results[i], _ = duplicateOf(tests[i], results[j].ID, results[j].Status, storedFP[j])
 		}
 	}
 	return results, nil
+}
+
+// duplicateOf is the result of t when its key names the stored test id
+// (with status and fingerprint), and that fingerprint.
+func duplicateOf(t store.NewTest, id, status, storedFP string) (store.InsertResult, string) {
+	return store.InsertResult{ID: id, Duplicate: true, Status: status,
+		KeyReused: store.KeyReused(storedFP, t.Fingerprint)}, storedFP
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 // GetTest returns store.ErrNotFound for an unknown id.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"sensorhub/internal/store"
+	"sensorhub/messages"
 )
 
 const testColumns = `id, owner, sensor_type, sensor_id, request, idempotency_key, auth_mode,
@@ -27,45 +28,57 @@ func (s *Store) InsertTests(ctx context.Context, tests []store.NewTest) ([]store
 	}
 	now := micros(time.Now())
 	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		lookup, err := tx.PrepareContext(ctx, `SELECT id FROM tests WHERE owner = ? AND idempotency_key = ?`)
+		lookup, err := tx.PrepareContext(ctx, `SELECT id, status, request_fingerprint FROM tests WHERE owner = ? AND idempotency_key = ?`)
 		if err != nil {
 			return err
 		}
 		defer lookup.Close()
 		insert, err := tx.PrepareContext(ctx, `
 			INSERT INTO tests (id, owner, sensor_type, sensor_id, request, idempotency_key, auth_mode,
-			                   status, attempts, lease_until, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, 'processing', 0, ?, ?, ?)`)
+			                   status, attempts, lease_until, created_at, updated_at, request_fingerprint)
+			VALUES (?, ?, ?, ?, ?, ?, ?, 'processing', 0, ?, ?, ?, ?)`)
 		if err != nil {
 			return err
 		}
 		defer insert.Close()
-		seen := make(map[idemKey]string, len(tests))
+		// seen holds, per key met in the batch, the test it names: its
+		// id, status and stored fingerprint.
+		seen := make(map[idemKey]keyedTest, len(tests))
 		for i, t := range tests {
 			if t.IdempotencyKey != "" {
 				k := idemKey{t.Owner, t.IdempotencyKey}
-				if id, ok := seen[k]; ok {
-					results[i] = store.InsertResult{ID: id, Duplicate: true}
+				if kt, ok := seen[k]; ok {
+					results[i] = kt.duplicate(t)
 					continue
 				}
-				var id string
-				err := lookup.QueryRowContext(ctx, t.Owner, t.IdempotencyKey).Scan(&id)
+				var (
+					kt keyedTest
+					fp sql.NullString
+				)
+				err := lookup.QueryRowContext(ctx, t.Owner, t.IdempotencyKey).Scan(&kt.id, &kt.status, &fp)
 				switch {
 				case err == nil:
-					results[i] = store.InsertResult{ID: id, Duplicate: true}
-					seen[k] = id
+					kt.fingerprint = fp.String
+					results[i] = kt.duplicate(t)
+					seen[k] = kt
 					continue
 				case !errors.Is(err, sql.ErrNoRows):
 					return fmt.Errorf("test %d: %w", i, err)
 				}
-				seen[k] = t.ID
+				seen[k] = keyedTest{id: t.ID, status: messages.StatusProcessing, fingerprint: t.Fingerprint}
+			}
+			// The fingerprint is kept with keyed tests only: it serves
+			// nothing else.
+			var fp any
+			if t.IdempotencyKey != "" {
+				fp = nullString(t.Fingerprint)
 			}
 			_, err := insert.ExecContext(ctx, t.ID, t.Owner, t.SensorType, t.SensorID, nullBytes(t.Request),
-				nullString(t.IdempotencyKey), t.AuthMode, micros(t.LeaseUntil), now, now)
+				nullString(t.IdempotencyKey), t.AuthMode, micros(t.LeaseUntil), now, now, fp)
 			if err != nil {
 				return fmt.Errorf("test %d: %w", i, err)
 			}
-			results[i] = store.InsertResult{ID: t.ID}
+			results[i] = store.InsertResult{ID: t.ID, Status: messages.StatusProcessing}
 		}
 		return nil
 	})
@@ -73,6 +86,15 @@ func (s *Store) InsertTests(ctx context.Context, tests []store.NewTest) ([]store
 		return nil, fmt.Errorf("insert tests: %w", err)
 	}
 	return results, nil
+}
+
+// keyedTest is the stored test an idempotency key names.
+type keyedTest struct{ id, status, fingerprint string }
+
+// duplicate is the result of t, whose key names kt.
+func (kt keyedTest) duplicate(t store.NewTest) store.InsertResult {
+	return store.InsertResult{ID: kt.id, Duplicate: true, Status: kt.status,
+		KeyReused: store.KeyReused(kt.fingerprint, t.Fingerprint)}
 }
 
 // GetTest returns store.ErrNotFound for an unknown id.

@@ -45,6 +45,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"InsertAndGetTest", testInsertAndGet},
 		{"InsertIdempotency", testInsertIdempotency},
 		{"InsertIdempotencyConcurrent", testInsertConcurrent},
+		{"InsertIdempotencyFingerprint", testInsertFingerprint},
 		{"InsertIsOneTransaction", testInsertAtomic},
 		{"InsertLargeBatch", testInsertLargeBatch},
 		{"InsertLargeMixedBatch", testInsertLargeMixed},
@@ -732,6 +733,93 @@ func testInsertIdempotency(t *testing.T, s store.Store) {
 	}
 }
 
+// A duplicate says what became of the earlier test (its current status)
+// and whether the key was reused for another submission (both fingerprints
+// known and different); an unknown fingerprint on either side, as on rows
+// written before the store kept them, matches. Nothing a duplicate carries
+// is stored, and the earlier test is left as it was.
+func testInsertFingerprint(t *testing.T, s store.Store) {
+	const fpA, fpB = "aaaa", "bbbb"
+	lease := now().Add(time.Minute)
+	keyed := func(owner, key, fp string) store.NewTest {
+		nt := newTest(t, owner, key, lease)
+		nt.Fingerprint = fp
+		return nt
+	}
+	k1 := keyed("alice", "k1", fpA)
+	old := keyed("alice", "k3", "") // as written before fingerprints
+	done := keyed("alice", "k4", fpA)
+	gone := keyed("alice", "k5", fpA)
+	insert(t, s, k1, old, done, gone)
+	cDone := completion(t, done.ID, now())
+	cGone := completion(t, gone.ID, now())
+	cGone.Status, cGone.Result, cGone.Reason = messages.StatusFailed, nil, "gave up"
+	complete(t, s, cDone, cGone)
+
+	processing, completed, failed := messages.StatusProcessing, messages.StatusCompleted, messages.StatusFailed
+	batch := []struct {
+		label string
+		nt    store.NewTest
+		want  store.InsertResult
+		// idOf: the test whose id the result must carry ("" = itself).
+		idOf string
+	}{
+		{"same key, same body", keyed("alice", "k1", fpA), store.InsertResult{Duplicate: true, Status: processing}, "k1"},
+		{"same key, other body", keyed("alice", "k1", fpB), store.InsertResult{Duplicate: true, Status: processing, KeyReused: true}, "k1"},
+		{"same key, no fingerprint", keyed("alice", "k1", ""), store.InsertResult{Duplicate: true, Status: processing}, "k1"},
+		{"new key", keyed("alice", "k2", fpA), store.InsertResult{Status: processing}, ""},
+		{"new key again, other body", keyed("alice", "k2", fpB), store.InsertResult{Duplicate: true, Status: processing, KeyReused: true}, "new key"},
+		{"new key again, same body", keyed("alice", "k2", fpA), store.InsertResult{Duplicate: true, Status: processing}, "new key"},
+		{"old row", keyed("alice", "k3", fpB), store.InsertResult{Duplicate: true, Status: processing}, "k3"},
+		{"completed", keyed("alice", "k4", fpA), store.InsertResult{Duplicate: true, Status: completed}, "k4"},
+		{"completed, other body", keyed("alice", "k4", fpB), store.InsertResult{Duplicate: true, Status: completed, KeyReused: true}, "k4"},
+		{"failed", keyed("alice", "k5", fpA), store.InsertResult{Duplicate: true, Status: failed}, "k5"},
+		{"another owner's key", keyed("bob", "k1", fpB), store.InsertResult{Status: processing}, ""},
+		{"no key", keyed("alice", "", fpB), store.InsertResult{Status: processing}, ""},
+	}
+	ids := map[string]string{"k1": k1.ID, "k3": old.ID, "k4": done.ID, "k5": gone.ID}
+	var tests []store.NewTest
+	for _, b := range batch {
+		tests = append(tests, b.nt)
+		if b.idOf == "" {
+			ids[b.label] = b.nt.ID
+		}
+	}
+	before := counts(t, s)
+	res := insert(t, s, tests...)
+	var inserted int64
+	for i, b := range batch {
+		want := b.want
+		want.ID = b.nt.ID
+		if b.idOf != "" {
+			want.ID = ids[b.idOf]
+		}
+		if res[i] != want {
+			t.Errorf("%s: result %+v, want %+v", b.label, res[i], want)
+		}
+		_, err := s.GetTest(ctxFor(t), b.nt.ID)
+		if want.Duplicate {
+			wantNotFound(t, err, b.label+": GetTest of a duplicate")
+		} else if err == nil {
+			inserted++
+		}
+	}
+	after := counts(t, s)
+	if after[processing]-before[processing] != inserted || after[completed] != before[completed] || after[failed] != before[failed] {
+		t.Errorf("counts went from %v to %v, want %d more processing and nothing else", before, after, inserted)
+	}
+	for label, st := range map[string]string{"k1": processing, "k3": processing, "k4": completed, "k5": failed} {
+		if got := getTest(t, s, ids[label]); got.Status != st {
+			t.Errorf("%s: the earlier test is now %q, want %q", label, got.Status, st)
+		}
+	}
+	// The fingerprint of a test inserted by this batch is kept: a later
+	// batch meets it as the earlier one did.
+	if r := insert(t, s, keyed("alice", "k2", fpB))[0]; !r.Duplicate || !r.KeyReused || r.ID != ids["new key"] {
+		t.Errorf("k2 with the other body in a later batch: %+v, want a reused key of %s", r, ids["new key"])
+	}
+}
+
 // Concurrent batches (several sensor processes) that share idempotency
 // keys, in different orders, agree on one test per key.
 func testInsertConcurrent(t *testing.T, s store.Store) {
@@ -1004,14 +1092,14 @@ func testInsertLargeMixed(t *testing.T, s store.Store) {
 		var want store.InsertResult
 		switch {
 		case nt.IdempotencyKey == "":
-			want = store.InsertResult{ID: nt.ID}
+			want = store.InsertResult{ID: nt.ID, Status: messages.StatusProcessing}
 		case nt.Owner == "mixer" && stored[nt.IdempotencyKey] != "":
-			want = store.InsertResult{ID: stored[nt.IdempotencyKey], Duplicate: true}
+			want = store.InsertResult{ID: stored[nt.IdempotencyKey], Duplicate: true, Status: messages.StatusProcessing}
 		case firstInBatch[k] != "":
-			want = store.InsertResult{ID: firstInBatch[k], Duplicate: true}
+			want = store.InsertResult{ID: firstInBatch[k], Duplicate: true, Status: messages.StatusProcessing}
 		default:
 			firstInBatch[k] = nt.ID
-			want = store.InsertResult{ID: nt.ID}
+			want = store.InsertResult{ID: nt.ID, Status: messages.StatusProcessing}
 		}
 		if res[i] != want {
 			t.Fatalf("test %d (%s/%q): result %+v, want %+v", i, nt.Owner, nt.IdempotencyKey, res[i], want)
