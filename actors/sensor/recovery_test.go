@@ -228,10 +228,15 @@ func TestBacklogKeepsLeases(t *testing.T) {
 		t.Run(kind.Name, func(t *testing.T) {
 			h := newHarness(t)
 			st := kind.Open(t)
+			// The lease is renewed every third of it, so a lapse needs a
+			// renewal two thirds of a lease late: a second-long lease keeps
+			// a busy machine's scheduling and fsync delays (hundreds of ms
+			// under -race with other suites running) from looking like a
+			// dead process, and 40 tests of 100 ms still take four leases.
 			const (
 				n       = 40
-				lease   = 300 * time.Millisecond
-				perTest = 50 * time.Millisecond // 40 tests: about 2 s, more than six leases
+				lease   = time.Second
+				perTest = 100 * time.Millisecond // 40 tests: about 4 s, four leases
 			)
 			h.start(st, func(c *Config) {
 				c.Workers = 1
