@@ -99,12 +99,28 @@ func killSensorMidFlight(t *testing.T, late bool) {
 
 	const workers, perWorker = 48, 40
 	subs := make([][]submission, workers)
-	var answered, accepted atomic.Int64
+	var answered, accepted, parked, done atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)
+	// Half the workers stop at a quarter of their submissions until the
+	// connection is killed, so that submissions are sure to follow the
+	// kill however the machine schedules the workers (on a busy machine
+	// all of them could otherwise finish before the test gets to kill);
+	// the other half keep sending, so submissions are in flight at the
+	// kill.
+	resume := make(chan struct{})
 	for w := range workers {
 		wg.Go(func() {
+			defer done.Add(1)
 			for i := range perWorker {
+				if w%2 == 0 && i == perWorker/4 {
+					parked.Add(1)
+					select {
+					case <-resume:
+					case <-t.Context().Done():
+						return
+					}
+				}
 				body := fmt.Appendf(nil, `{"sensor_id":"w%d-%d","readings":[21.5,21.6,21.5]}`, w, i)
 				r, err := s.do(http.MethodPost, "/test/sensor/temperature", tok, body)
 				if err != nil {
@@ -121,10 +137,19 @@ func killSensorMidFlight(t *testing.T, late bool) {
 	}
 	// Kill the connection while the submissions flow: the sensor role
 	// keeps storing what it took, and cannot answer.
-	testenv.Eventually(t, "a quarter of the submissions accepted", func() bool { return accepted.Load() >= workers*perWorker/4 })
+	testenv.Eventually(t, "half the workers at a quarter of their submissions", func() bool { return parked.Load() == workers/2 })
+	if accepted.Load() == 0 {
+		t.Fatal("nothing accepted before the kill")
+	}
 	killed.Close()
 	killedAt := answered.Load()
-	testenv.Eventually(t, "refusals while no sensor listens", func() bool { return answered.Load() >= killedAt+workers*2 })
+	close(resume)
+	testenv.Eventually(t, "refusals while no sensor listens", func() bool {
+		return answered.Load() >= killedAt+workers*2 || done.Load() == workers
+	})
+	if answered.Load() < killedAt+workers*2 {
+		t.Fatalf("the workers ended with %d answers after the kill, want at least %d", answered.Load()-killedAt, workers*2)
+	}
 	if late {
 		wg.Wait()
 	}
