@@ -42,6 +42,9 @@ type system struct {
 	keyDir string
 	logger *slog.Logger
 	logs   *testenv.Buffer
+	// dbBreaker is the sensor role's database breaker (fastDB unless a
+	// test sets another before starting the role).
+	dbBreaker breaker.Config
 
 	mu    sync.Mutex
 	roles map[string]*lifecycle
@@ -70,6 +73,8 @@ func newSystem(t *testing.T) *system {
 		logs:   logs,
 		logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
 		roles:  map[string]*lifecycle{},
+
+		dbBreaker: fastDB,
 	}
 	s.common = Common{NATSURL: s.nats.URL(), SubjectPrefix: messages.DefaultPrefix}
 	t.Cleanup(func() {
@@ -182,7 +187,7 @@ func (s *system) startSensor() {
 		}
 		_, err = startSensor(ctx, l, nc, sys, st, SensorConfig{
 			Common: s.as("sensor"), Issuer: "sensorhub", Audience: "sensorhub", Lease: 2 * time.Second,
-			DatabaseBreaker: fastDB,
+			DatabaseBreaker: s.dbBreaker,
 			AuthBreaker:     breaker.Config{CallTimeout: 300 * time.Millisecond, OpenFor: time.Second, Failures: 3},
 		}, s.logger)
 		return err
