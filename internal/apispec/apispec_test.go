@@ -93,6 +93,7 @@ func TestEverySubjectIsDescribed(t *testing.T) {
 		"ServiceName": "a micro service name",
 		"Group":       "an endpoint group, the parent of the role's subjects",
 		"Events":      "the wildcard over the events channel",
+		"EventSource": "not a subject: the CloudEvents source of the Kafka records (ce_source)",
 		"ServiceStats": "the micro protocol's stats subject of a service ($SRV.STATS.<name>, nats micro stats); " +
 			"the bridges answer it with their own figures, which is how sensorhub.bridge.stats sees the tier",
 	}

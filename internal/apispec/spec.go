@@ -86,6 +86,8 @@ var (
 	eventHeaders = []Header{
 		{messages.HeaderMsgID, "the event id: JetStream drops a re-published event with the same id within the stream's duplicate window"},
 		{messages.HeaderSensorID, "the sensor id: the bridge keys the Kafka record by it"},
+		{messages.HeaderTestID, "the test id: the Kafka record's ce_subject"},
+		{messages.HeaderEventTime, "when the test completed (RFC 3339, UTC): the Kafka record's ce_time"},
 	}
 	deadLetterHeaders = []Header{
 		{messages.HeaderDeadLetterReason, "why the bridge could not relay the event"},
@@ -98,7 +100,13 @@ var (
 		{messages.KafkaHeaderEventType, messages.EventTypeCompleted + " or " + messages.EventTypeFailed},
 		{messages.KafkaHeaderStream, "the JetStream stream the event was relayed from"},
 		{messages.KafkaHeaderSequence, "the event's sequence in that stream: orders events across bridges"},
-		{messages.KafkaHeaderContentType, messages.ContentTypeJSON},
+		{messages.KafkaHeaderContentType, messages.ContentTypeJSON + " (the CloudEvents datacontenttype)"},
+		{messages.KafkaHeaderCESpecVersion, "CloudEvents (binary content mode of the Kafka binding): " + messages.CloudEventsSpecVersion},
+		{messages.KafkaHeaderCEID, "CloudEvents id: the event id"},
+		{messages.KafkaHeaderCEType, "CloudEvents type: " + messages.EventTypeCompleted + " or " + messages.EventTypeFailed},
+		{messages.KafkaHeaderCESource, "CloudEvents source: /<subject prefix>/sensor, e.g. " + messages.DefaultSubjects().EventSource()},
+		{messages.KafkaHeaderCESubject, "CloudEvents subject: the test id"},
+		{messages.KafkaHeaderCETime, "CloudEvents time: when the test completed (RFC 3339, UTC)"},
 	}
 )
 
