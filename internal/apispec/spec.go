@@ -81,6 +81,40 @@ func Operations() []Operation {
 		Summary: "panic a named actor, to watch its supervisor restart it (admin only)"})
 }
 
+// APIVersion is the version of the contract, asyncapi.yaml's info.version
+// (not the binary's: natsx.BuildVersion). A change that breaks callers
+// bumps it.
+const APIVersion = "1.0.0"
+
+// OperationOn is the operation answered on subject under subj, if any.
+func OperationOn(subj messages.Subjects, subject string) (Operation, bool) {
+	for _, op := range Operations() {
+		if op.Subject(subj) == subject {
+			return op, true
+		}
+	}
+	return Operation{}, false
+}
+
+// Endpoint metadata keys of the micro services ($SRV.INFO, `nats micro
+// info`).
+const (
+	MetadataRequestSchema     = "request_schema"
+	MetadataReplySchema       = "reply_schema"
+	MetadataAsyncAPIOperation = "asyncapi_operation"
+)
+
+// Metadata is the micro service endpoint metadata of op: its request and
+// reply schemas (components/schemas of asyncapi.yaml, the Go types of
+// package messages) and its operation id in asyncapi.yaml.
+func (op Operation) Metadata() map[string]string {
+	return map[string]string{
+		MetadataRequestSchema:     op.Request.Name(),
+		MetadataReplySchema:       op.Reply.Name(),
+		MetadataAsyncAPIOperation: op.ID,
+	}
+}
+
 // Event and Kafka headers.
 var (
 	eventHeaders = []Header{
