@@ -131,9 +131,9 @@ func Start(ctx context.Context, nc *nats.Conn, system *actor.ActorSystem, cfg Co
 		b.cancel()
 		return nil, fmt.Errorf("bridge: %w", err)
 	}
-	b.svc, err = natsx.AddService(nc, cfg.Subjects, messages.RoleBridge, "relays sensor events from JetStream to Kafka",
+	b.svc, err = natsx.AddService(nc, cfg.Subjects, messages.RoleBridge, "sensorhub bridge: relays sensor events from JetStream to Kafka as CloudEvents",
 		natsx.Endpoint{Name: statsEndpoint, Handler: micro.HandlerFunc(b.handleStats), Stats: func() any { return b.Instance() }},
-		natsx.Endpoint{Name: "health", Handler: micro.HandlerFunc(b.handleHealth)},
+		natsx.Endpoint{Name: "health", Handler: micro.HandlerFunc(b.handleHealth), Stats: b.healthStats},
 	)
 	if err != nil {
 		_ = b.role.Stop(b.stopWait())
@@ -241,6 +241,12 @@ func (b *Bridge) handleStats(req micro.Request) {
 	if err := natsx.ReplyJSON(req, b.TierStats(ctx)); err != nil {
 		b.log.Debug("reply to stats request", "err", err)
 	}
+}
+
+// healthStats is the health endpoint's data in the service's stats
+// (`nats micro stats`): the breakers, from memory.
+func (b *Bridge) healthStats() any {
+	return messages.HealthStats{CircuitBreakers: b.breakers.Health()}
 }
 
 func (b *Bridge) handleHealth(req micro.Request) {

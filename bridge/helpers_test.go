@@ -153,14 +153,20 @@ func (e *env) publish(t testing.TB, evs []messages.TestCompleted) {
 }
 
 // eventMsg is ev as the outbox relay publishes it: the payload on its
-// event subject, with the event id and the sensor id in the headers.
+// event subject, with the event id, sensor id, test id and completion time
+// in the headers.
 func eventMsg(t testing.TB, subj messages.Subjects, ev messages.TestCompleted) *nats.Msg {
 	t.Helper()
 	data, err := ev.Encode()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return natsx.EventMsg(subj.Event(ev.SensorType, ev.Kind()), ev.EventID, ev.SensorID, data)
+	return natsx.EventMsg(subj.Event(ev.SensorType, ev.Kind()), eventHeaders(ev), data)
+}
+
+// eventHeaders are the NATS headers the outbox relay gives ev.
+func eventHeaders(ev messages.TestCompleted) natsx.EventHeaders {
+	return natsx.EventHeaders{EventID: ev.EventID, SensorID: ev.SensorID, TestID: ev.TestID, Time: ev.CompletedAt}
 }
 
 func (e *env) publishRaw(t testing.TB, msg *nats.Msg) {

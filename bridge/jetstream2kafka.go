@@ -48,6 +48,8 @@ type relay struct {
 
 	cons jetstream.Consumer
 	held []*pending
+	// source is the records' CloudEvents source (Subjects.EventSource).
+	source []byte
 
 	lastKeepAlive time.Time // last InProgress (or fetch) of the held batch
 	lastProbe     time.Time // last time the relay learnt whether Kafka answers
@@ -64,7 +66,8 @@ type relay struct {
 }
 
 func newRelay(b *Bridge) *relay {
-	return &relay{b: b, cfg: &b.cfg, log: b.log.With("actor", RelayActor), cons: b.currentConsumer()}
+	return &relay{b: b, cfg: &b.cfg, log: b.log.With("actor", RelayActor), cons: b.currentConsumer(),
+		source: []byte(b.cfg.Subjects.EventSource())}
 }
 
 // run relays until ctx is cancelled. On the way out, the events it still
@@ -193,9 +196,9 @@ func (r *relay) fetchFailed(err error) error {
 
 // admit turns fetched messages into held records, dead-lettering those
 // that can never be written. The bridge does not read payloads: the outbox
-// relay puts the event id (Nats-Msg-Id), the sensor id (the record key)
-// and the event type in the NATS headers, and the payload goes to Kafka
-// as it is.
+// relay puts the event id (Nats-Msg-Id), the sensor id (the record key),
+// the test id and the completion time in the NATS headers, the subject
+// names the event type, and the payload goes to Kafka as it is.
 func (r *relay) admit(ctx context.Context, msgs []jetstream.Msg) {
 	if len(r.held) == 0 {
 		// The AckWait of these events starts now; events already held
@@ -212,7 +215,7 @@ func (r *relay) admit(ctx context.Context, msgs []jetstream.Msg) {
 			r.deadLetter(ctx, m, seq, err.Error())
 			continue
 		}
-		p := &pending{msg: m, rec: h.record(m.Data(), seq), key: h.sensorID, seq: seq}
+		p := &pending{msg: m, rec: h.record(m.Data(), seq, r.source), key: h.sensorID, seq: seq}
 		p.size = recordSize(&p.rec)
 		if p.size > r.cfg.MaxMessageBytes {
 			r.deadLetter(ctx, m, seq, fmt.Sprintf("record of %d bytes exceeds the %d-byte limit", p.size, r.cfg.MaxMessageBytes))
@@ -228,22 +231,28 @@ func (r *relay) admit(ctx context.Context, msgs []jetstream.Msg) {
 
 // eventHeaders is what the bridge relays an event by.
 type eventHeaders struct {
-	eventID, sensorID, eventType string
+	eventID, sensorID, testID, eventTime, eventType string
 }
 
-// readHeaders takes the event id and the sensor id from m's headers and
-// the event type from its subject, or says which are missing.
+// readHeaders takes the event id, sensor id, test id and completion time
+// from m's headers and the event type from its subject, or says which are
+// missing (or, for the time, not RFC 3339: a CloudEvents consumer would
+// refuse the record).
 func readHeaders(m jetstream.Msg) (eventHeaders, error) {
 	hdr := m.Headers()
 	h := eventHeaders{
 		eventID:   hdr.Get(messages.HeaderMsgID),
 		sensorID:  hdr.Get(messages.HeaderSensorID),
+		testID:    hdr.Get(messages.HeaderTestID),
+		eventTime: hdr.Get(messages.HeaderEventTime),
 		eventType: messages.EventTypeOfSubject(m.Subject()),
 	}
 	var missing []string
 	for _, f := range []struct{ name, value string }{
 		{messages.HeaderMsgID, h.eventID},
 		{messages.HeaderSensorID, h.sensorID},
+		{messages.HeaderTestID, h.testID},
+		{messages.HeaderEventTime, h.eventTime},
 	} {
 		if f.value == "" {
 			missing = append(missing, f.name)
@@ -252,6 +261,11 @@ func readHeaders(m jetstream.Msg) (eventHeaders, error) {
 	var problems []string
 	if len(missing) > 0 {
 		problems = append(problems, "event without the header "+strings.Join(missing, ", "))
+	}
+	if h.eventTime != "" {
+		if _, err := time.Parse(time.RFC3339Nano, h.eventTime); err != nil {
+			problems = append(problems, fmt.Sprintf("header %s %q is not an RFC 3339 time", messages.HeaderEventTime, h.eventTime))
+		}
 	}
 	if h.eventType == "" {
 		problems = append(problems, fmt.Sprintf("subject %q names no event type (its last token is not %s or %s)",
@@ -268,6 +282,7 @@ func readHeaders(m jetstream.Msg) (eventHeaders, error) {
 var (
 	streamHeaderValue      = []byte(messages.StreamEvents)
 	contentTypeHeaderValue = []byte(messages.ContentTypeJSON)
+	specVersionHeaderValue = []byte(messages.CloudEventsSpecVersion)
 	eventTypeHeaderValues  = map[string][]byte{
 		messages.EventTypeCompleted: []byte(messages.EventTypeCompleted),
 		messages.EventTypeFailed:    []byte(messages.EventTypeFailed),
@@ -275,17 +290,43 @@ var (
 )
 
 // record is the Kafka record of the event: its payload unchanged, keyed
-// by the sensor id.
-func (h eventHeaders) record(payload []byte, seq uint64) kafka.Message {
+// by the sensor id, with today's headers and the CloudEvents attributes
+// (binary mode; source is Subjects.EventSource, the same for every record).
+// The values of one record share one buffer, and the constant ones are
+// shared by all: two allocations per record (the buffer and the header
+// list), where the five headers before CloudEvents took four.
+func (h eventHeaders) record(payload []byte, seq uint64, source []byte) kafka.Message {
+	buf := make([]byte, 0, len(h.sensorID)+len(h.eventID)+len(h.testID)+len(h.eventTime)+20)
+	buf = append(buf, h.sensorID...)
+	key := buf[:len(buf):len(buf)] // full slice expressions: later appends never show through
+	n := len(buf)
+	buf = append(buf, h.eventID...)
+	id := buf[n:len(buf):len(buf)]
+	n = len(buf)
+	buf = append(buf, h.testID...)
+	subject := buf[n:len(buf):len(buf)]
+	n = len(buf)
+	buf = append(buf, h.eventTime...)
+	at := buf[n:len(buf):len(buf)]
+	n = len(buf)
+	buf = strconv.AppendUint(buf, seq, 10)
+	sequence := buf[n:len(buf):len(buf)]
+	typ := eventTypeHeaderValues[h.eventType]
 	return kafka.Message{
-		Key:   []byte(h.sensorID),
+		Key:   key,
 		Value: payload,
 		Headers: []kafka.Header{
-			{Key: messages.KafkaHeaderEventID, Value: []byte(h.eventID)},
-			{Key: messages.KafkaHeaderEventType, Value: eventTypeHeaderValues[h.eventType]},
+			{Key: messages.KafkaHeaderEventID, Value: id},
+			{Key: messages.KafkaHeaderEventType, Value: typ},
 			{Key: messages.KafkaHeaderStream, Value: streamHeaderValue},
-			{Key: messages.KafkaHeaderSequence, Value: strconv.AppendUint(nil, seq, 10)},
+			{Key: messages.KafkaHeaderSequence, Value: sequence},
 			{Key: messages.KafkaHeaderContentType, Value: contentTypeHeaderValue},
+			{Key: messages.KafkaHeaderCESpecVersion, Value: specVersionHeaderValue},
+			{Key: messages.KafkaHeaderCEID, Value: id},
+			{Key: messages.KafkaHeaderCEType, Value: typ},
+			{Key: messages.KafkaHeaderCESource, Value: source},
+			{Key: messages.KafkaHeaderCESubject, Value: subject},
+			{Key: messages.KafkaHeaderCETime, Value: at},
 		},
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -210,7 +211,8 @@ func TestRelayCrashMidBatch(t *testing.T) {
 
 // The bridge relays by the NATS headers alone: a payload it could not
 // parse (not even JSON) still goes to Kafka unchanged, keyed by the
-// sensor id header, with the event id and type from the headers.
+// sensor id header, with the event id, test id and time from the headers
+// and the type from the subject.
 func TestRelayByHeadersOnly(t *testing.T) {
 	if messages.HeaderMsgID != jetstream.MsgIDHeader {
 		t.Fatalf("messages.HeaderMsgID %q is not JetStream's %q", messages.HeaderMsgID, jetstream.MsgIDHeader)
@@ -224,6 +226,8 @@ func TestRelayByHeadersOnly(t *testing.T) {
 	}
 	msg.Header.Set(messages.HeaderMsgID, "evt-opaque")
 	msg.Header.Set(messages.HeaderSensorID, "sensor-opaque")
+	msg.Header.Set(messages.HeaderTestID, "test-opaque")
+	msg.Header.Set(messages.HeaderEventTime, "2025-06-07T08:09:10.123456Z")
 	e.publishRaw(t, msg)
 	e.waitPublished(t)
 
@@ -239,6 +243,10 @@ func TestRelayByHeadersOnly(t *testing.T) {
 		messages.KafkaHeaderEventID:   "evt-opaque",
 		messages.KafkaHeaderEventType: messages.EventTypeFailed,
 		messages.KafkaHeaderStream:    messages.StreamEvents,
+		messages.KafkaHeaderCEID:      "evt-opaque",
+		messages.KafkaHeaderCEType:    messages.EventTypeFailed,
+		messages.KafkaHeaderCESubject: "test-opaque",
+		messages.KafkaHeaderCETime:    "2025-06-07T08:09:10.123456Z",
 	} {
 		if g := testenv.KafkaHeader(r, h); g != v {
 			t.Fatalf("header %s = %q, want %q", h, g, v)
@@ -270,6 +278,8 @@ func TestRelayPoison(t *testing.T) {
 	// subject that names no event type; the reason must name what is
 	// missing.
 	noType := e.subj.Event("temperature", "finished")
+	// What the outbox relay before the sensor id and CloudEvents set none of.
+	oldRelay := []string{messages.HeaderSensorID, messages.HeaderTestID, messages.HeaderEventTime}
 	poison := []struct {
 		name    string
 		drop    []string
@@ -277,12 +287,14 @@ func TestRelayPoison(t *testing.T) {
 		payload []byte // nil: the event's
 		reason  []string
 	}{
-		{"published by the old relay: only Nats-Msg-Id", []string{messages.HeaderSensorID}, "", nil,
-			[]string{messages.HeaderSensorID}},
-		{"no headers at all, not json, no type", []string{messages.HeaderMsgID, messages.HeaderSensorID}, noType, []byte("not json"),
-			[]string{messages.HeaderMsgID, messages.HeaderSensorID, noType}},
+		{"published by the old relay: only Nats-Msg-Id", oldRelay, "", nil, oldRelay},
+		{"no headers at all, not json, no type", append([]string{messages.HeaderMsgID}, oldRelay...), noType, []byte("not json"),
+			append([]string{messages.HeaderMsgID, noType}, oldRelay...)},
 		{"no sensor id", []string{messages.HeaderSensorID}, "", nil, []string{messages.HeaderSensorID}},
 		{"no event type in the subject", nil, noType, nil, []string{noType, "names no event type"}},
+		{"no test id", []string{messages.HeaderTestID}, "", nil, []string{messages.HeaderTestID}},
+		{"no completion time", []string{messages.HeaderEventTime}, "", nil, []string{messages.HeaderEventTime}},
+		{"a completion time that is not RFC 3339", nil, "", nil, []string{messages.HeaderEventTime, "yesterday", "RFC 3339"}},
 	}
 	for i, p := range poison {
 		ev := evs[0]
@@ -297,14 +309,17 @@ func TestRelayPoison(t *testing.T) {
 		if p.payload != nil {
 			msg.Data = p.payload
 		}
+		if slices.Contains(p.reason, "yesterday") {
+			msg.Header.Set(messages.HeaderEventTime, "yesterday")
+		}
 		e.publishRaw(t, msg)
 		e.waitPublished(t)
 	}
 	e.publish(t, evs[8:])
 
 	_, ids := waitDistinct(t, e, good)
-	for _, id := range []string{big.EventID, "poison-0", "poison-2", "poison-3"} {
-		if ids[id] != 0 {
+	for i := range poison {
+		if id := fmt.Sprintf("poison-%d", i); ids[id] != 0 {
 			t.Fatalf("poison event %s reached kafka", id)
 		}
 	}

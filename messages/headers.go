@@ -23,6 +23,11 @@ const (
 	HeaderMsgID = "Nats-Msg-Id"
 	// HeaderSensorID is the event's sensor id: the Kafka record key.
 	HeaderSensorID = "Sensorhub-Sensor-Id"
+	// HeaderTestID is the event's test id: the CloudEvents subject.
+	HeaderTestID = "Sensorhub-Test-Id"
+	// HeaderEventTime is when the test completed, in RFC 3339 (UTC, up to
+	// microseconds, as the outbox stores it): the CloudEvents time.
+	HeaderEventTime = "Sensorhub-Event-Time"
 )
 
 // NATS headers on a dead letter in SENSOR_EVENTS_DLQ. The original headers
@@ -48,4 +53,27 @@ const (
 	KafkaHeaderSequence    = "nats-sequence"
 	KafkaHeaderContentType = "content-type"
 	ContentTypeJSON        = "application/json"
+)
+
+// CloudEvents attributes on every Kafka record, in the binary content mode
+// of the CloudEvents Kafka protocol binding: the payload is the event data
+// (its media type in KafkaHeaderContentType), the attributes are headers
+// prefixed "ce_". Consumers that route on CloudEvents (Knative, Dapr,
+// Redpanda Connect, the CloudEvents SDKs) read them without a sensorhub
+// decoder.
+const (
+	// KafkaHeaderCESpecVersion is CloudEventsSpecVersion.
+	KafkaHeaderCESpecVersion = "ce_specversion"
+	// KafkaHeaderCEID is the event id (as KafkaHeaderEventID).
+	KafkaHeaderCEID = "ce_id"
+	// KafkaHeaderCEType is the event type (as KafkaHeaderEventType).
+	KafkaHeaderCEType = "ce_type"
+	// KafkaHeaderCESource is Subjects.EventSource: the producer.
+	KafkaHeaderCESource = "ce_source"
+	// KafkaHeaderCESubject is the test id.
+	KafkaHeaderCESubject = "ce_subject"
+	// KafkaHeaderCETime is when the test completed (RFC 3339).
+	KafkaHeaderCETime = "ce_time"
+	// CloudEventsSpecVersion is the CloudEvents version the records follow.
+	CloudEventsSpecVersion = "1.0"
 )

@@ -71,3 +71,11 @@ type EdgeHealth struct {
 	Services        map[string]HealthReply   `json:"services"`
 	CircuitBreakers map[string]BreakerHealth `json:"circuit_breakers"`
 }
+
+// HealthStats is the stats data of every role's health endpoint in its
+// micro service's stats ($SRV.STATS.<service>, `nats micro stats`): the
+// role's circuit breakers by name, as in its HealthReply, read from memory
+// (no dependency is checked to answer it).
+type HealthStats struct {
+	CircuitBreakers map[string]BreakerHealth `json:"circuit_breakers"`
+}

@@ -129,6 +129,12 @@ func (s Subjects) Event(sensorType, kind string) string {
 // Events matches every event subject, for the stream and for `nats sub`.
 func (s Subjects) Events() string { return s.join("events", ">") }
 
+// EventSource is the CloudEvents source of the events of this deployment:
+// the URI reference "/<prefix>/sensor" (the sensor role under the subject
+// prefix produces them), e.g. /sensorhub/sensor. Source and event id
+// together are unique.
+func (s Subjects) EventSource() string { return "/" + s.Prefix() + "/" + RoleSensor }
+
 // InboxPrefix is the reply-subject prefix of one identity on the bus: a
 // role ("_INBOX_sensor") or a person ("_INBOX_alice"). Each may subscribe
 // only below its own prefix, so nobody reads another's replies.

@@ -175,7 +175,7 @@ func Start(ctx context.Context, nc *nats.Conn, system *actor.ActorSystem, cfg Co
 		natsx.Endpoint{Name: "token-forwarded", Subject: cfg.Subjects.AuthTokenForwarded(), Handler: s.handleTokenForwarded},
 		natsx.Endpoint{Name: "validate", Handler: s.handleValidate},
 		natsx.Endpoint{Name: "jwks", Handler: s.handleJWKS},
-		natsx.Endpoint{Name: "health", Handler: s.handleHealth},
+		natsx.Endpoint{Name: "health", Handler: s.handleHealth, Stats: s.healthStats},
 	)
 	if err != nil {
 		_ = role.Stop(time.Second)
@@ -251,6 +251,12 @@ func (s *Service) handleValidate(req micro.Request) {
 
 func (s *Service) handleJWKS(req micro.Request) {
 	s.system.Root.Send(s.role.Child(ActorJWKS), &jwksRequest{request{req: natsx.Detach(s.nc, req), done: func() {}}})
+}
+
+// healthStats is the health endpoint's data in the service's stats
+// (`nats micro stats`): the breakers, from memory.
+func (s *Service) healthStats() any {
+	return messages.HealthStats{CircuitBreakers: s.breakers.Health()}
 }
 
 func (s *Service) handleHealth(req micro.Request) {

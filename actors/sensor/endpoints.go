@@ -32,6 +32,12 @@ func (s *Service) handleOutbox(req micro.Request) {
 	_ = natsx.ReplyJSON(req, messages.OutboxStats{Backlog: n})
 }
 
+// healthStats is the health endpoint's data in the service's stats
+// (`nats micro stats`): the breakers, from memory.
+func (s *Service) healthStats() any {
+	return messages.HealthStats{CircuitBreakers: s.breakers.Health()}
+}
+
 // handleHealth is the micro handler of sensorhub.sensor.health.
 func (s *Service) handleHealth(req micro.Request) {
 	_ = natsx.ReplyJSON(req, s.Health(s.ctx))

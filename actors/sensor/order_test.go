@@ -54,7 +54,8 @@ func fillStream(t *testing.T, h *harness) *fullStream {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := js.PublishMsg(ctx, natsx.EventMsg(h.subj.Event(filler.SensorType, filler.Kind()), filler.EventID, filler.SensorID, payload)); err != nil {
+	if _, err := js.PublishMsg(ctx, natsx.EventMsg(h.subj.Event(filler.SensorType, filler.Kind()),
+		natsx.EventHeaders{EventID: filler.EventID, SensorID: filler.SensorID, TestID: filler.TestID, Time: filler.CompletedAt}, payload)); err != nil {
 		t.Fatalf("publish the filler: %v", err)
 	}
 	// The bridge's identity and durable consumer take the filler out.

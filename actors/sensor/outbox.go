@@ -1,6 +1,7 @@
 package sensor
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -32,8 +33,8 @@ type (
 
 // outboxRelay publishes the outbox to the SENSOR_EVENTS stream, one batch per
 // round on its own goroutine: rows in Seq order and, per sensor, one after
-// the other (see publish), with Nats-Msg-Id = event id and the sensor id
-// and event type in headers for the bridge; a row is deleted only after
+// the other (see publish), with Nats-Msg-Id = event id and the sensor id,
+// test id and completion time in headers for the bridge (eventHeaders); a row is deleted only after
 // its PubAck. While NATS or JetStream is down the rows wait in the database
 // and the ticker retries; nudges that arrive during a round coalesce into
 // one more round. While the stream is full the relay backs off
@@ -157,23 +158,28 @@ func (s *Service) relayOnce() (published int, more bool, err error) {
 	return len(acked), perr == nil && len(rows) == s.cfg.OutboxBatch, perr
 }
 
-// sensorID is the sensor id of row, which travels in the event's NATS
-// headers so that the bridge keys the Kafka record without reading the
-// payload (the event type is the subject's last token). A row written
-// before the outbox kept it (or by an older sensor role during an upgrade)
-// has it empty: it comes from the payload then. A payload that does not
-// decode gives none, and the bridge dead-letters the event with the reason.
-func (s *Service) sensorID(row store.OutboxRow) string {
-	if row.SensorID != "" {
-		return row.SensorID
+// eventHeaders are the NATS headers of row's event, so that the bridge
+// keys the Kafka record and fills its CloudEvents attributes without reading
+// the payload (the event type is the subject's last token): the event id,
+// the sensor id, the test id and the completion time (the row's CreatedAt).
+// A row written before the outbox kept the sensor id (or by an older sensor
+// role during an upgrade) has it empty: it comes from the payload then, and
+// so does a missing test id. A payload that does not decode gives none, and
+// the bridge dead-letters the event with the reason.
+func (s *Service) eventHeaders(row store.OutboxRow) natsx.EventHeaders {
+	h := natsx.EventHeaders{EventID: row.EventID, SensorID: row.SensorID, TestID: row.TestID, Time: row.CreatedAt}
+	if h.SensorID != "" && h.TestID != "" {
+		return h
 	}
 	ev, err := messages.DecodeEvent(row.Payload)
 	if err != nil {
-		s.log.Warn("outbox row without a sensor id, and its payload does not decode; the bridge will dead-letter it",
+		s.log.Warn("outbox row without a sensor or test id, and its payload does not decode; the bridge will dead-letter it",
 			"event_id", row.EventID, "err", err)
-		return ""
+		return h
 	}
-	return ev.SensorID
+	h.SensorID = cmp.Or(h.SensorID, ev.SensorID)
+	h.TestID = cmp.Or(h.TestID, ev.TestID)
+	return h
 }
 
 // publish stores rows in SENSOR_EVENTS under the jetstream breaker, in
@@ -193,12 +199,14 @@ func (s *Service) sensorID(row store.OutboxRow) string {
 func (s *Service) publish(rows []store.OutboxRow) ([]int64, error) {
 	var acked []int64
 	err := s.jsb.Do(s.ctx, func(ctx context.Context) error {
+		heads := make([]natsx.EventHeaders, len(rows))
 		sensors := make([]string, len(rows))
 		for i, row := range rows {
-			sensors[i] = s.sensorID(row)
+			heads[i] = s.eventHeaders(row)
+			sensors[i] = heads[i].SensorID
 		}
 		for _, wave := range publishWaves(sensors) {
-			stored, err := s.publishWave(ctx, rows, sensors, wave)
+			stored, err := s.publishWave(ctx, rows, heads, wave)
 			acked = append(acked, stored...)
 			if err != nil {
 				return err
@@ -229,12 +237,12 @@ func publishWaves(sensors []string) [][]int {
 // publishWave publishes rows[i] for every i of wave asynchronously and
 // waits for their PubAcks. It returns the Seq of the rows stored and the
 // first refusal (or send error).
-func (s *Service) publishWave(ctx context.Context, rows []store.OutboxRow, sensors []string, wave []int) ([]int64, error) {
+func (s *Service) publishWave(ctx context.Context, rows []store.OutboxRow, heads []natsx.EventHeaders, wave []int) ([]int64, error) {
 	futures := make([]jetstream.PubAckFuture, 0, len(wave))
 	var sendErr error
 	for _, i := range wave {
 		row := rows[i]
-		f, err := s.js.PublishMsgAsync(natsx.EventMsg(row.Subject, row.EventID, sensors[i], row.Payload))
+		f, err := s.js.PublishMsgAsync(natsx.EventMsg(row.Subject, heads[i], row.Payload))
 		if err != nil {
 			sendErr = fmt.Errorf("publish event %s: %w", row.EventID, classifyPublish(err))
 			break

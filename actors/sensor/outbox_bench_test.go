@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -37,12 +38,13 @@ func BenchmarkOutboxPublish(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			at := time.Now().UTC().Truncate(time.Microsecond)
 			b.ResetTimer()
 			for n := range b.N {
 				rows := make([]store.OutboxRow, DefaultOutboxBatch)
 				for i := range rows {
 					rows[i] = store.OutboxRow{Seq: int64(i), EventID: fmt.Sprintf("e-%d-%d", n, i), Subject: subj.Event("co2", "completed"),
-						Payload: payload, SensorID: fmt.Sprintf("s-%d", i%sensors)}
+						Payload: payload, SensorID: fmt.Sprintf("s-%d", i%sensors), TestID: fmt.Sprintf("t-%d-%d", n, i), CreatedAt: at}
 				}
 				acked, err := s.publish(rows)
 				if err != nil || len(acked) != len(rows) {

@@ -90,10 +90,17 @@ func checkEventHeaders(t *testing.T, e streamEvent) {
 	for name, want := range map[string]string{
 		messages.HeaderMsgID:    e.event.EventID,
 		messages.HeaderSensorID: e.event.SensorID,
+		messages.HeaderTestID:   e.event.TestID,
 	} {
 		if got := e.header.Get(name); got != want || want == "" {
 			t.Errorf("event %s: header %s = %q, want %q", e.event.EventID, name, got, want)
 		}
+	}
+	// The completion time, as the outbox row keeps it: the payload's.
+	at, err := time.Parse(time.RFC3339Nano, e.header.Get(messages.HeaderEventTime))
+	if err != nil || !at.Equal(e.event.CompletedAt) {
+		t.Errorf("event %s: header %s = %q (%v), want the payload's completed_at %v", e.event.EventID,
+			messages.HeaderEventTime, e.header.Get(messages.HeaderEventTime), err, e.event.CompletedAt)
 	}
 	if got := messages.EventTypeOfSubject(e.subject); got != e.event.Type {
 		t.Errorf("event %s on %s: the subject names type %q, the payload %q", e.event.EventID, e.subject, got, e.event.Type)
@@ -101,7 +108,8 @@ func checkEventHeaders(t *testing.T, e streamEvent) {
 }
 
 // TestOutboxRelayOldRow: a row written as the schema before the sensor_id
-// column wrote it is relayed with the sensor id taken from its payload.
+// column wrote it is relayed with the sensor id taken from its payload,
+// and its test id and completion time from the columns it always had.
 func TestOutboxRelayOldRow(t *testing.T) {
 	h := newHarness(t)
 	path := filepath.Join(t.TempDir(), "sensorhub.db")

@@ -405,7 +405,9 @@ func (s *Service) failedCompletion(t store.Test, reason string) store.Completion
 // id: exactly one completion of a test is ever applied, so exactly one event
 // id reaches the outbox).
 func (s *Service) completion(t store.Test, status string, result []byte, reason string, ev *acceptance.Evaluation) store.Completion {
-	now := time.Now().UTC()
+	// In microseconds, as the stores keep it: the payload's completed_at
+	// and the event's CloudEvents time (the outbox row's) are one instant.
+	now := time.Now().UTC().Truncate(time.Microsecond)
 	eventID := uuid.Must(uuid.NewV7()).String()
 	e := messages.TestCompleted{
 		Schema:      messages.EventSchema,

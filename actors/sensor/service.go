@@ -166,12 +166,12 @@ func Start(ctx context.Context, nc *nats.Conn, system *actor.ActorSystem, cfg Co
 		}
 	}
 
-	svc, err := natsx.AddService(nc, cfg.Subjects, messages.RoleSensor, "sensorhub sensor tests",
+	svc, err := natsx.AddService(nc, cfg.Subjects, messages.RoleSensor, "sensorhub sensor: accepts sensor tests, reads results, serves the catalogue, relays events to JetStream",
 		natsx.Endpoint{Name: "submit", Handler: s.handleSubmit},
 		natsx.Endpoint{Name: "result", Handler: s.handleResult},
 		natsx.Endpoint{Name: "types", Handler: s.handleTypes},
 		natsx.Endpoint{Name: "outbox", Handler: s.handleOutbox},
-		natsx.Endpoint{Name: "health", Handler: s.handleHealth},
+		natsx.Endpoint{Name: "health", Handler: s.handleHealth, Stats: s.healthStats},
 	)
 	if err != nil {
 		s.abort()

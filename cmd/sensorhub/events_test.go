@@ -90,6 +90,39 @@ func TestDevEventVisibleWithNatsSubAndKcat(t *testing.T) {
 		t.Fatalf("Kafka record %q: want test %s, schema 1, key = sensor id", line, acc.TestID)
 	}
 
+	// The record's headers, as the README shows them with kcat -f '%h':
+	// the CloudEvents attributes beside today's headers.
+	kcat = exec.CommandContext(ctx, "kcat", "-b", addrs.Kafka, "-t", "sensor-events", "-C", "-c", "1", "-f", "%h\n")
+	var hOut, hErr testenv.Buffer
+	kcat.Stdout, kcat.Stderr = &hOut, &hErr
+	if err := kcat.Run(); err != nil {
+		t.Fatalf("kcat -f %%h: %v: %s", err, hErr.String())
+	}
+	t.Logf("kcat -f %%h: %s", strings.TrimSpace(hOut.String()))
+	headers := map[string]string{}
+	for _, kv := range strings.Split(strings.TrimSpace(hOut.String()), ",") {
+		k, v, _ := strings.Cut(kv, "=")
+		headers[k] = v
+	}
+	for k, want := range map[string]string{
+		"ce_specversion": "1.0",
+		"ce_id":          ev.EventID,
+		"ce_type":        "sensor.test.completed",
+		"ce_source":      "/sensorhub/sensor",
+		"ce_subject":     acc.TestID,
+		"content-type":   "application/json",
+		"event-id":       ev.EventID,
+		"event-type":     "sensor.test.completed",
+		"nats-stream":    "SENSOR_EVENTS",
+	} {
+		if headers[k] != want {
+			t.Errorf("kcat -f %%h: header %s = %q, want %q (all: %s)", k, headers[k], want, hOut.String())
+		}
+	}
+	if at, err := time.Parse(time.RFC3339Nano, headers["ce_time"]); err != nil || at.Before(submitted.Add(-time.Minute)) {
+		t.Errorf("kcat -f %%h: ce_time %q is not the completion time (%v)", headers["ce_time"], err)
+	}
+
 	for {
 		resp, err := http.Get(base + "/kafka/stats")
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"sensorhub/internal/app"
+	"sensorhub/internal/natsx"
 	"sensorhub/internal/testenv"
 	"sensorhub/internal/token"
 	"sensorhub/messages"
@@ -130,6 +131,14 @@ func TestReadmeExamplesWork(t *testing.T) {
 		`sensorhub-auth`, // nats micro ls, as a person
 		`sensorhub-sensor`,
 		`sensorhub-bridge`,
+		// nats micro info sensorhub-sensor: the binary's version, the
+		// endpoints' schemas and the breakers in the stats data.
+		"Version: " + natsx.BuildVersion(),
+		"asyncapi_operation: submitTest",
+		"reply_schema: TestAccepted",
+		"request_schema: SubmitTest",
+		`"circuit_breakers"`,
+		`"sensor.database"`,
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("README output lacks %s\nstdout:\n%s\nstderr:\n%s", want, got, errb.String())

@@ -218,13 +218,15 @@ func TestBridgeKafkaTLSAndSASLFlags(t *testing.T) {
 			t.Fatal(err)
 		}
 		ev := messages.TestCompleted{Schema: messages.EventSchema, EventID: "evt-tls-1", Type: messages.EventTypeCompleted,
-			TestID: "test-tls-1", SensorType: "temperature", SensorID: "s-1", Owner: "admin", Status: messages.StatusCompleted}
+			TestID: "test-tls-1", SensorType: "temperature", SensorID: "s-1", Owner: "admin", Status: messages.StatusCompleted,
+			CompletedAt: time.Now().UTC()}
 		data, err := ev.Encode()
 		if err != nil {
 			t.Fatal(err)
 		}
 		// As the outbox relay publishes it: the bridge relays by the headers.
-		msg := natsx.EventMsg(subj.Event(ev.SensorType, ev.Kind()), ev.EventID, ev.SensorID, data)
+		msg := natsx.EventMsg(subj.Event(ev.SensorType, ev.Kind()),
+			natsx.EventHeaders{EventID: ev.EventID, SensorID: ev.SensorID, TestID: ev.TestID, Time: ev.CompletedAt}, data)
 		if _, err := js.PublishMsg(testenv.Deadline(t), msg); err != nil {
 			t.Fatal(err)
 		}

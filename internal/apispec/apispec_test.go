@@ -13,7 +13,6 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"sensorhub/internal/apispec"
-	"sensorhub/internal/natsx"
 	"sensorhub/messages"
 )
 
@@ -27,7 +26,7 @@ func generate(t *testing.T) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := apispec.Render(apispec.Document(natsx.Version, docs))
+	out, err := apispec.Render(apispec.Document(apispec.APIVersion, docs))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,6 +92,7 @@ func TestEverySubjectIsDescribed(t *testing.T) {
 		"ServiceName": "a micro service name",
 		"Group":       "an endpoint group, the parent of the role's subjects",
 		"Events":      "the wildcard over the events channel",
+		"EventSource": "not a subject: the CloudEvents source of the Kafka records (ce_source)",
 		"ServiceStats": "the micro protocol's stats subject of a service ($SRV.STATS.<name>, nats micro stats); " +
 			"the bridges answer it with their own figures, which is how sensorhub.bridge.stats sees the tier",
 	}
@@ -233,5 +233,38 @@ func TestErrorCodesAreListed(t *testing.T) {
 	}
 	if !slices.Equal(have, want) || len(want) == 0 {
 		t.Fatalf("Error.code enum = %v, want %v", have, want)
+	}
+}
+
+// Each operation's endpoint metadata (what `nats micro info` shows) names
+// schemas and an operation that asyncapi.yaml has, and one subject is one
+// operation, so that a service's endpoint finds its own.
+func TestOperationMetadataIsInTheDocument(t *testing.T) {
+	doc := load(t)
+	schemas := section(t, doc, "components", "schemas")
+	ops := section(t, doc, "operations")
+	subj := messages.DefaultSubjects()
+	seen := map[string]string{}
+	for _, op := range apispec.Operations() {
+		md := op.Metadata()
+		for _, k := range []string{apispec.MetadataRequestSchema, apispec.MetadataReplySchema} {
+			if _, ok := schemas[md[k]]; !ok {
+				t.Errorf("%s: %s %q is not a schema of asyncapi.yaml", op.ID, k, md[k])
+			}
+		}
+		if _, ok := ops[md[apispec.MetadataAsyncAPIOperation]]; !ok {
+			t.Errorf("%s: operation %q is not in asyncapi.yaml", op.ID, md[apispec.MetadataAsyncAPIOperation])
+		}
+		addr := op.Subject(subj)
+		if other, dup := seen[addr]; dup {
+			t.Errorf("%s and %s share the subject %s", other, op.ID, addr)
+		}
+		seen[addr] = op.ID
+		if got, ok := apispec.OperationOn(subj, addr); !ok || got.ID != op.ID {
+			t.Errorf("OperationOn(%s) = %q, %v; want %s", addr, got.ID, ok, op.ID)
+		}
+	}
+	if _, ok := apispec.OperationOn(subj, subj.Events()); ok {
+		t.Errorf("OperationOn(%s) found an operation", subj.Events())
 	}
 }

@@ -81,11 +81,47 @@ func Operations() []Operation {
 		Summary: "panic a named actor, to watch its supervisor restart it (admin only)"})
 }
 
+// APIVersion is the version of the contract, asyncapi.yaml's info.version
+// (not the binary's: natsx.BuildVersion). A change that breaks callers
+// bumps it.
+const APIVersion = "1.0.0"
+
+// OperationOn is the operation answered on subject under subj, if any.
+func OperationOn(subj messages.Subjects, subject string) (Operation, bool) {
+	for _, op := range Operations() {
+		if op.Subject(subj) == subject {
+			return op, true
+		}
+	}
+	return Operation{}, false
+}
+
+// Endpoint metadata keys of the micro services ($SRV.INFO, `nats micro
+// info`).
+const (
+	MetadataRequestSchema     = "request_schema"
+	MetadataReplySchema       = "reply_schema"
+	MetadataAsyncAPIOperation = "asyncapi_operation"
+)
+
+// Metadata is the micro service endpoint metadata of op: its request and
+// reply schemas (components/schemas of asyncapi.yaml, the Go types of
+// package messages) and its operation id in asyncapi.yaml.
+func (op Operation) Metadata() map[string]string {
+	return map[string]string{
+		MetadataRequestSchema:     op.Request.Name(),
+		MetadataReplySchema:       op.Reply.Name(),
+		MetadataAsyncAPIOperation: op.ID,
+	}
+}
+
 // Event and Kafka headers.
 var (
 	eventHeaders = []Header{
 		{messages.HeaderMsgID, "the event id: JetStream drops a re-published event with the same id within the stream's duplicate window"},
 		{messages.HeaderSensorID, "the sensor id: the bridge keys the Kafka record by it"},
+		{messages.HeaderTestID, "the test id: the Kafka record's ce_subject"},
+		{messages.HeaderEventTime, "when the test completed (RFC 3339, UTC): the Kafka record's ce_time"},
 	}
 	deadLetterHeaders = []Header{
 		{messages.HeaderDeadLetterReason, "why the bridge could not relay the event"},
@@ -98,7 +134,13 @@ var (
 		{messages.KafkaHeaderEventType, messages.EventTypeCompleted + " or " + messages.EventTypeFailed},
 		{messages.KafkaHeaderStream, "the JetStream stream the event was relayed from"},
 		{messages.KafkaHeaderSequence, "the event's sequence in that stream: orders events across bridges"},
-		{messages.KafkaHeaderContentType, messages.ContentTypeJSON},
+		{messages.KafkaHeaderContentType, messages.ContentTypeJSON + " (the CloudEvents datacontenttype)"},
+		{messages.KafkaHeaderCESpecVersion, "CloudEvents (binary content mode of the Kafka binding): " + messages.CloudEventsSpecVersion},
+		{messages.KafkaHeaderCEID, "CloudEvents id: the event id"},
+		{messages.KafkaHeaderCEType, "CloudEvents type: " + messages.EventTypeCompleted + " or " + messages.EventTypeFailed},
+		{messages.KafkaHeaderCESource, "CloudEvents source: /<subject prefix>/sensor, e.g. " + messages.DefaultSubjects().EventSource()},
+		{messages.KafkaHeaderCESubject, "CloudEvents subject: the test id"},
+		{messages.KafkaHeaderCETime, "CloudEvents time: when the test completed (RFC 3339, UTC)"},
 	}
 )
 

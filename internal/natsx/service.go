@@ -1,16 +1,67 @@
 package natsx
 
 import (
+	"cmp"
 	"fmt"
+	"runtime/debug"
+	"strings"
+	"sync"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
+	"sensorhub/internal/apispec"
 	"sensorhub/messages"
 )
 
-// Version is reported by every micro service.
-const Version = "1.0.0"
+// BuildVersion is the version of this binary, as every micro service
+// reports it (`nats micro ls|info`), in the semantic-version form the micro
+// protocol requires: the main module's version without its "v" (a release
+// tag, or the pseudo-version go build stamps from the VCS, "+dirty" when
+// the tree had changes); else, when the build recorded only a VCS
+// revision, 0.0.0-devel+<revision> (".dirty" appended when modified); else
+// 0.0.0-devel (go test, go run).
+func BuildVersion() string {
+	buildVersionOnce.Do(func() {
+		info, _ := debug.ReadBuildInfo()
+		buildVersion = versionOf(info)
+	})
+	return buildVersion
+}
+
+var (
+	buildVersionOnce sync.Once
+	buildVersion     string
+)
+
+// develVersion is the version of a build that recorded none.
+const develVersion = "0.0.0-devel"
+
+func versionOf(info *debug.BuildInfo) string {
+	if info == nil {
+		return develVersion
+	}
+	if v := info.Main.Version; v != "" && v != "(devel)" {
+		return strings.TrimPrefix(v, "v")
+	}
+	var rev, modified string
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			modified = s.Value
+		}
+	}
+	if rev == "" {
+		return develVersion
+	}
+	v := develVersion + "+" + rev[:min(len(rev), 12)]
+	if modified == "true" {
+		v += ".dirty"
+	}
+	return v
+}
 
 // Endpoint is one endpoint of a role's micro service. Name is the last
 // subject token ("token" for sensorhub.auth.token).
@@ -30,14 +81,28 @@ type Endpoint struct {
 	Stats func() any
 }
 
+// endpointMetadata is the metadata of the endpoint on subject
+// ($SRV.INFO, `nats micro info`): the request and reply schemas and the
+// AsyncAPI operation of apispec.Operations, the one description of every
+// subject; nil for a subject it does not describe.
+func endpointMetadata(subj messages.Subjects, subject string) map[string]string {
+	op, ok := apispec.OperationOn(subj, subject)
+	if !ok {
+		return nil
+	}
+	return op.Metadata()
+}
+
 // AddService registers the micro service of role (named
 // messages.Subjects.ServiceName(role)) with its endpoints under the role's
 // group, e.g. sensorhub.auth.token. All instances share a queue group, so
-// running more copies spreads the load.
+// running more copies spreads the load. The service reports BuildVersion
+// and description, and each endpoint the schemas apispec gives its
+// subject.
 func AddService(nc *nats.Conn, subj messages.Subjects, role, description string, endpoints ...Endpoint) (micro.Service, error) {
 	cfg := micro.Config{
 		Name:        subj.ServiceName(role),
-		Version:     Version,
+		Version:     BuildVersion(),
 		Description: description,
 	}
 	stats := map[string]func() any{}
@@ -61,6 +126,10 @@ func AddService(nc *nats.Conn, subj messages.Subjects, role, description string,
 	g := svc.AddGroup(subj.Group(role))
 	for _, ep := range endpoints {
 		var opts []micro.EndpointOpt
+		subject := cmp.Or(ep.Subject, subj.Group(role)+"."+ep.Name)
+		if md := endpointMetadata(subj, subject); md != nil {
+			opts = append(opts, micro.WithEndpointMetadata(md))
+		}
 		if ep.Subject != "" {
 			opts = append(opts, micro.WithEndpointSubject(ep.Subject))
 			if err := svc.AddEndpoint(ep.Name, ep.Handler, opts...); err != nil {

@@ -146,17 +146,37 @@ func sameStreamConfig(have, want jetstream.StreamConfig) bool {
 		have.Duplicates == want.Duplicates
 }
 
+// EventHeaders are what an event carries in its NATS headers so that the
+// bridge relays it without reading its payload (the event type is the
+// subject's last token).
+type EventHeaders struct {
+	// EventID is the Nats-Msg-Id (JetStream's dedup) and the CloudEvents id.
+	EventID string
+	// SensorID keys the Kafka record.
+	SensorID string
+	// TestID is the CloudEvents subject.
+	TestID string
+	// Time is when the test completed: the CloudEvents time.
+	Time time.Time
+}
+
 // EventMsg is an event as it goes into SENSOR_EVENTS: the payload on its
-// event subject (whose last token is the event type), with the event id as
-// Nats-Msg-Id (JetStream's dedup) and, when known, the sensor id the bridge
-// keys the Kafka record by. The outbox relay and the tests that stand in
-// for it build events here.
-func EventMsg(subject, eventID, sensorID string, payload []byte) *nats.Msg {
+// event subject (whose last token is the event type), with h in its
+// headers; an empty field of h is left out (the bridge dead-letters an
+// event without what it needs, with the reason). The outbox relay and the
+// tests that stand in for it build events here.
+func EventMsg(subject string, h EventHeaders, payload []byte) *nats.Msg {
 	msg := nats.NewMsg(subject)
 	msg.Data = payload
-	msg.Header.Set(messages.HeaderMsgID, eventID)
-	if sensorID != "" {
-		msg.Header.Set(messages.HeaderSensorID, sensorID)
+	msg.Header.Set(messages.HeaderMsgID, h.EventID)
+	if h.SensorID != "" {
+		msg.Header.Set(messages.HeaderSensorID, h.SensorID)
+	}
+	if h.TestID != "" {
+		msg.Header.Set(messages.HeaderTestID, h.TestID)
+	}
+	if !h.Time.IsZero() {
+		msg.Header.Set(messages.HeaderEventTime, h.Time.UTC().Format(time.RFC3339Nano))
 	}
 	return msg
 }

@@ -113,7 +113,11 @@ type OutboxRow struct {
 	Payload []byte
 	// SensorID is as written; it is empty on a row written before the
 	// store kept it (read it from Payload then).
-	SensorID  string
+	SensorID string
+	// TestID is the test the event finishes.
+	TestID string
+	// CreatedAt is when the event was written: its test's completion time
+	// (Completion.At).
 	CreatedAt time.Time
 }
 

@@ -992,6 +992,13 @@ func testCompleteTests(t *testing.T, s store.Store) {
 		t.Errorf("t3 was not in the batch but is %q", g3.Status)
 	}
 	assertEvents(t, s, c1.Event, c2.Event)
+	// The relay heads each event with its test id and completion time.
+	for i, r := range pending(t, s, 2) {
+		c := []store.Completion{c1, c2}[i]
+		if r.TestID != c.TestID || !r.CreatedAt.Equal(c.At) {
+			t.Errorf("outbox row %d: test id %q created %v, want %q %v", i, r.TestID, r.CreatedAt, c.TestID, c.At)
+		}
+	}
 
 	// A second completion (another worker, a redelivery) changes nothing
 	// and writes no second event.
@@ -1628,8 +1635,8 @@ func testHostileStrings(t *testing.T, s store.Store) {
 			rows := pending(t, s, 1000)
 			last := rows[len(rows)-1]
 			if last.EventID != c.Event.EventID || last.Subject != h || string(last.Payload) != h ||
-				last.SensorID != h {
-				t.Errorf("outbox row = %q %q %q %q", last.EventID, last.Subject, last.Payload, last.SensorID)
+				last.SensorID != h || last.TestID != nt.ID {
+				t.Errorf("outbox row = %q %q %q %q %q", last.EventID, last.Subject, last.Payload, last.SensorID, last.TestID)
 			}
 
 			_, err = s.GetTest(ctxFor(t), h)
