@@ -74,15 +74,12 @@ func (c *counters) lastError() (string, *time.Time) {
 func (b *Bridge) Stats(ctx context.Context) messages.BridgeStats {
 	var wg sync.WaitGroup
 	backlog := int64(-1)
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
+	wg.Go(func() {
 		b.refreshQueued(ctx)
-	}()
-	go func() {
-		defer wg.Done()
+	})
+	wg.Go(func() {
 		backlog = b.outboxBacklog(ctx)
-	}()
+	})
 	wg.Wait()
 	lastErr, lastAt := b.counts.lastError()
 	return messages.BridgeStats{
@@ -175,21 +172,16 @@ func (b *Bridge) TierStats(ctx context.Context) messages.BridgeStats {
 		dlq       = int64(-1)
 		backlog   = int64(-1)
 	)
-	wg.Add(5)
-	go func() {
-		defer wg.Done()
+	wg.Go(func() {
 		instances = b.gatherInstances(ctx)
-	}()
-	go func() {
-		defer wg.Done()
+	})
+	wg.Go(func() {
 		b.refreshQueued(ctx)
-	}()
-	go func() {
-		defer wg.Done()
+	})
+	wg.Go(func() {
 		backlog = b.outboxBacklog(ctx)
-	}()
-	go func() {
-		defer wg.Done()
+	})
+	wg.Go(func() {
 		kctx, cancel := context.WithTimeout(ctx, kafkaCountWait)
 		defer cancel()
 		n, err := topicRecords(kctx, b.transport, b.cfg.Brokers, b.cfg.Topic)
@@ -199,15 +191,14 @@ func (b *Bridge) TierStats(ctx context.Context) messages.BridgeStats {
 		}
 		records = n
 		b.counts.kafkaRecords.Store(n)
-	}()
-	go func() {
-		defer wg.Done()
+	})
+	wg.Go(func() {
 		dctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 		defer cancel()
 		if s, err := b.js.Stream(dctx, messages.StreamDeadLetter); err == nil {
 			dlq = int64(s.CachedInfo().State.Msgs)
 		}
-	}()
+	})
 	wg.Wait()
 
 	out := messages.BridgeStats{

@@ -11,37 +11,11 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/jackc/pgx/v5"
-	"github.com/nats-io/nats.go"
 
 	"sensorhub/internal/breaker"
 	"sensorhub/internal/testenv"
 	"sensorhub/messages"
 )
-
-// startSensorAs starts a sensor role under name and returns its NATS
-// connection, so that a test can kill it.
-func (s *system) startSensorAs(name string) *nats.Conn {
-	var conn *nats.Conn
-	s.role(name, func(ctx context.Context, l *lifecycle, sys *actor.ActorSystem) error {
-		st, err := OpenStore(ctx, s.dbURL, s.logger)
-		if err != nil {
-			return err
-		}
-		l.defer_("store", func() { _ = st.Close() })
-		nc, err := connect(l, s.as("sensor"), "sensor", s.logger)
-		if err != nil {
-			return err
-		}
-		conn = nc
-		_, err = startSensor(ctx, l, nc, sys, st, SensorConfig{
-			Common: s.as("sensor"), Issuer: "sensorhub", Audience: "sensorhub", Lease: 2 * time.Second,
-			DatabaseBreaker: fastDB,
-			AuthBreaker:     breaker.Config{CallTimeout: 300 * time.Millisecond, OpenFor: time.Second, Failures: 3},
-		}, s.logger)
-		return err
-	})
-	return conn
-}
 
 // startEdgeWith starts the edge with cfg (its Common and HTTP are set here).
 func (s *system) startEdgeWith(cfg EdgeConfig) {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/nats-io/nats.go"
 
 	"sensorhub/actors/supervise"
 	"sensorhub/internal/breaker"
@@ -174,8 +175,13 @@ func (s *system) startAuth() {
 	})
 }
 
-func (s *system) startSensor() {
-	s.role("sensor", func(ctx context.Context, l *lifecycle, sys *actor.ActorSystem) error {
+func (s *system) startSensor() { s.startSensorAs("sensor") }
+
+// startSensorAs starts a sensor role under name and returns its NATS
+// connection, so that a test can kill it.
+func (s *system) startSensorAs(name string) *nats.Conn {
+	var conn *nats.Conn
+	s.role(name, func(ctx context.Context, l *lifecycle, sys *actor.ActorSystem) error {
 		st, err := OpenStore(ctx, s.dbURL, s.logger)
 		if err != nil {
 			return err
@@ -185,6 +191,7 @@ func (s *system) startSensor() {
 		if err != nil {
 			return err
 		}
+		conn = nc
 		_, err = startSensor(ctx, l, nc, sys, st, SensorConfig{
 			Common: s.as("sensor"), Issuer: "sensorhub", Audience: "sensorhub", Lease: 2 * time.Second,
 			DatabaseBreaker: s.dbBreaker,
@@ -192,6 +199,7 @@ func (s *system) startSensor() {
 		}, s.logger)
 		return err
 	})
+	return conn
 }
 
 func (s *system) startBridge() {
