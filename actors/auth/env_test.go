@@ -209,5 +209,5 @@ func (e *env) person(t *testing.T, user, password string) *nats.Conn {
 
 // connectPerson dials once (no retries): a refusal comes back as an error.
 func (e *env) connectPerson(opts ...nats.Option) (*nats.Conn, error) {
-	return nats.Connect(e.nats.URL(), append([]nats.Option{nats.Timeout(5 * time.Second), nats.MaxReconnects(0)}, opts...)...)
+	return nats.Connect(e.nats.URL(), append([]nats.Option{nats.Timeout(testenv.AuthTimeout + 5*time.Second), nats.MaxReconnects(0)}, opts...)...)
 }

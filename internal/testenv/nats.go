@@ -57,9 +57,17 @@ func newLockedNATS(t testing.TB, subj messages.Subjects) *NATSServer {
 		t.Fatalf("nats identities: %v", err)
 	}
 	n.Identities = ids
-	n.config = natsauth.ServerConfig{Subjects: subj, Keys: ids.Public()}.Render()
+	n.config = natsauth.ServerConfig{Subjects: subj, Keys: ids.Public(), AuthTimeout: AuthTimeout}.Render()
 	return n
 }
+
+// AuthTimeout is how long the test servers wait for the auth callout's
+// answer before refusing a connecting person. Production keeps
+// natsauth.DefaultAuthTimeout (2 s); a test machine busy with other suites
+// under -race has been seen taking longer to answer even a garbage token,
+// and a refusal then looks like a protocol error instead of an
+// authorization violation. Connect timeouts of people in tests exceed it.
+const AuthTimeout = 10 * time.Second
 
 func (n *NATSServer) embedded(listen string) natsx.EmbeddedConfig {
 	return natsx.EmbeddedConfig{Listen: listen, StoreDir: n.StoreDir, Config: n.config, TLS: n.tls, Logger: slog.New(slog.DiscardHandler)}
