@@ -37,7 +37,7 @@ func (s *system) startSensorAs(name string) *nats.Conn {
 			Common: s.as("sensor"), Issuer: "sensorhub", Audience: "sensorhub", Lease: 2 * time.Second,
 			DatabaseBreaker: fastDB,
 			AuthBreaker:     breaker.Config{CallTimeout: 300 * time.Millisecond, OpenFor: time.Second, Failures: 3},
-		}, s.logger)
+		}, nil, s.logger)
 		return err
 	})
 	return conn
@@ -51,7 +51,7 @@ func (s *system) startEdgeWith(cfg EdgeConfig) {
 			return err
 		}
 		cfg.Common, cfg.HTTP = s.as("edge"), "127.0.0.1:0"
-		addr, err := startEdge(l, nc, cfg, s.logger)
+		addr, err := startEdge(l, nc, cfg, nil, s.logger)
 		s.mu.Lock()
 		s.http = "http://" + addr
 		s.mu.Unlock()

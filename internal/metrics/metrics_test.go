@@ -139,7 +139,9 @@ func TestRolesShareARegistry(t *testing.T) {
 		return metrics.SensorCounts{Accepted: 5, Refused: map[string]uint64{"overloaded": 2}, OutboxBacklog: -1}
 	})
 	reg.Bridge("bridge", func() metrics.BridgeCounts { return metrics.BridgeCounts{Successful: 4} },
-		func(context.Context) (metrics.ConsumerLag, error) { return metrics.ConsumerLag{}, errors.New("jetstream down") })
+		func(context.Context) (metrics.ConsumerLag, error) {
+			return metrics.ConsumerLag{}, errors.New("jetstream down")
+		})
 	s, body := scrape(t, reg)
 	if s.Value("sensorhub_nats_requests_total", map[string]string{"role": "auth", "subject": "x.y", "outcome": "ok"}) != 1 ||
 		s.Value("sensorhub_nats_requests_total", map[string]string{"role": "sensor", "subject": "x.y", "outcome": "ok"}) != 1 {
@@ -158,4 +160,25 @@ func TestRolesShareARegistry(t *testing.T) {
 		t.Error("bridge counts missing while the lag fails")
 	}
 	metricstest.Promtool(t, t.Context(), "a shared registry", body)
+}
+
+// What a request pays: one route observation, one NATS observation.
+func BenchmarkRouteObserve(b *testing.B) {
+	rt := metrics.New("test").HTTP("edge").Route("POST /test/sensor/{sensor_type}")
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			rt.Observe(202, time.Millisecond)
+		}
+	})
+}
+
+func BenchmarkNATSObserve(b *testing.B) {
+	n := metrics.New("test").NATS("edge")
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			n.ObserveRequest("sensorhub.sensor.submit", natsx.OutcomeOK, time.Millisecond)
+		}
+	})
 }
