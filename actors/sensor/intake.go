@@ -44,6 +44,7 @@ func (p *submission) accept(a messages.TestAccepted) {
 			p.s.log.Debug("reply to submission", "err", err)
 		}
 		p.s.pipe.answered(p.bytes)
+		p.s.outcomes.accepted()
 	}
 }
 
@@ -53,6 +54,7 @@ func (p *submission) fail(err error) {
 			p.s.log.Debug("reply to submission", "err", rerr)
 		}
 		p.s.pipe.answered(p.bytes)
+		p.s.outcomes.refused(err)
 	}
 }
 
@@ -81,15 +83,18 @@ type (
 func (s *Service) handleSubmit(req micro.Request) {
 	if s.stopping.Load() {
 		_ = natsx.ReplyError(req, errStopping)
+		s.outcomes.refused(errStopping)
 		return
 	}
 	if s.outbox.full() {
 		_ = natsx.ReplyError(req, errBacklogFull)
+		s.outcomes.refused(errBacklogFull)
 		return
 	}
 	size := submissionReserve(len(req.Data()))
 	if !s.pipe.admit(size) {
 		_ = natsx.ReplyError(req, errOverloaded)
+		s.outcomes.refused(errOverloaded)
 		return
 	}
 	s.tasks.send(s.intakePID, &submitReceived{sub: &submission{s: s, req: natsx.Detach(s.nc, req), bytes: size}})

@@ -152,6 +152,7 @@ func (s *Service) processorStrategy() *supervise.Strategy {
 	return &supervise.Strategy{
 		Logger:    s.log,
 		LogStacks: s.cfg.LogStacks,
+		Tally:     &s.supervision,
 		Policies: map[string]supervise.Policy{
 			// A processor is stateless and its job is handed back before a
 			// panic; MaxAttempts bounds a poison input, so restarting at

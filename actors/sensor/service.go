@@ -82,6 +82,10 @@ type Service struct {
 	streamState, backlogState *health.Dependency
 	// outbox counts the outbox rows, as last read (see countBacklog).
 	outbox backlogCount
+	// outcomes counts the submissions' answers and the tests' ends, and
+	// supervision the role's supervision decisions (both for the metrics).
+	outcomes    outcomes
+	supervision supervise.Tally
 
 	stopOnce sync.Once
 	stopErr  error
@@ -152,6 +156,7 @@ func Start(ctx context.Context, nc *nats.Conn, system *actor.ActorSystem, cfg Co
 		Logger:    log,
 		LogStacks: cfg.LogStacks,
 		OnGiveUp:  cfg.OnGiveUp,
+		Tally:     &s.supervision,
 		Children:  s.children(),
 	})
 	if err != nil {

@@ -74,6 +74,7 @@ type writer struct {
 	// What the writer uses of the role, and nothing else.
 	data          *database // the store behind its breaker
 	pipe          *pipeline
+	outcomes      *outcomes
 	tasks         *tasks
 	ctx           context.Context // ends at Stop
 	log           *slog.Logger
@@ -93,7 +94,7 @@ type writer struct {
 
 func newWriter(s *Service) *writer {
 	return &writer{
-		data: s.data, pipe: s.pipe, tasks: s.tasks, ctx: s.ctx, log: s.log,
+		data: s.data, pipe: s.pipe, outcomes: &s.outcomes, tasks: s.tasks, ctx: s.ctx, log: s.log,
 		insertBatch: s.cfg.InsertBatch, completeBatch: s.cfg.CompleteBatch,
 		dispatch: s.dispatchJobs, outboxPID: s.outboxPID,
 	}
@@ -304,6 +305,7 @@ func (w *writer) completionsDone(ctx actor.Context, msg *completionsDone) {
 	case msg.err == nil:
 		w.backoff = 0
 		w.pipe.committed(len(msg.batch))
+		w.outcomes.ended(msg.batch, msg.applied)
 		ctx.Send(w.outboxPID, &outboxNudge{})
 	case errors.Is(msg.err, context.Canceled) && w.ctx.Err() != nil:
 		w.pipe.abandoned(len(msg.batch))

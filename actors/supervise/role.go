@@ -25,6 +25,10 @@ type RoleConfig struct {
 	Logger   *slog.Logger
 	// LogStacks adds the panic stack to supervision log lines.
 	LogStacks bool
+	// Tally, when set, counts the role supervisor's decisions (share it
+	// with the strategies of deeper supervisors of the role, so the role's
+	// metrics see them all).
+	Tally *Tally
 	// OnGiveUp runs once, on its own goroutine, when a critical child is
 	// stopped for good: the role cannot serve any more. The process should
 	// log it and exit non-zero so that its orchestrator restarts it.
@@ -89,6 +93,7 @@ func Spawn(system *actor.ActorSystem, cfg RoleConfig) (*Role, error) {
 		Logger:    cfg.Logger,
 		LogStacks: cfg.LogStacks,
 		Policies:  policies,
+		Tally:     cfg.Tally,
 		OnGaveUp: func(child *actor.PID, reason any, critical bool) {
 			if !critical || cfg.OnGiveUp == nil {
 				return
@@ -143,6 +148,10 @@ func (r *Role) Names() []string {
 	}
 	return out
 }
+
+// Decisions reports the supervision decisions counted for the role (its
+// Tally: the role supervisor's, and those of the strategies that share it).
+func (r *Role) Decisions() map[Decision]uint64 { return r.strategy.Decisions() }
 
 // Restarts reports how many times the named child was restarted.
 func (r *Role) Restarts(name string) int {

@@ -68,9 +68,79 @@ type Strategy struct {
 	// child is stopped for good; critical says whether its policy was.
 	OnGaveUp func(child *actor.PID, reason any, critical bool)
 
+	// Tally, when set, counts the strategy's decisions (several
+	// strategies of one role may share one); else the strategy keeps its
+	// own (see Strategy.Decisions).
+	Tally *Tally
+
 	mu       sync.Mutex
 	restarts map[string]int
+	own      Tally
 }
+
+// Tally counts supervision decisions by actor name path and directive,
+// for the metrics (bounded: no ids in the key, see NamePath). Safe for
+// concurrent use; the zero value is ready.
+type Tally struct {
+	mu sync.Mutex
+	m  map[Decision]uint64
+}
+
+func (t *Tally) record(d Decision) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.m == nil {
+		t.m = map[Decision]uint64{}
+	}
+	t.m[d]++
+}
+
+// Decisions reports how many decisions of each kind were counted.
+func (t *Tally) Decisions() map[Decision]uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make(map[Decision]uint64, len(t.m))
+	for k, v := range t.m {
+		out[k] = v
+	}
+	return out
+}
+
+func (s *Strategy) tally() *Tally {
+	if s.Tally != nil {
+		return s.Tally
+	}
+	return &s.own
+}
+
+// Decision is one kind of supervision decision: a directive for the
+// actors of one name path.
+type Decision struct {
+	Actor     string // NamePath of the child
+	Directive string // resume, restart, stop, escalate
+}
+
+// NamePath is an actor's id without what varies between instances of
+// one kind, so that it can label a metric: the pool index of a child
+// ("sensor/processors/processor-3" -> "sensor/processors/processor") and
+// protoactor's generated names ("$12" -> "$").
+func NamePath(id string) string {
+	parts := strings.Split(id, "/")
+	for i, p := range parts {
+		switch {
+		case strings.HasPrefix(p, "$"):
+			parts[i] = "$"
+		default:
+			if j := strings.LastIndexByte(p, '-'); j > 0 && j < len(p)-1 && strings.Trim(p[j+1:], "0123456789") == "" {
+				parts[i] = p[:j]
+			}
+		}
+	}
+	return strings.Join(parts, "/")
+}
+
+// Decisions reports the decisions the strategy counted (in its Tally).
+func (s *Strategy) Decisions() map[Decision]uint64 { return s.tally().Decisions() }
 
 var _ actor.SupervisorStrategy = (*Strategy)(nil)
 
@@ -149,6 +219,7 @@ func (s *Strategy) log(child *actor.PID, reason any, d actor.Directive, failures
 	}
 	total := s.restarts[child.GetId()]
 	s.mu.Unlock()
+	s.tally().record(Decision{Actor: NamePath(child.GetId()), Directive: directiveName(d)})
 
 	attrs := []any{
 		"actor", child.GetId(),

@@ -374,3 +374,47 @@ func TestSpawnReportsAChildThatCannotStart(t *testing.T) {
 		t.Fatal("two children with one name spawned")
 	}
 }
+
+func TestNamePath(t *testing.T) {
+	for id, want := range map[string]string{
+		"sensor/intake":                 "sensor/intake",
+		"sensor/processors/processor-3": "sensor/processors/processor",
+		"auth/login-0":                  "auth/login",
+		"bridge/relay":                  "bridge/relay",
+		"sensor/$12/x":                  "sensor/$/x",
+		"a/pre-fix":                     "a/pre-fix", // not a pool index
+		"a/trailing-":                   "a/trailing-",
+	} {
+		if got := supervise.NamePath(id); got != want {
+			t.Errorf("NamePath(%q) = %q, want %q", id, got, want)
+		}
+	}
+}
+
+// Each decision is counted by the child's name path and the directive, in
+// the Tally shared by the role's strategies.
+func TestDecisionsAreCounted(t *testing.T) {
+	f := spawn(t, false, map[string]supervise.Policy{"worker": {}, "steady": {Resume: true}})
+	if got := f.role.Decisions(); len(got) != 0 {
+		t.Fatalf("decisions before any failure: %v", got)
+	}
+	f.role.Send(f.role.Child("worker"), &supervise.Crash{Reason: "one"})
+	f.expect(t, "worker", "started")
+	f.role.Send(f.role.Child("worker"), &supervise.Crash{Reason: "two"})
+	f.expect(t, "worker", "started")
+	f.role.Send(f.role.Child("steady"), &supervise.Crash{Reason: "three"})
+	f.logs.WaitFor(t, "actor supervision", "directive", "resume")
+	want := map[supervise.Decision]uint64{
+		{Actor: "test/worker", Directive: "restart"}: 2,
+		{Actor: "test/steady", Directive: "resume"}:  1,
+	}
+	got := f.role.Decisions()
+	if len(got) != len(want) {
+		t.Fatalf("decisions %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Fatalf("decisions %v, want %v", got, want)
+		}
+	}
+}

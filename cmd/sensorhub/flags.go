@@ -17,6 +17,7 @@ import (
 	"sensorhub/internal/app"
 	"sensorhub/internal/breaker"
 	"sensorhub/internal/edge"
+	"sensorhub/internal/metrics"
 	"sensorhub/internal/natsx"
 )
 
@@ -157,6 +158,7 @@ type commonFlags struct {
 	logStacks bool
 	chaos     bool
 	pprof     string
+	metrics   string
 }
 
 func (c *commonFlags) register(fs *flag.FlagSet, withNATSURL bool) {
@@ -171,6 +173,8 @@ func (c *commonFlags) register(fs *flag.FlagSet, withNATSURL bool) {
 	fs.BoolVar(&c.logStacks, "log-stacks", false, "add the stack of a panic to supervision log lines")
 	fs.BoolVar(&c.chaos, "chaos", false, "enable the sensorhub.chaos.panic endpoint (demos only)")
 	fs.StringVar(&c.pprof, "pprof", "", "serve net/http/pprof on this localhost address (e.g. 127.0.0.1:6060)")
+	fs.StringVar(&c.metrics, "metrics-listen", metrics.DefaultListen,
+		"serve Prometheus metrics at /metrics on this address, e.g. :9090 (empty: off; the edge and dev also serve them at GET /metrics on their HTTP port)")
 }
 
 func (c *commonFlags) logger(w io.Writer) (*slog.Logger, error) {
@@ -182,7 +186,7 @@ func (c *commonFlags) common() (app.Common, error) {
 	if err != nil {
 		return app.Common{}, err
 	}
-	return app.Common{NATSURL: c.natsURL, NATSCreds: creds, NATSTLS: c.natsTLS, SubjectPrefix: c.prefix, LogStacks: c.logStacks, Chaos: c.chaos, PprofAddr: c.pprof}, nil
+	return app.Common{NATSURL: c.natsURL, NATSCreds: creds, NATSTLS: c.natsTLS, SubjectPrefix: c.prefix, LogStacks: c.logStacks, Chaos: c.chaos, PprofAddr: c.pprof, MetricsListen: c.metrics}, nil
 }
 
 // natsIdentityFlags are who a process is on the bus: a role's nkey seed

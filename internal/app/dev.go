@@ -74,6 +74,9 @@ type DevAddrs struct {
 	HTTP  string
 	NATS  string
 	Kafka string
+	// Metrics is MetricsListen's bound address (empty without it; the
+	// metrics are at GET /metrics on HTTP either way).
+	Metrics string
 }
 
 // RunDev runs everything in one process until ctx ends.
@@ -183,6 +186,13 @@ func RunDev(ctx context.Context, cfg DevConfig, logger *slog.Logger) error {
 		return err
 	}
 
+	// One registry for the process: every role's series carry its role.
+	reg := newMetrics()
+	metricsAddr, err := l.startMetrics(cfg.MetricsListen, reg)
+	if err != nil {
+		return err
+	}
+
 	system := supervise.NewSystem(logger)
 	// Each role connects as itself, as it would in its own process.
 	as := func(role string) Common {
@@ -195,6 +205,7 @@ func RunDev(ctx context.Context, cfg DevConfig, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	l.observeNATS(reg, messages.RoleAuth, ncAuth)
 	authSvc, err := startAuth(ctx, l, ncAuth, system, st, AuthConfig{
 		Common:               as(messages.RoleAuth),
 		CalloutIssuerFile:    filepath.Join(keyDir, natsauth.IssuerFile),
@@ -204,7 +215,7 @@ func RunDev(ctx context.Context, cfg DevConfig, logger *slog.Logger) error {
 		Audience:             "sensorhub",
 		TokenTTL:             time.Hour,
 		AllowDefaultPassword: true,
-	}, logger)
+	}, reg, logger)
 	if err != nil {
 		return err
 	}
@@ -213,13 +224,14 @@ func RunDev(ctx context.Context, cfg DevConfig, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	l.observeNATS(reg, messages.RoleSensor, ncSensor)
 	sensorSvc, err := startSensor(ctx, l, ncSensor, system, st, SensorConfig{
 		Common:           as(messages.RoleSensor),
 		Workers:          cfg.Workers,
 		MaxOutboxBacklog: sensor.DefaultMaxOutboxBacklog,
 		Issuer:           "sensorhub",
 		Audience:         "sensorhub",
-	}, logger)
+	}, reg, logger)
 	if err != nil {
 		return err
 	}
@@ -228,11 +240,12 @@ func RunDev(ctx context.Context, cfg DevConfig, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	l.observeNATS(reg, messages.RoleBridge, ncBridge)
 	bridgeSvc, err := startBridge(ctx, l, ncBridge, system, BridgeConfig{
 		Common:       as(messages.RoleBridge),
 		KafkaBrokers: cfg.KafkaBrokers,
 		KafkaTopic:   cfg.KafkaTopic,
-	}, logger)
+	}, reg, logger)
 	if err != nil {
 		return err
 	}
@@ -241,7 +254,8 @@ func RunDev(ctx context.Context, cfg DevConfig, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	httpAddr, err := startEdge(l, ncEdge, EdgeConfig{Common: as(messages.RoleEdge), HTTP: cfg.HTTP}, logger)
+	l.observeNATS(reg, messages.RoleEdge, ncEdge)
+	httpAddr, err := startEdge(l, ncEdge, EdgeConfig{Common: as(messages.RoleEdge), HTTP: cfg.HTTP}, reg, logger)
 	if err != nil {
 		return err
 	}
@@ -268,7 +282,7 @@ func RunDev(ctx context.Context, cfg DevConfig, logger *slog.Logger) error {
 		"database", redact(dbURL),
 		"startup", time.Since(start).Round(time.Millisecond).String())
 	if cfg.Ready != nil {
-		cfg.Ready <- DevAddrs{HTTP: httpAddr, NATS: cfg.NATSURL, Kafka: cfg.KafkaBrokers}
+		cfg.Ready <- DevAddrs{HTTP: httpAddr, NATS: cfg.NATSURL, Kafka: cfg.KafkaBrokers, Metrics: metricsAddr}
 	}
 	return l.wait(ctx)
 }

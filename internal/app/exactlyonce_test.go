@@ -25,7 +25,7 @@ func (s *system) startEdgeWith(cfg EdgeConfig) {
 			return err
 		}
 		cfg.Common, cfg.HTTP = s.as("edge"), "127.0.0.1:0"
-		addr, err := startEdge(l, nc, cfg, s.logger)
+		addr, err := startEdge(l, nc, cfg, nil, s.logger)
 		s.mu.Lock()
 		s.http = "http://" + addr
 		s.mu.Unlock()

@@ -170,7 +170,7 @@ func (s *system) startAuth() {
 			Common: s.as("auth"), KeyFile: s.keyDir + "/jwt.pem", Issuer: "sensorhub", Audience: "sensorhub",
 			CalloutIssuerFile: filepath.Join(s.nats.KeyDir, natsauth.IssuerFile), CalloutXKeyFile: filepath.Join(s.nats.KeyDir, natsauth.XKeyFile),
 			TokenTTL: time.Hour, DatabaseBreaker: fastDB,
-		}, s.logger)
+		}, nil, s.logger)
 		return err
 	})
 }
@@ -196,7 +196,7 @@ func (s *system) startSensorAs(name string) *nats.Conn {
 			Common: s.as("sensor"), Issuer: "sensorhub", Audience: "sensorhub", Lease: 2 * time.Second,
 			DatabaseBreaker: s.dbBreaker,
 			AuthBreaker:     breaker.Config{CallTimeout: 300 * time.Millisecond, OpenFor: time.Second, Failures: 3},
-		}, s.logger)
+		}, nil, s.logger)
 		return err
 	})
 	return conn
@@ -211,7 +211,7 @@ func (s *system) startBridge() {
 		_, err = startBridge(ctx, l, nc, sys, BridgeConfig{
 			Common: s.as("bridge"), KafkaBrokers: s.kafka.Addr(), KafkaTopic: messages.DefaultKafkaTopic,
 			KafkaBreaker: breaker.Config{CallTimeout: 2 * time.Second, OpenFor: 300 * time.Millisecond, Failures: 2},
-		}, s.logger)
+		}, nil, s.logger)
 		return err
 	})
 }
@@ -230,7 +230,7 @@ func (s *system) startEdge() {
 		patient := breaker.Config{CallTimeout: testenv.Wait(s.t)}
 		addr, err := startEdge(l, nc, EdgeConfig{Common: s.as("edge"), HTTP: "127.0.0.1:0",
 			AuthBreaker: patient, SensorBreaker: patient, BridgeBreaker: patient,
-			SubmitTimeout: testenv.Wait(s.t)}, s.logger)
+			SubmitTimeout: testenv.Wait(s.t)}, nil, s.logger)
 		s.mu.Lock()
 		s.http = "http://" + addr
 		s.mu.Unlock()

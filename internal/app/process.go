@@ -27,6 +27,10 @@ type Common struct {
 	LogStacks     bool
 	Chaos         bool
 	PprofAddr     string
+	// MetricsListen, when set, serves the process's Prometheus metrics at
+	// /metrics on this address (a role's metrics are off without it; the
+	// edge also serves them at GET /metrics on its HTTP port).
+	MetricsListen string
 }
 
 // lifecycle collects what a process must undo at shutdown, in reverse

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"strings"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"sensorhub/bridge"
 	"sensorhub/internal/breaker"
 	"sensorhub/internal/edge"
+	"sensorhub/internal/metrics"
 	"sensorhub/internal/natsauth"
 	"sensorhub/internal/natsx"
 	"sensorhub/internal/store"
@@ -167,10 +169,13 @@ func splitList(s string) []string {
 }
 
 // startAuth starts the auth role on nc and registers its shutdown.
-func startAuth(ctx context.Context, l *lifecycle, nc *nats.Conn, system *actor.ActorSystem, st store.Store, cfg AuthConfig, logger *slog.Logger) (*auth.Service, error) {
+func startAuth(ctx context.Context, l *lifecycle, nc *nats.Conn, system *actor.ActorSystem, st store.Store, cfg AuthConfig, reg *metrics.Registry, logger *slog.Logger) (*auth.Service, error) {
 	subj, err := subjects(cfg.Common)
 	if err != nil {
 		return nil, err
+	}
+	if reg != nil {
+		st = reg.Store(messages.RoleAuth, st)
 	}
 	callout, err := cfg.callout()
 	if err != nil {
@@ -193,15 +198,19 @@ func startAuth(ctx context.Context, l *lifecycle, nc *nats.Conn, system *actor.A
 		return nil, fmt.Errorf("start auth: %w", err)
 	}
 	l.defer_("auth actors", func() { _ = svc.Stop(stopTimeout) })
+	registerAuth(reg, messages.RoleAuth, svc)
 	return svc, nil
 }
 
 // startSensor starts the sensor role on nc, with its authenticator (online
 // validation through auth, local JWKS fallback).
-func startSensor(ctx context.Context, l *lifecycle, nc *nats.Conn, system *actor.ActorSystem, st store.Store, cfg SensorConfig, logger *slog.Logger) (*sensor.Service, error) {
+func startSensor(ctx context.Context, l *lifecycle, nc *nats.Conn, system *actor.ActorSystem, st store.Store, cfg SensorConfig, reg *metrics.Registry, logger *slog.Logger) (*sensor.Service, error) {
 	subj, err := subjects(cfg.Common)
 	if err != nil {
 		return nil, err
+	}
+	if reg != nil {
+		st = reg.Store(messages.RoleSensor, st)
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -234,10 +243,11 @@ func startSensor(ctx context.Context, l *lifecycle, nc *nats.Conn, system *actor
 		return nil, fmt.Errorf("start sensor: %w", err)
 	}
 	l.defer_("sensor actors", func() { _ = svc.Stop(stopTimeout) })
+	registerSensor(reg, messages.RoleSensor, svc)
 	return svc, nil
 }
 
-func startBridge(ctx context.Context, l *lifecycle, nc *nats.Conn, system *actor.ActorSystem, cfg BridgeConfig, logger *slog.Logger) (*bridge.Bridge, error) {
+func startBridge(ctx context.Context, l *lifecycle, nc *nats.Conn, system *actor.ActorSystem, cfg BridgeConfig, reg *metrics.Registry, logger *slog.Logger) (*bridge.Bridge, error) {
 	subj, err := subjects(cfg.Common)
 	if err != nil {
 		return nil, err
@@ -264,17 +274,26 @@ func startBridge(ctx context.Context, l *lifecycle, nc *nats.Conn, system *actor
 		return nil, fmt.Errorf("start bridge: %w", err)
 	}
 	l.defer_("bridge actors", func() { _ = b.Stop(stopTimeout) })
+	registerBridge(reg, messages.RoleBridge, b)
 	return b, nil
 }
 
 // startEdge listens on cfg.HTTP and serves until the lifecycle shuts down.
-// It returns the bound address.
-func startEdge(l *lifecycle, nc *nats.Conn, cfg EdgeConfig, logger *slog.Logger) (string, error) {
+// It returns the bound address. It serves reg at GET /metrics, and counts
+// its requests and breakers in it.
+func startEdge(l *lifecycle, nc *nats.Conn, cfg EdgeConfig, reg *metrics.Registry, logger *slog.Logger) (string, error) {
 	subj, err := subjects(cfg.Common)
 	if err != nil {
 		return "", err
 	}
+	var httpMetrics *metrics.HTTP
+	var metricsHandler http.Handler
+	if reg != nil {
+		httpMetrics, metricsHandler = reg.HTTP(messages.RoleEdge), reg.Handler()
+	}
 	srv, err := edge.New(nc, edge.Config{
+		Metrics:        httpMetrics,
+		MetricsHandler: metricsHandler,
 		Addr:           cfg.HTTP,
 		TrustedProxies: cfg.TrustedProxies,
 		Subjects:       subj,
@@ -288,6 +307,9 @@ func startEdge(l *lifecycle, nc *nats.Conn, cfg EdgeConfig, logger *slog.Logger)
 	})
 	if err != nil {
 		return "", fmt.Errorf("edge: %w", err)
+	}
+	if reg != nil {
+		reg.Breakers(messages.RoleEdge, srv.Breakers())
 	}
 	addr := cfg.HTTP
 	if addr == "" {
@@ -321,7 +343,11 @@ type roleSpec struct {
 	beforeNATS func(ctx context.Context, st store.Store) error
 	// start starts the role and returns its actor tree (nil for the edge)
 	// and the actor that {"actor":"<role>"} names on the chaos endpoint.
-	start func(ctx context.Context, l *lifecycle, nc *nats.Conn, system *actor.ActorSystem, st store.Store) (tree *supervise.Role, primary string, err error)
+	// start gets the process's metrics registry, nil while they are off.
+	start func(ctx context.Context, l *lifecycle, nc *nats.Conn, system *actor.ActorSystem, st store.Store, reg *metrics.Registry) (tree *supervise.Role, primary string, err error)
+	// alwaysMetrics: the role serves metrics even without MetricsListen
+	// (the edge, at GET /metrics on its HTTP port).
+	alwaysMetrics bool
 }
 
 // runRole runs one role process until ctx ends (nil) or a role supervisor
@@ -347,11 +373,19 @@ func runRole(ctx context.Context, spec roleSpec, logger *slog.Logger) error {
 	if err := l.startPprof(spec.common.PprofAddr); err != nil {
 		return err
 	}
+	var reg *metrics.Registry
+	if spec.common.MetricsListen != "" || spec.alwaysMetrics {
+		reg = newMetrics()
+		if _, err := l.startMetrics(spec.common.MetricsListen, reg); err != nil {
+			return err
+		}
+	}
 	nc, err := connect(l, spec.common, spec.role, rl)
 	if err != nil {
 		return err
 	}
-	tree, primary, err := spec.start(ctx, l, nc, supervise.NewSystem(logger), st)
+	l.observeNATS(reg, spec.role, nc)
+	tree, primary, err := spec.start(ctx, l, nc, supervise.NewSystem(logger), st, reg)
 	if err != nil {
 		return err
 	}
@@ -373,8 +407,8 @@ func RunAuth(ctx context.Context, cfg AuthConfig, logger *slog.Logger) error {
 			}
 			return auth.RefuseDefaultPassword(ctx, st)
 		},
-		start: func(ctx context.Context, l *lifecycle, nc *nats.Conn, system *actor.ActorSystem, st store.Store) (*supervise.Role, string, error) {
-			svc, err := startAuth(ctx, l, nc, system, st, cfg, logger)
+		start: func(ctx context.Context, l *lifecycle, nc *nats.Conn, system *actor.ActorSystem, st store.Store, reg *metrics.Registry) (*supervise.Role, string, error) {
+			svc, err := startAuth(ctx, l, nc, system, st, cfg, reg, logger)
 			if err != nil {
 				return nil, "", err
 			}
@@ -387,8 +421,8 @@ func RunAuth(ctx context.Context, cfg AuthConfig, logger *slog.Logger) error {
 func RunSensor(ctx context.Context, cfg SensorConfig, logger *slog.Logger) error {
 	return runRole(ctx, roleSpec{
 		role: messages.RoleSensor, common: cfg.Common, needsStore: true, databaseURL: cfg.DatabaseURL,
-		start: func(ctx context.Context, l *lifecycle, nc *nats.Conn, system *actor.ActorSystem, st store.Store) (*supervise.Role, string, error) {
-			svc, err := startSensor(ctx, l, nc, system, st, cfg, logger)
+		start: func(ctx context.Context, l *lifecycle, nc *nats.Conn, system *actor.ActorSystem, st store.Store, reg *metrics.Registry) (*supervise.Role, string, error) {
+			svc, err := startSensor(ctx, l, nc, system, st, cfg, reg, logger)
 			if err != nil {
 				return nil, "", err
 			}
@@ -401,8 +435,8 @@ func RunSensor(ctx context.Context, cfg SensorConfig, logger *slog.Logger) error
 func RunBridge(ctx context.Context, cfg BridgeConfig, logger *slog.Logger) error {
 	return runRole(ctx, roleSpec{
 		role: messages.RoleBridge, common: cfg.Common,
-		start: func(ctx context.Context, l *lifecycle, nc *nats.Conn, system *actor.ActorSystem, _ store.Store) (*supervise.Role, string, error) {
-			b, err := startBridge(ctx, l, nc, system, cfg, logger)
+		start: func(ctx context.Context, l *lifecycle, nc *nats.Conn, system *actor.ActorSystem, _ store.Store, reg *metrics.Registry) (*supervise.Role, string, error) {
+			b, err := startBridge(ctx, l, nc, system, cfg, reg, logger)
 			if err != nil {
 				return nil, "", err
 			}
@@ -414,9 +448,9 @@ func RunBridge(ctx context.Context, cfg BridgeConfig, logger *slog.Logger) error
 // RunEdge runs the HTTP edge.
 func RunEdge(ctx context.Context, cfg EdgeConfig, logger *slog.Logger) error {
 	return runRole(ctx, roleSpec{
-		role: messages.RoleEdge, common: cfg.Common,
-		start: func(_ context.Context, l *lifecycle, nc *nats.Conn, _ *actor.ActorSystem, _ store.Store) (*supervise.Role, string, error) {
-			_, err := startEdge(l, nc, cfg, logger)
+		role: messages.RoleEdge, common: cfg.Common, alwaysMetrics: true,
+		start: func(_ context.Context, l *lifecycle, nc *nats.Conn, _ *actor.ActorSystem, _ store.Store, reg *metrics.Registry) (*supervise.Role, string, error) {
+			_, err := startEdge(l, nc, cfg, reg, logger)
 			return nil, "", err
 		},
 	}, logger)

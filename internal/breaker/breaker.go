@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
@@ -66,6 +67,9 @@ type Breaker struct {
 	cfg     Config
 	cb      *gobreaker.CircuitBreaker[any]
 	onState func(from, to string)
+	// transitions counts state changes by [from][to] (gobreaker's State
+	// values: closed, half-open, open), read by the metrics at scrape time.
+	transitions [3][3]atomic.Uint64
 }
 
 // New returns a breaker named name ("edge.auth", "sensor.database", ...).
@@ -93,6 +97,9 @@ func New(name string, cfg Config, isFailure func(error) bool, logger *slog.Logge
 			}
 			logger.Log(context.Background(), lvl, "circuit breaker state changed",
 				"breaker", name, "from", from.String(), "to", to.String())
+			if from >= 0 && int(from) < len(b.transitions) && to >= 0 && int(to) < len(b.transitions) {
+				b.transitions[from][to].Add(1)
+			}
 			if b.onState != nil {
 				b.onState(from.String(), to.String())
 			}
@@ -170,6 +177,31 @@ func (b *Breaker) Health() messages.BreakerHealth {
 	}
 }
 
+// States are the states a breaker can be in, as State reports them.
+func States() []string {
+	return []string{gobreaker.StateClosed.String(), gobreaker.StateHalfOpen.String(), gobreaker.StateOpen.String()}
+}
+
+// Transition is a count of one kind of state change.
+type Transition struct {
+	From, To string
+	Count    uint64
+}
+
+// Transitions reports how often the breaker changed from one state to
+// another since it was made (only the kinds that happened).
+func (b *Breaker) Transitions() []Transition {
+	var out []Transition
+	for from := range b.transitions {
+		for to := range b.transitions[from] {
+			if n := b.transitions[from][to].Load(); n > 0 {
+				out = append(out, Transition{From: gobreaker.State(from).String(), To: gobreaker.State(to).String(), Count: n})
+			}
+		}
+	}
+	return out
+}
+
 // Set is a named collection of breakers, for health reports.
 type Set struct {
 	mu       sync.Mutex
@@ -195,6 +227,18 @@ func (s *Set) Health() map[string]messages.BreakerHealth {
 	for name, b := range s.breakers {
 		out[name] = b.Health()
 	}
+	return out
+}
+
+// Breakers lists the breakers, sorted by name.
+func (s *Set) Breakers() []*Breaker {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*Breaker, 0, len(s.breakers))
+	for _, b := range s.breakers {
+		out = append(out, b)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
 	return out
 }
 

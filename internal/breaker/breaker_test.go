@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"testing"
 	"time"
+
+	"sensorhub/internal/testenv"
 )
 
 var errDown = errors.New("dependency down")
@@ -126,5 +128,42 @@ func TestSetReportsEveryBreaker(t *testing.T) {
 	}
 	if n := s.Names(); len(n) != 2 || n[0] != "a.x" || n[1] != "b.y" {
 		t.Fatalf("names = %v", n)
+	}
+}
+
+// Every state change is counted by kind, for the metrics: closed->open,
+// open->half-open, half-open->closed, and nothing else happened.
+func TestTransitionsAreCounted(t *testing.T) {
+	b := newTest(Config{Failures: 2, OpenFor: time.Millisecond})
+	ctx := context.Background()
+	if got := b.Transitions(); len(got) != 0 {
+		t.Fatalf("transitions of a new breaker: %v", got)
+	}
+	for range 2 {
+		_ = b.Do(ctx, func(context.Context) error { return errDown })
+	}
+	if got := b.Transitions(); len(got) != 1 || got[0] != (Transition{From: "closed", To: "open", Count: 1}) {
+		t.Fatalf("after opening: %v", got)
+	}
+	// The probe succeeds once OpenFor has passed (the breaker's own clock).
+	testenv.Eventually(t, "the probe to close the breaker", func() bool {
+		return b.Do(ctx, func(context.Context) error { return nil }) == nil
+	})
+	want := map[Transition]bool{
+		{From: "closed", To: "open", Count: 1}:      true,
+		{From: "open", To: "half-open", Count: 1}:   true,
+		{From: "half-open", To: "closed", Count: 1}: true,
+	}
+	got := b.Transitions()
+	if len(got) != len(want) {
+		t.Fatalf("transitions %v, want %v", got, want)
+	}
+	for _, tr := range got {
+		if !want[tr] {
+			t.Fatalf("transitions %v, want %v", got, want)
+		}
+	}
+	if s := States(); len(s) != 3 || s[0] != "closed" || s[1] != "half-open" || s[2] != "open" {
+		t.Fatalf("States() = %v", s)
 	}
 }

@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/netip"
 	"time"
 
 	"sensorhub/internal/breaker"
+	"sensorhub/internal/metrics"
 	"sensorhub/internal/ratelimit"
 	"sensorhub/messages"
 )
@@ -46,6 +48,11 @@ type Config struct {
 	Addr     string
 	Subjects messages.Subjects
 	Logger   *slog.Logger
+	// Metrics, when set, counts every request by route pattern and status
+	// with its latency; MetricsHandler, when set, is served at GET
+	// /metrics (outside MaxConcurrent, like /healthz).
+	Metrics        *metrics.HTTP
+	MetricsHandler http.Handler
 	// AuthBreaker, SensorBreaker and BridgeBreaker guard the calls to each
 	// downstream service ("edge.auth", "edge.sensor", "edge.bridge"). A zero
 	// CallTimeout takes RequestTimeout.

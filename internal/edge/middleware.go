@@ -32,7 +32,8 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // instrument recovers panics into a 500 JSON envelope (logged with the
-// stack) and logs one line per request at debug level.
+// stack), counts every request in the metrics (when set) and logs one
+// line per request at debug level.
 func (s *Server) instrument(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sw := &statusWriter{ResponseWriter: w}
@@ -50,6 +51,17 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 					panic(http.ErrAbortHandler)
 				}
 				writeError(sw, errInternal)
+			}
+			if s.routeMetrics != nil {
+				rt := s.routeMetrics[r.Pattern]
+				if rt == nil {
+					rt = s.routeMetrics[""]
+				}
+				status := sw.status
+				if status == 0 {
+					status = http.StatusOK
+				}
+				rt.Observe(status, time.Since(start))
 			}
 			if s.log.Enabled(r.Context(), slog.LevelDebug) {
 				s.log.LogAttrs(r.Context(), slog.LevelDebug, "http request",

@@ -13,6 +13,7 @@ import (
 
 	"sensorhub/internal/breaker"
 	"sensorhub/internal/health"
+	"sensorhub/internal/metrics"
 	"sensorhub/internal/natsx"
 	"sensorhub/internal/ratelimit"
 	"sensorhub/messages"
@@ -34,6 +35,9 @@ type Server struct {
 	handler  http.Handler
 	now      func() time.Time
 	stats    requestStats
+	// routeMetrics are each route pattern's metrics (nil without
+	// Config.Metrics), made with the routes and only read after.
+	routeMetrics map[string]*metrics.Route
 }
 
 // New returns an edge that talks to the other roles over nc.
@@ -68,17 +72,29 @@ func New(nc *nats.Conn, cfg Config) (*Server, error) {
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
+	handle := func(pattern string, h http.HandlerFunc) {
+		mux.HandleFunc(pattern, h)
+		if s.cfg.Metrics != nil {
+			s.routeMetrics[pattern] = s.cfg.Metrics.Route(pattern)
+		}
+	}
+	if s.cfg.Metrics != nil {
+		s.routeMetrics = map[string]*metrics.Route{"": s.cfg.Metrics.Route(metrics.RouteUnmatched)}
+	}
 	// Every route that may wait on NATS counts against MaxConcurrent;
 	// liveness and readiness answer from memory and stay outside it.
-	mux.HandleFunc("POST /auth/token", s.limit(s.handleLogin))
-	mux.HandleFunc("POST /test/sensor/{sensor_type}", s.limit(s.handleSubmit))
-	mux.HandleFunc("GET /test/{test_id}", s.limit(s.handleResult))
-	mux.HandleFunc("GET /sensor/types", s.limit(s.handleSensorTypes))
-	mux.HandleFunc("GET /kafka/stats", s.limit(s.handleBridgeStats))
-	mux.HandleFunc("GET /health", s.limit(s.handleHealth))
-	mux.HandleFunc("GET /healthz", s.handleHealthz)
-	mux.HandleFunc("GET /readyz", s.handleReadyz)
-	mux.HandleFunc("GET /.well-known/jwks.json", s.limit(s.handleJWKS))
+	handle("POST /auth/token", s.limit(s.handleLogin))
+	handle("POST /test/sensor/{sensor_type}", s.limit(s.handleSubmit))
+	handle("GET /test/{test_id}", s.limit(s.handleResult))
+	handle("GET /sensor/types", s.limit(s.handleSensorTypes))
+	handle("GET /kafka/stats", s.limit(s.handleBridgeStats))
+	handle("GET /health", s.limit(s.handleHealth))
+	handle("GET /healthz", s.handleHealthz)
+	handle("GET /readyz", s.handleReadyz)
+	handle("GET /.well-known/jwks.json", s.limit(s.handleJWKS))
+	if s.cfg.MetricsHandler != nil {
+		handle("GET "+metrics.Path, s.cfg.MetricsHandler.ServeHTTP)
+	}
 	return s.instrument(jsonMuxErrors(mux))
 }
 

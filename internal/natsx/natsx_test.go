@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
 	"sensorhub/internal/natsx"
@@ -120,5 +123,86 @@ func TestRequestWhenDisconnected(t *testing.T) {
 	_, err = natsx.Request(context.Background(), nc, "x.y", nil, nil, nil)
 	if !natsx.IsUnreachable(err) {
 		t.Fatalf("err = %v, want unreachable", err)
+	}
+}
+
+// recorder is a RequestObserver that remembers what it was told.
+type recorder struct {
+	mu   sync.Mutex
+	seen []string
+}
+
+func (r *recorder) ObserveRequest(subject, outcome string, took time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if took <= 0 {
+		outcome += " (no duration)"
+	}
+	r.seen = append(r.seen, subject+" "+outcome)
+}
+
+func (r *recorder) got() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.seen...)
+}
+
+// An observed connection reports every request's subject and outcome; a
+// connection no longer observed (or never) reports nothing.
+func TestObserveRequests(t *testing.T) {
+	srv := testenv.NATS(t)
+	logger := slog.New(slog.DiscardHandler)
+	responder, err := natsx.Connect(natsx.ConnectConfig{URL: srv.URL(), Name: "test-auth", Credentials: srv.Creds(messages.RoleAuth), Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(responder.Close)
+	nc, err := natsx.Connect(natsx.ConnectConfig{URL: srv.URL(), Name: "test", Credentials: srv.Creds(messages.RoleEdge), Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	other, err := natsx.Connect(natsx.ConnectConfig{URL: srv.URL(), Name: "test-other", Credentials: srv.Creds(messages.RoleEdge), Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(other.Close)
+	for _, c := range []*nats.Conn{nc, other} {
+		if err := natsx.WaitConnected(t.Context(), c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	subj := messages.DefaultSubjects()
+	svc, err := natsx.AddService(responder, subj, "auth", "test",
+		natsx.Endpoint{Name: "validate", Handler: func(req micro.Request) { _ = natsx.ReplyError(req, messages.ErrUnauthorized) }},
+		natsx.Endpoint{Name: "jwks", Handler: func(req micro.Request) { _ = natsx.ReplyJSON(req, messages.JWKS{}) }},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Stop() })
+	if err := responder.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	stop := natsx.Observe(nc, rec)
+	ctx, cancel := context.WithTimeout(t.Context(), testenv.Wait(t))
+	defer cancel()
+	_, _ = natsx.Request(ctx, nc, subj.AuthJWKS(), nil, nil, nil)
+	_, _ = natsx.Request(ctx, nc, subj.AuthValidate(), messages.ValidateRequest{Token: "x"}, nil, nil)
+	_, _ = natsx.Request(ctx, nc, subj.Health(messages.RoleSensor), nil, nil, nil) // nobody serves it
+	_, _ = natsx.Request(ctx, other, subj.AuthJWKS(), nil, nil, nil)               // not observed
+	want := []string{
+		subj.AuthJWKS() + " " + natsx.OutcomeOK,
+		subj.AuthValidate() + " " + natsx.OutcomeError,
+		subj.Health(messages.RoleSensor) + " " + natsx.OutcomeNoResponders,
+	}
+	if got := rec.got(); !slices.Equal(got, want) {
+		t.Fatalf("observed %q, want %q", got, want)
+	}
+	stop()
+	_, _ = natsx.Request(ctx, nc, subj.AuthJWKS(), nil, nil, nil)
+	if got := rec.got(); len(got) != len(want) {
+		t.Fatalf("observed after stop: %q", got[len(want):])
 	}
 }

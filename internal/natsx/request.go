@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -34,6 +35,17 @@ const DefaultRequestTimeout = 2 * time.Second
 // ErrNotConnected (wrapped). The reply body is decoded into out when out is
 // not nil. The raw reply is returned for callers that need its headers.
 func Request(ctx context.Context, nc *nats.Conn, subject string, req any, hdr nats.Header, out any) (*nats.Msg, error) {
+	obs, ok := observers.Load(nc)
+	if !ok {
+		return request(ctx, nc, subject, req, hdr, out)
+	}
+	start := time.Now()
+	msg, err := request(ctx, nc, subject, req, hdr, out)
+	obs.(RequestObserver).ObserveRequest(subject, Outcome(err), time.Since(start))
+	return msg, err
+}
+
+func request(ctx context.Context, nc *nats.Conn, subject string, req any, hdr nats.Header, out any) (*nats.Msg, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, DefaultRequestTimeout)
@@ -81,6 +93,52 @@ func Request(ctx context.Context, nc *nats.Conn, subject string, req any, hdr na
 		}
 	}
 	return msg, nil
+}
+
+// RequestObserver is told the outcome and duration of every Request made
+// on a connection it observes (for the metrics). It runs on the caller's
+// goroutine after each request: it must be quick and must not block.
+type RequestObserver interface {
+	ObserveRequest(subject, outcome string, took time.Duration)
+}
+
+// observers maps a *nats.Conn to its RequestObserver. A connection
+// without one costs Request a lock-free map miss.
+var observers sync.Map
+
+// Observe makes obs see every Request on nc, until the returned func is
+// called.
+func Observe(nc *nats.Conn, obs RequestObserver) (stop func()) {
+	observers.Store(nc, obs)
+	return func() { observers.CompareAndDelete(nc, obs) }
+}
+
+// Outcomes of a request, as Outcome names them.
+const (
+	OutcomeOK           = "ok"            // a success reply
+	OutcomeError        = "error"         // an error reply: the service answered
+	OutcomeNoResponders = "no_responders" // nobody serves the subject
+	OutcomeTimeout      = "timeout"       // no reply within the deadline
+	OutcomeNotConnected = "not_connected" // NATS itself is down
+	OutcomeFailed       = "failed"        // anything else (encoding, a bad reply)
+)
+
+// Outcome names the outcome of a Request by its error.
+func Outcome(err error) string {
+	var e *messages.Error
+	switch {
+	case err == nil:
+		return OutcomeOK
+	case errors.As(err, &e):
+		return OutcomeError
+	case errors.Is(err, ErrNoResponders):
+		return OutcomeNoResponders
+	case errors.Is(err, ErrTimeout):
+		return OutcomeTimeout
+	case errors.Is(err, ErrNotConnected):
+		return OutcomeNotConnected
+	}
+	return OutcomeFailed
 }
 
 // IsUnreachable reports whether err means the service did not answer at all

@@ -1,0 +1,75 @@
+package metrics
+
+import (
+	"net/http"
+	"runtime"
+	"runtime/debug"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Namespace prefixes every sensorhub metric.
+const Namespace = "sensorhub"
+
+// DefaultListen is the default of --metrics-listen: no listener of its
+// own (a role's metrics are off; dev and the edge serve them at GET
+// /metrics on their HTTP port).
+const DefaultListen = ""
+
+// Path is where the metrics are served.
+const Path = "/metrics"
+
+// durationBuckets are the latency histograms' buckets, in seconds: 0.5 ms
+// to about 8 s, doubling (the NATS requests, store calls and HTTP routes
+// of sensorhub all fall in it).
+var durationBuckets = prometheus.ExponentialBuckets(0.0005, 2, 15)
+
+// Registry is a process's metrics.
+type Registry struct {
+	reg *prometheus.Registry
+}
+
+// New returns a registry with the Go runtime and process collectors and
+// sensorhub_build_info{version,goversion,revision} = 1.
+func New(version string) *Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "build_info",
+			Help:        "A constant 1, labelled with the binary's version, Go version and VCS revision.",
+			ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version(), "revision": revision()},
+		}, func() float64 { return 1 }),
+	)
+	return &Registry{reg: reg}
+}
+
+func revision() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				return s.Value
+			}
+		}
+	}
+	return "unknown"
+}
+
+// Handler serves the registry in the Prometheus text format. A collector
+// that fails (the bridge's consumer info while JetStream is down) leaves
+// its series out; the rest is served.
+func (r *Registry) Handler() http.Handler {
+	return promhttp.HandlerFor(r.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+}
+
+// Gatherer is the registry, for tests.
+func (r *Registry) Gatherer() prometheus.Gatherer { return r.reg }
+
+// register adds c, panicking on a conflict: the collectors of one role are
+// registered once, at start-up, so a conflict is a wiring bug.
+func (r *Registry) register(c prometheus.Collector) { r.reg.MustRegister(c) }
+
+func roleLabels(role string) prometheus.Labels { return prometheus.Labels{"role": role} }
