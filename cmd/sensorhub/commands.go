@@ -47,6 +47,8 @@ func devCommand() *command {
 		cfg.KafkaRetention = 16 << 20
 		fs.Var(&cfg.KafkaRetention, "kafka-retention-bytes", "what the embedded Kafka broker keeps per partition, in memory (e.g. 16MiB; 0: every event)")
 		fs.Var(&cfg.MemoryLimit, "memory-limit", "soft memory limit of the process, like GOMEMLIMIT (e.g. 256MiB; 0: none)")
+		metricsOn := true
+		fs.BoolVar(&metricsOn, "metrics", metricsOn, "keep Prometheus metrics and serve them at GET /metrics (false: none, to measure what they cost)")
 		return fs, func(ctx context.Context, e env) error {
 			logger, err := c.logger(e.stderr)
 			if err != nil {
@@ -55,6 +57,7 @@ func devCommand() *command {
 			if cfg.Common, err = c.common(); err != nil {
 				return err
 			}
+			cfg.NoMetrics = !metricsOn
 			cfg.Ready = devReady
 			cfg.NATSContextFile = natsContextFile(e, natsContext)
 			return app.RunDev(ctx, cfg, logger)

@@ -23,6 +23,7 @@ import (
 	"sensorhub/actors/supervise"
 	"sensorhub/bridge"
 	"sensorhub/internal/kafkadev"
+	"sensorhub/internal/metrics"
 	"sensorhub/internal/natsauth"
 	"sensorhub/internal/natsx"
 	"sensorhub/internal/store"
@@ -55,6 +56,9 @@ type DevConfig struct {
 	// created on first start). With NATSURL, name the directory that
 	// `sensorhub nats-config` wrote for that server.
 	NATSKeyDir string
+	// NoMetrics keeps no metrics at all (GET /metrics answers 404), so
+	// that their cost can be measured against the same binary.
+	NoMetrics bool
 	// NATSContextFile, when set, is where dev writes a `nats` CLI context
 	// for admin (URL, user, password, inbox prefix) while admin still has
 	// the seed's password: `nats --context sensorhub-dev ...` then works.
@@ -187,7 +191,10 @@ func RunDev(ctx context.Context, cfg DevConfig, logger *slog.Logger) error {
 	}
 
 	// One registry for the process: every role's series carry its role.
-	reg := newMetrics()
+	var reg *metrics.Registry
+	if !cfg.NoMetrics {
+		reg = newMetrics()
+	}
 	metricsAddr, err := l.startMetrics(cfg.MetricsListen, reg)
 	if err != nil {
 		return err

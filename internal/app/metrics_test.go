@@ -36,7 +36,7 @@ type devUnderTest struct {
 	prev metricstest.Samples
 }
 
-func startDevForMetrics(t *testing.T) *devUnderTest {
+func startDevForMetrics(t *testing.T, opts ...func(*DevConfig)) *devUnderTest {
 	t.Helper()
 	testenv.SkipIfShort(t)
 	kb := testenv.Kafka(t)
@@ -52,6 +52,9 @@ func startDevForMetrics(t *testing.T) *devUnderTest {
 		DatabaseURL:  testenv.Postgres(t),
 		KafkaBrokers: kb.Addr(),
 		Ready:        ready,
+	}
+	for _, o := range opts {
+		o(&cfg)
 	}
 	logs := &testenv.Buffer{}
 	go func() {
@@ -355,5 +358,24 @@ func TestEveryRoleServesMetrics(t *testing.T) {
 	edgeOwn := metricstest.Fetch(t, t.Context(), "http://"+httpAddr+"/metrics")
 	if !bytes.Contains(edgeOwn, []byte(`sensorhub_http_requests_total{code="202",role="edge",route="POST /test/sensor/{sensor_type}"} 3`)) {
 		t.Errorf("the edge's GET /metrics lacks its submissions")
+	}
+}
+
+// dev --metrics=false keeps none (GET /metrics is 404) and serves as
+// before: the same binary measures what the metrics cost.
+func TestDevWithoutMetrics(t *testing.T) {
+	d := startDevForMetrics(t, func(c *DevConfig) { c.NoMetrics = true; c.MetricsListen = "" })
+	d.submit(d.login(), 3)
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+d.addrs.HTTP+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("GET /metrics with --metrics=false: %d, want 404", resp.StatusCode)
 	}
 }
