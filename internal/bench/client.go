@@ -85,7 +85,7 @@ func submitBody(n int, nominal float64) []byte {
 
 // submitTarget is the request the load sends.
 func submitTarget(base, sensor string, body []byte, token string) vegeta.Target {
-	h := http.Header{"Authorization": {"Bearer " + token}}
+	h := http.Header{messages.HeaderAuthorization: {"Bearer " + token}}
 	if body != nil {
 		h.Set("Content-Type", "application/json")
 	}

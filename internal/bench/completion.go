@@ -274,7 +274,7 @@ func (p *poller) read(ctx context.Context, id string) (finish, bool, error) {
 	if err != nil {
 		return finish{}, false, err
 	}
-	req.Header.Set("Authorization", "Bearer "+p.token)
+	req.Header.Set(messages.HeaderAuthorization, "Bearer "+p.token)
 	resp, err := p.client.Do(req)
 	if err != nil {
 		return finish{}, false, err
