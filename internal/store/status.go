@@ -30,3 +30,14 @@ func ValidateCompletion(c Completion) error {
 	}
 	return nil
 }
+
+// ValidateCompletions refuses a batch with a completion that can only be a
+// caller's bug, before any of it touches the database.
+func ValidateCompletions(cs []Completion) error {
+	for _, c := range cs {
+		if err := ValidateCompletion(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -278,7 +278,7 @@ SELECT ord FROM upd`
 // test completed twice in the batch is sent once: the first completion
 // wins, as it would one statement after the other.
 func (s *Store) CompleteTests(ctx context.Context, cs []store.Completion) ([]bool, error) {
-	if err := validateCompletions(cs); err != nil {
+	if err := store.ValidateCompletions(cs); err != nil {
 		return nil, fmt.Errorf("complete tests: %w", err)
 	}
 	applied := make([]bool, len(cs))
@@ -336,17 +336,6 @@ func (s *Store) CompleteTests(ctx context.Context, cs []store.Completion) ([]boo
 		return nil, fmt.Errorf("complete tests: %w", err)
 	}
 	return applied, nil
-}
-
-// validateCompletions refuses a batch with a completion that could only be
-// our bug, before it touches the database.
-func validateCompletions(cs []store.Completion) error {
-	for _, c := range cs {
-		if err := store.ValidateCompletion(c); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // claimExpiredSQL claims expired tests; FOR UPDATE SKIP LOCKED makes

@@ -110,7 +110,7 @@ func (s *Store) GetTest(ctx context.Context, id string) (store.Test, error) {
 
 // CompleteTests applies the batch in one IMMEDIATE transaction.
 func (s *Store) CompleteTests(ctx context.Context, cs []store.Completion) ([]bool, error) {
-	if err := validateCompletions(cs); err != nil {
+	if err := store.ValidateCompletions(cs); err != nil {
 		return nil, fmt.Errorf("complete tests: %w", err)
 	}
 	applied := make([]bool, len(cs))
@@ -166,17 +166,6 @@ func (s *Store) CompleteTests(ctx context.Context, cs []store.Completion) ([]boo
 		return nil, fmt.Errorf("complete tests: %w", err)
 	}
 	return applied, nil
-}
-
-// validateCompletions refuses a batch with a completion that could only be
-// our bug, before it touches the database.
-func validateCompletions(cs []store.Completion) error {
-	for _, c := range cs {
-		if err := store.ValidateCompletion(c); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // ClaimExpired claims up to limit processing tests whose lease ended before
