@@ -324,3 +324,36 @@ func (s *system) counts(st store.Store) map[string]int64 {
 	}
 	return c
 }
+
+// runRoles runs each role function (a Run* of this package) in its own
+// goroutine until the test ends: then cancel stops them, and each must
+// return without an error.
+func runRoles(t *testing.T, cancel context.CancelFunc, runs ...func() error) {
+	t.Helper()
+	errs := make(chan error, len(runs))
+	for _, run := range runs {
+		go func() { errs <- run() }()
+	}
+	t.Cleanup(func() {
+		cancel()
+		for range runs {
+			if err := <-errs; err != nil {
+				t.Errorf("role: %v", err)
+			}
+		}
+	})
+}
+
+// waitEdgeHealthy waits until the edge at base reports every role ok.
+func waitEdgeHealthy(t *testing.T, base string) {
+	t.Helper()
+	testenv.Eventually(t, "every role healthy behind the edge", func() bool {
+		resp, err := http.Get(base + "/health")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var h struct{ Status string }
+		return json.NewDecoder(resp.Body).Decode(&h) == nil && h.Status == messages.HealthOK
+	})
+}

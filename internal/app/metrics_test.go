@@ -305,28 +305,9 @@ func TestEveryRoleServesMetrics(t *testing.T) {
 			return RunEdge(ctx, EdgeConfig{Common: common(messages.RoleEdge), HTTP: httpAddr}, discardLogger())
 		},
 	}
-	errs := make(chan error, len(runs))
-	for _, run := range runs {
-		go func() { errs <- run() }()
-	}
-	t.Cleanup(func() {
-		cancel()
-		for range runs {
-			if err := <-errs; err != nil {
-				t.Errorf("role: %v", err)
-			}
-		}
-	})
+	runRoles(t, cancel, runs...)
 	d := &devUnderTest{t: t, addrs: DevAddrs{HTTP: httpAddr}}
-	testenv.Eventually(t, "every role healthy behind the edge", func() bool {
-		resp, err := http.Get("http://" + httpAddr + "/health")
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		var h struct{ Status string }
-		return json.NewDecoder(resp.Body).Decode(&h) == nil && h.Status == messages.HealthOK
-	})
+	waitEdgeHealthy(t, "http://"+httpAddr)
 	d.submit(d.login(), 3)
 	testenv.EventuallyState(t, "the 3 tests relayed", func() (bool, string) {
 		s := metricstest.Scrape(t, t.Context(), "http://"+listen[messages.RoleBridge]+"/metrics")

@@ -110,7 +110,6 @@ func TestAttacksOnGeneratedConfig(t *testing.T) {
 			NATSCreds: natsx.Credentials{NkeyFile: filepath.Join(dir, natsauth.RoleFile(role))}}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	errs := make(chan error, 4)
 	runs := []func() error{
 		func() error {
 			return RunAuth(ctx, AuthConfig{Common: creds(messages.RoleAuth), DatabaseURL: db, KeyFile: filepath.Join(dir, "jwt.pem"),
@@ -127,27 +126,9 @@ func TestAttacksOnGeneratedConfig(t *testing.T) {
 			return RunEdge(ctx, EdgeConfig{Common: creds(messages.RoleEdge), HTTP: httpAddr}, discardLogger())
 		},
 	}
-	for _, run := range runs {
-		go func() { errs <- run() }()
-	}
-	t.Cleanup(func() {
-		cancel()
-		for range runs {
-			if err := <-errs; err != nil {
-				t.Errorf("role: %v", err)
-			}
-		}
-	})
+	runRoles(t, cancel, runs...)
 	base := "http://" + httpAddr
-	testenv.Eventually(t, "every role healthy behind the edge", func() bool {
-		resp, err := http.Get(base + "/health")
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		var h struct{ Status string }
-		return json.NewDecoder(resp.Body).Decode(&h) == nil && h.Status == messages.HealthOK
-	})
+	waitEdgeHealthy(t, base)
 	runAttacks(t, target{natsURL: natsURL, httpBase: base, kafka: kafka.Addr(), adminPW: DefaultPassword,
 		sensor: roleConn(t, natsURL, filepath.Join(dir, natsauth.RoleFile(messages.RoleSensor)), messages.RoleSensor)})
 }
