@@ -74,28 +74,5 @@ type OutboxStats struct {
 	Backlog int64 `json:"backlog"`
 }
 
-// ChaosPanic asks a role to panic one of its actors (only with --chaos).
-type ChaosPanic struct {
-	Actor string `json:"actor"`
-}
-
-// DecodeChaosPanic parses a chaos request.
-func DecodeChaosPanic(data []byte) (ChaosPanic, error) {
-	var r ChaosPanic
-	if err := decodeStrict(data, &r, false); err != nil {
-		return ChaosPanic{}, err
-	}
-	if r.Actor == "" || len(r.Actor) > 64 {
-		return ChaosPanic{}, &Error{Code: CodeBadRequest, Message: "actor is required"}
-	}
-	return r, nil
-}
-
-// ChaosReply confirms that the actor was sent a panic.
-type ChaosReply struct {
-	Actor    string `json:"actor"`
-	Panicked bool   `json:"panicked"`
-}
-
 // Empty is the body of requests that carry nothing ({}).
 type Empty struct{}

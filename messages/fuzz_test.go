@@ -126,6 +126,17 @@ func FuzzDecodeChaosPanic(f *testing.F) {
 	})
 }
 
+func FuzzDecodeChaosControl(f *testing.F) {
+	f.Add([]byte(`{"target":"kafka","action":"stop"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := DecodeChaosControl(data)
+		checkErr(t, err)
+		if err == nil && (r.Target == "" || r.Action == "") {
+			t.Fatalf("accepted %+v", r)
+		}
+	})
+}
+
 func FuzzBearerToken(f *testing.F) {
 	f.Add("Bearer abc")
 	f.Fuzz(func(t *testing.T, h string) {

@@ -121,6 +121,10 @@ func (s Subjects) Health(role string) string { return s.join(role, "health") }
 // ChaosPanic panics a named actor when chaos is enabled: ChaosPanic -> ChaosReply.
 func (s Subjects) ChaosPanic() string { return s.join("chaos", "panic") }
 
+// ChaosControl stops and starts what `dev --chaos` runs (Kafka, the
+// database's proxy, a role): ChaosControl -> ChaosControlReply.
+func (s Subjects) ChaosControl() string { return s.join("chaos", "control") }
+
 // Event is the subject of one event: <prefix>.events.<sensor_type>.<kind>.
 func (s Subjects) Event(sensorType, kind string) string {
 	return s.join("events", sensorType, kind)

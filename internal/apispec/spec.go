@@ -78,7 +78,10 @@ func Operations() []Operation {
 	}
 	return append(ops, Operation{ID: "panicActor", Role: "every role started with --chaos", Subject: messages.Subjects.ChaosPanic,
 		Request: typ[messages.ChaosPanic](), Reply: typ[messages.ChaosReply](),
-		Summary: "panic a named actor, to watch its supervisor restart it (admin only)"})
+		Summary: "panic a named actor, to watch its supervisor restart it (admin only)"},
+		Operation{ID: "controlChaos", Role: "dev started with --chaos", Subject: messages.Subjects.ChaosControl,
+			Request: typ[messages.ChaosControl](), Reply: typ[messages.ChaosControlReply](),
+			Summary: "stop or start Kafka, the database or a role, as the failure drills do (admin only)"})
 }
 
 // APIVersion is the version of the contract, asyncapi.yaml's info.version

@@ -1,12 +1,16 @@
 package app
 
 import (
+	"context"
 	"encoding/json"
 	"log/slog"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -77,5 +81,75 @@ func startChaos(l *lifecycle, nc *nats.Conn, c Common, logger *slog.Logger, targ
 		return err
 	}
 	l.defer_("chaos", func() { _ = sub.Unsubscribe() })
+	return nil
+}
+
+// chaosSwitch is something `dev --chaos` can take away and give back.
+type chaosSwitch struct {
+	stop, start func(ctx context.Context) error
+	running     func() bool
+}
+
+// startChaosControl answers sensorhub.chaos.control when --chaos is given:
+// it stops and starts the named switch (the embedded Kafka broker, ...), as
+// the failure drills do, and answers the state of every switch. Only admin
+// may publish there (natsauth.PersonPermissions). nc must stay up while any
+// switch is stopped: dev gives it a connection of its own.
+func startChaosControl(l *lifecycle, nc *nats.Conn, c Common, logger *slog.Logger, switches map[string]chaosSwitch) error {
+	if !c.Chaos {
+		return nil
+	}
+	subj, err := subjects(c)
+	if err != nil {
+		return err
+	}
+	names := slices.Sorted(maps.Keys(switches))
+	var mu sync.Mutex // one change at a time
+	states := func() map[string]string {
+		out := make(map[string]string, len(switches))
+		for name, s := range switches {
+			out[name] = messages.ChaosStateStopped
+			if s.running() {
+				out[name] = messages.ChaosStateRunning
+			}
+		}
+		return out
+	}
+	logger.Warn("chaos control enabled: "+subj.ChaosControl()+" can stop and start parts of dev", "targets", names)
+	sub, err := nc.Subscribe(subj.ChaosControl(), func(m *nats.Msg) {
+		req, err := messages.DecodeChaosControl(m.Data)
+		if err != nil {
+			_ = natsx.RespondMsgError(m, err)
+			return
+		}
+		s, ok := switches[req.Target]
+		if !ok {
+			_ = natsx.RespondMsgError(m, &messages.Error{Code: messages.CodeUnknownActor,
+				Message: "no chaos target " + strconv.Quote(req.Target) + "; targets: " + strings.Join(names, ", ")})
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		switch req.Action {
+		case messages.ChaosActionStop:
+			logger.Warn("chaos: stopping on request", "target", req.Target)
+			err = s.stop(ctx)
+		case messages.ChaosActionStart:
+			logger.Warn("chaos: starting on request", "target", req.Target)
+			err = s.start(ctx)
+		}
+		if err != nil {
+			_ = natsx.RespondMsgError(m, &messages.Error{Code: messages.CodeUnavailable, Message: req.Action + " " + req.Target + ": " + err.Error()})
+			return
+		}
+		b, _ := json.Marshal(messages.ChaosControlReply{Target: req.Target, Action: req.Action, States: states()})
+		_ = m.Respond(b)
+	})
+	if err != nil {
+		return err
+	}
+	l.defer_("chaos control", func() { _ = sub.Unsubscribe() })
 	return nil
 }

@@ -151,6 +151,9 @@ func RunDev(ctx context.Context, cfg DevConfig, logger *slog.Logger) error {
 		cfg.NATSURL = "nats://" + ns.Addr().String()
 	}
 
+	// What --chaos may stop and start (sensorhub.chaos.control).
+	switches := map[string]chaosSwitch{}
+
 	// Kafka: an in-process Kafka-protocol broker (memory only).
 	if cfg.KafkaBrokers == "" {
 		kcfg := kafkadev.Config{
@@ -168,6 +171,11 @@ func RunDev(ctx context.Context, cfg DevConfig, logger *slog.Logger) error {
 		}
 		l.defer_("embedded kafka", kb.Close)
 		cfg.KafkaBrokers = kb.Addr()
+		switches[messages.ChaosTargetKafka] = chaosSwitch{
+			stop:    func(context.Context) error { kb.Stop(); return nil },
+			start:   func(context.Context) error { return kb.Start() },
+			running: kb.Running,
+		}
 		if cfg.KafkaRetention > 0 {
 			if err := limitKafkaRetention(ctx, kb.Addr(), cfg.KafkaTopic, int64(cfg.KafkaRetention)); err != nil {
 				return err
@@ -272,6 +280,17 @@ func RunDev(ctx context.Context, cfg DevConfig, logger *slog.Logger) error {
 		chaosTarget{messages.RoleBridge, bridgeSvc.Role(), bridge.RelayActor},
 	); err != nil {
 		return err
+	}
+	if cfg.Chaos {
+		// Its own connection (with auth's identity, which may answer
+		// there), so that stopping a role never takes the control away.
+		ncChaos, err := connect(l, as(messages.RoleAuth), "chaos", logger.With("role", "chaos"))
+		if err != nil {
+			return err
+		}
+		if err := startChaosControl(l, ncChaos, cfg.Common, logger, switches); err != nil {
+			return err
+		}
 	}
 	l.flush(5 * time.Second)
 	if cfg.NATSContextFile != "" && adminDefault {

@@ -268,6 +268,13 @@ func (b *Broker) stop() bool {
 	return true
 }
 
+// Running reports whether the broker listens (not stopped, not closed).
+func (b *Broker) Running() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.ln != nil && !b.closed
+}
+
 // Start listens again on the address of the first start, after Stop.
 // Starting a running broker does nothing.
 func (b *Broker) Start() error {

@@ -68,7 +68,7 @@ func RolePermissions(subj messages.Subjects, role string) Permissions {
 	case messages.RoleAuth:
 		kv := "KV_" + messages.BucketKeys
 		return Permissions{
-			Subscribe:      []string{subj.Group(messages.RoleAuth) + ".>", srvAll, subj.ChaosPanic(), calloutSubj, inbox},
+			Subscribe:      []string{subj.Group(messages.RoleAuth) + ".>", srvAll, subj.ChaosPanic(), subj.ChaosControl(), calloutSubj, inbox},
 			Publish:        append(streamAdmin(kv), subj.Health(role), "$KV."+messages.BucketKeys+".>", jsAPI+"STREAM.MSG.GET."+kv, jsAPI+"DIRECT.GET."+kv+".>"),
 			AllowResponses: true,
 		}
@@ -140,7 +140,7 @@ func PersonPermissions(subj messages.Subjects, username string, roles []string) 
 	for _, r := range roles {
 		if r == messages.RoleAdmin {
 			p.Subscribe = append(p.Subscribe, subj.Events())
-			p.Publish = append(p.Publish, subj.ChaosPanic(),
+			p.Publish = append(p.Publish, subj.ChaosPanic(), subj.ChaosControl(),
 				jsAPI+"INFO",
 				jsAPI+"STREAM.NAMES", jsAPI+"STREAM.LIST", jsAPI+"STREAM.INFO.*",
 				jsAPI+"CONSUMER.NAMES.*", jsAPI+"CONSUMER.LIST.*", jsAPI+"CONSUMER.INFO.*.*",
