@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -88,6 +89,7 @@ func TestComposeCheckFindsFaults(t *testing.T) {
 		{"a role run as another user", "compose.yaml", []string{"command: [\"sensor\"]", "command: [\"sensor\"]\n    user: \"1000\""}, "service sensor runs as user \"1000\""},
 		{"an unknown flag", "compose.yaml", []string{`"--jwt-key-file"`, `"--jwt-key-path"`}, "has no flag --jwt-key-path"},
 		{"no restart policy", "compose.yaml", []string{"    restart: unless-stopped\n    healthcheck:\n      test: [\"CMD\", \"pg_isready\"", "    healthcheck:\n      test: [\"CMD\", \"pg_isready\""}, "service postgres has no restart policy"},
+		{"a role without metrics", "compose.yaml", []string{"    SENSORHUB_METRICS_LISTEN: \":9464\"\n", ""}, "serves no Prometheus metrics"},
 		{"dockerignore lets .git in", ".dockerignore", []string{"\n.git\n", "\n"}, ".dockerignore does not leave out .git"},
 	}
 	for _, tc := range cases {
@@ -331,6 +333,14 @@ func (c *composeCheck) natsIdentities() {
 		svc, ok := c.p.Services[role]
 		if !ok {
 			continue
+		}
+		// Every role serves its metrics to the network (the edge also at
+		// GET /metrics on its HTTP port); without it nothing can graph or
+		// alert on the breakers and the backlog.
+		if ml := envOf(svc, "SENSORHUB_METRICS_LISTEN"); ml == "" {
+			c.errorf("%s serves no Prometheus metrics: set SENSORHUB_METRICS_LISTEN", role)
+		} else if _, port, err := net.SplitHostPort(ml); err != nil || port == "" || port == "0" {
+			c.errorf("%s: SENSORHUB_METRICS_LISTEN %q is not host:port with a fixed port", role, ml)
 		}
 		file := envOf(svc, "SENSORHUB_NATS_NKEY_FILE")
 		sec := strings.TrimPrefix(file, "/run/secrets/")
