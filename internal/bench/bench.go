@@ -70,6 +70,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	phase.Store("load")
 	prog := startProgress(cfg.Progress, cfg.ProgressTTY, cfg.ProgressInterval, &c, t, func() string { return phase.Load().(string) })
 
+	cpuStart := takeCPU(mem.pids)
 	res := runLoad(ctx, submitTarget(cfg.URL, cfg.Sensor, body, token),
 		load{Rate: cfg.Rate, Duration: cfg.Duration, Burst: cfg.Burst, Timeout: cfg.Timeout, Connections: cfg.Connections}, &c,
 		func(s sample) {
@@ -85,6 +86,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	wctx, cancel := context.WithTimeout(ctx, cfg.Wait)
 	t.wait(wctx)
 	cancel()
+	cpuEnd := takeCPU(mem.pids)
 	stopPolling()
 	pollers.Wait()
 	prog.finish()
@@ -94,6 +96,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		Completion:   t.stats(source, res.firstStart),
 		ServerMemory: mem.finish(),
 	}
+	rep.Run.CPU = cpuBetween(cpuStart, cpuEnd, rep.Machine.CPUs, rep.Run.Completion.Completed, rep.Machine.LoadAvg)
 	if pl != nil {
 		rep.Run.Completion.PollErrors = pl.errors.Load()
 	}

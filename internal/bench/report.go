@@ -87,6 +87,7 @@ type RunStats struct {
 	LoadStats
 	Completion   CompletionStats `json:"completion"`
 	ServerMemory Memory          `json:"server_memory"`
+	CPU          CPU             `json:"cpu"`
 }
 
 // BaselineStats is the bare handler's measure.
@@ -205,7 +206,22 @@ func WriteText(w io.Writer, r Report) error {
 		row("poll errors", fmt.Sprint(c.PollErrors), "", "")
 	}
 	row("server peak RSS", fmtMemory(run.ServerMemory), "", "")
-	return tw.Flush()
+	row("CPU per completed test", fmtCPU(run.CPU), "", "")
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, warn := range run.CPU.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", warn)
+	}
+	return nil
+}
+
+func fmtCPU(c CPU) string {
+	if c.Note != "" {
+		return c.Note
+	}
+	return fmt.Sprintf("server %.0fµs, postgres %.0fµs, bench %.0fµs (of %.1f CPU-s busy in %.1fs: server %.1f, postgres %.1f, bench %.1f = %.0f%%, other %.1f)",
+		c.ServerPerTestUS, c.PostgresPerTestUS, c.BenchPerTestUS, c.MachineS, c.WindowS, c.ServerS, c.PostgresS, c.BenchS, 100*c.BenchShare, c.OtherS)
 }
 
 func ratiosOf(b *BaselineStats) Ratios {
