@@ -228,3 +228,26 @@ func newTestSigner(t testing.TB) *token.Signer {
 	}
 	return s
 }
+
+// At start, before any login, the unknown-user dummy is made at the cost of
+// a stored hash (here 5, neither bcrypt's minimum nor its default): from
+// the first login on, an unknown user costs the same bcrypt round as a
+// known one with a wrong password.
+func TestDummyFollowsTheStoredCostFromTheStart(t *testing.T) {
+	st := testenv.SQLite(t)
+	h, err := bcrypt.GenerateFromPassword([]byte("secret"), 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.UpsertUser(t.Context(), store.User{Username: "carol", PasswordHash: h, Roles: []string{"user"}}); err != nil {
+		t.Fatal(err)
+	}
+	s := &Service{cfg: Config{Store: st}}
+	s.primeDummy(t.Context())
+	if got := s.dummies.cost(); got != 5 {
+		t.Fatalf("dummy cost %d after start, want the stored hash's 5", got)
+	}
+	if c, err := bcrypt.Cost(s.dummies.hash(5)); err != nil || c != 5 {
+		t.Fatalf("dummy hash cost %d, %v", c, err)
+	}
+}

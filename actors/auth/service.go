@@ -197,12 +197,30 @@ func Start(ctx context.Context, nc *nats.Conn, system *actor.ActorSystem, cfg Co
 	s.cancelBackground = cancel
 	s.wg.Add(2)
 	go s.publishKeys(bg)
-	// The dummy hash of unknown-user logins, made now rather than on the
-	// first one (which would then take two bcrypt rounds, and past the NATS
-	// server's wait for a callout answer on a slow machine).
-	go func() { defer s.wg.Done(); s.dummies.hash(s.dummies.cost()) }()
+	go func() { defer s.wg.Done(); s.primeDummy(bg) }()
 	log.Info("auth role started", "kid", signer.KeyID(), "login_workers", cfg.LoginWorkers, "validate_workers", cfg.ValidateWorkers)
 	return s, nil
+}
+
+// primeDummy makes the dummy hash of unknown-user logins now rather than on
+// the first one (which would then take two bcrypt rounds, and past the NATS
+// server's wait for a callout answer on a slow machine), at the cost of a
+// stored user's hash: an unknown user's login then costs the same bcrypt
+// round as a real user's wrong password from the start, not only after the
+// first real login. Where no user can be read (yet), bcrypt's default.
+func (s *Service) primeDummy(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	users, err := s.cfg.Store.ListUsers(ctx)
+	cancel()
+	if err == nil {
+		for _, u := range users {
+			if len(u.PasswordHash) > 0 {
+				s.dummies.seen(u.PasswordHash)
+				break
+			}
+		}
+	}
+	s.dummies.hash(s.dummies.cost())
 }
 
 func poolName(base string, i int) string { return base + "-" + strconv.Itoa(i) }
