@@ -229,25 +229,32 @@ func TestChaosControlStopsAndStartsRoles(t *testing.T) {
 		id     string
 		status int
 	}
+	// Four clients, so that tests are in flight when the role stops.
+	const clients = 4
 	results := make(chan result, 1024)
 	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
+	done := make(chan struct{}, clients)
+	for range clients {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				id, status := devSubmit(base, tok)
+				select {
+				case results <- result{id, status}:
+				case <-stop:
+					if status == http.StatusAccepted {
+						results <- result{id, status} // room: the collector stopped taking
+					}
+					return
+				}
 			}
-			id, status := devSubmit(base, tok)
-			select {
-			case results <- result{id, status}:
-			case <-stop:
-				return
-			}
-		}
-	}()
+		}()
+	}
 	var accepted []string
 	collect := func(n int) {
 		t.Helper()
@@ -268,7 +275,9 @@ func TestChaosControlStopsAndStartsRoles(t *testing.T) {
 	control(messages.RoleSensor, messages.ChaosActionStart)
 	collect(10)
 	close(stop)
-	<-done
+	for range clients {
+		<-done
+	}
 	for len(results) > 0 {
 		if r := <-results; r.status == http.StatusAccepted {
 			accepted = append(accepted, r.id)
@@ -302,6 +311,9 @@ func TestChaosControlStopsAndStartsRoles(t *testing.T) {
 	if m := devGet(t, base+"/metrics"); !strings.Contains(m, `role="sensor"`) || !strings.Contains(m, `role="auth"`) {
 		t.Errorf("metrics after the restarts lack the restarted roles")
 	}
+	// A role left stopped: dev still shuts down cleanly (the cleanup
+	// checks RunDev's error).
+	control(messages.RoleBridge, messages.ChaosActionStop)
 }
 
 func devLogin(t *testing.T, base string) string {
