@@ -188,7 +188,7 @@ func devToken(t *testing.T, base string) string {
 
 func devTestStatus(t *testing.T, base, tok, id string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), testenv.Wait(t))
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/test/"+id, nil)
 	req.Header.Set(messages.HeaderAuthorization, "Bearer "+tok)
