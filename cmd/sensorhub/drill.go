@@ -27,9 +27,12 @@ func drillCommand() *command {
 		fs.DurationVar(&cfg.StepTimeout, "step-timeout", drill.DefaultStepTimeout, "longest wait for what a step expects (a breaker open, the database shown down, submissions accepted again)")
 		fs.DurationVar(&cfg.Wait, "wait", drill.DefaultWait, "longest wait at the end for every accepted test to complete and every queued event to reach Kafka")
 		fs.DurationVar(&cfg.Timeout, "timeout", drill.DefaultTimeout, "deadline of one HTTP request or chaos control call")
-		fs.BoolVar(&asJSON, "json", false, "print the final report as JSON after the steps")
+		fs.BoolVar(&asJSON, "json", false, "print the report as JSON on stdout (the steps go to stderr then)")
 		return fs, func(ctx context.Context, e env) error {
 			cfg.Out = e.stdout
+			if asJSON {
+				cfg.Out = e.stderr
+			}
 			rep, err := drill.Run(ctx, cfg)
 			if asJSON && (err == nil || errors.Is(err, drill.ErrFailed)) {
 				enc := json.NewEncoder(e.stdout)
