@@ -27,7 +27,7 @@ type ChaosReply struct {
 // can take away and give back (ChaosControl.Target).
 const (
 	ChaosTargetKafka    = "kafka"    // the embedded Kafka-protocol broker
-	ChaosTargetDatabase = "database" // the store, through a fault proxy
+	ChaosTargetDatabase = "database" // the store: PostgreSQL through a fault proxy, SQLite at its boundary
 )
 
 // Chaos control actions (ChaosControl.Action). Status changes nothing.

@@ -75,7 +75,7 @@ func EnvName(flagName string) string {
 func commands() map[string]*command {
 	cmds := []*command{
 		devCommand(), edgeCommand(), authCommand(), sensorCommand(), bridgeCommand(),
-		migrateCommand(), userCommand(), healthCommand(), benchCommand(), natsConfigCommand(),
+		migrateCommand(), userCommand(), healthCommand(), benchCommand(), drillCommand(), natsConfigCommand(),
 	}
 	m := make(map[string]*command, len(cmds))
 	for _, c := range cmds {
@@ -171,7 +171,7 @@ func (c *commonFlags) register(fs *flag.FlagSet, withNATSURL bool) {
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.BoolVar(&c.logStacks, "log-stacks", false, "add the stack of a panic to supervision log lines")
-	fs.BoolVar(&c.chaos, "chaos", false, "enable the sensorhub.chaos.panic endpoint (demos only)")
+	fs.BoolVar(&c.chaos, "chaos", false, "enable the sensorhub.chaos.panic endpoint, and in dev sensorhub.chaos.control (stop and start Kafka, the database, a role; admin only) (demos only)")
 	fs.StringVar(&c.pprof, "pprof", "", "serve net/http/pprof on this localhost address (e.g. 127.0.0.1:6060)")
 	fs.StringVar(&c.metrics, "metrics-listen", metrics.DefaultListen,
 		"serve Prometheus metrics at /metrics on this address, e.g. :9090 (empty: off; the edge and dev also serve them at GET /metrics on their HTTP port)")

@@ -252,3 +252,52 @@ func devLogin(t *testing.T, base string) string {
 	decode(t, resp, http.StatusOK, &tok)
 	return tok.AccessToken
 }
+
+// The README's "Drills on demand" blocks against dev --chaos: the drill
+// command as written (the addresses swapped for the test's, no --hold),
+// then the chaos control examples run as written.
+func TestReadmeDrillExamplesWork(t *testing.T) {
+	needTools(t, "bash", "curl", "jq", "nats")
+	addrs := startDev(t, "--chaos")
+	blocks := readmeBlocks(t, "Drills on demand")
+	if len(blocks) != 2 {
+		t.Fatalf("want the drill block and the controls block, got %d blocks", len(blocks))
+	}
+	var drillArgs []string
+	for _, line := range strings.Split(blocks[0], "\n") {
+		cmdline, _, _ := strings.Cut(line, "#")
+		if f := strings.Fields(cmdline); len(f) >= 4 && strings.Join(f[:3], " ") == "go run ./cmd/sensorhub" && f[3] == "drill" {
+			drillArgs = f[3:]
+		}
+	}
+	if drillArgs == nil {
+		t.Fatalf("no `go run ./cmd/sensorhub drill` in the first block:\n%s", blocks[0])
+	}
+	wait := (testenv.Wait(t) / 3).String()
+	args := append(drillArgs, "--url", "http://"+addrs.HTTP, "--nats-url", addrs.NATS, "--hold", "0", "--step-timeout", wait, "--wait", wait)
+	if code, stdout, stderr := runCmd(t, "", nil, args...); code != 0 || !strings.Contains(stdout, "verdict: PASS") {
+		t.Fatalf("README drill: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+
+	script := "set -euo pipefail\n" + strings.ReplaceAll(blocks[1], "localhost:8000", addrs.HTTP)
+	cmd := exec.Command("bash", "-c", script)
+	cmd.Env = append(os.Environ(), "NATS_URL="+addrs.NATS, "NATS_CONTEXT=", "HOME="+t.TempDir())
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("README chaos examples failed: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errb.String())
+	}
+	got := out.String()
+	for _, want := range []string{
+		`"database":"stopped"`,
+		`"code":"database_unavailable"`,
+		`"database":"running"`,
+		`"sensor":"stopped"`,
+		`"sensor":"running"`,
+		`sensorhub-auth`, // nats micro ls
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("README chaos output lacks %s\nstdout:\n%s\nstderr:\n%s", want, got, errb.String())
+		}
+	}
+}

@@ -22,8 +22,8 @@ import (
 // chaosTarget is a role whose actors the chaos switch may panic.
 type chaosTarget struct {
 	role    string
-	tree    *supervise.Role
-	primary string // the actor that {"actor":"<role>"} names
+	tree    func() *supervise.Role // nil while the role is stopped (dev --chaos)
+	primary string                 // the actor that {"actor":"<role>"} names
 }
 
 // startChaos answers sensorhub.chaos.panic when --chaos is given: it sends a
@@ -57,21 +57,22 @@ func startChaos(l *lifecycle, nc *nats.Conn, c Common, logger *slog.Logger, targ
 			return
 		}
 		for _, t := range targets {
-			if t.role != role || t.tree == nil {
-				continue
+			tree := t.tree()
+			if t.role != role || tree == nil {
+				continue // a stopped role answers nothing, as a killed process
 			}
-			names := t.tree.Names()
+			names := tree.Names()
 			sort.Strings(names)
 			if child == "" {
 				child = t.primary
 			}
-			pid := t.tree.Child(child)
+			pid := tree.Child(child)
 			if pid == nil {
 				_ = natsx.RespondMsgError(m, &messages.Error{Code: messages.CodeUnknownActor, Message: "no actor " + req.Actor + "; known: " + strings.Join(names, ", ")})
 				return
 			}
 			logger.Warn("chaos: panicking actor on request", "actor", pid.GetId())
-			t.tree.Send(pid, &supervise.Crash{Reason: "requested through " + subj.ChaosPanic()})
+			tree.Send(pid, &supervise.Crash{Reason: "requested through " + subj.ChaosPanic()})
 			b, _ := json.Marshal(messages.ChaosReply{Actor: pid.GetId(), Panicked: true})
 			_ = m.Respond(b)
 			return

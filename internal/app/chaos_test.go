@@ -2,10 +2,15 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -158,4 +163,261 @@ func TestChaosControlNeedsTheFlag(t *testing.T) {
 	if !errors.Is(err, natsx.ErrNoResponders) {
 		t.Fatalf("chaos control without --chaos: %v, want no responders", err)
 	}
+}
+
+// Admin stops and starts each role of dev: a stopped role is gone from the
+// bus as a killed process would be (its health subject and micro service
+// answer nobody) while the others serve on, and it comes back in the same
+// process with the same identity. Stopping the sensor role while a client
+// keeps submitting loses no accepted test: each one ends completed, with
+// its event in Kafka, once the role is back. The metrics go on being
+// served (the restarted role registers its own).
+func TestChaosControlStopsAndStartsRoles(t *testing.T) {
+	addrs := startChaosDev(t)
+	tg := target{natsURL: addrs.NATS}
+	admin := person(t, tg, "admin", DefaultPassword)
+	subj := messages.DefaultSubjects()
+	control := func(target, action string) messages.ChaosControlReply {
+		t.Helper()
+		var r messages.ChaosControlReply
+		if _, err := natsx.Request(waitCtx(t), admin, subj.ChaosControl(), messages.ChaosControl{Target: target, Action: action}, nil, &r); err != nil {
+			t.Fatalf("%s %s: %v", action, target, err)
+		}
+		return r
+	}
+	answers := func(role string) error {
+		ctx, cancel := context.WithTimeout(t.Context(), testenv.Wait(t))
+		defer cancel()
+		_, err := natsx.Request(ctx, admin, "$SRV.PING.sensorhub-"+role, nil, nil, nil)
+		if err == nil {
+			_, err = natsx.Request(ctx, admin, subj.Health(role), nil, nil, &messages.HealthReply{})
+		}
+		return err
+	}
+	for _, role := range []string{messages.RoleAuth, messages.RoleSensor, messages.RoleBridge} {
+		if err := answers(role); err != nil {
+			t.Fatalf("%s before any stop: %v", role, err)
+		}
+		r := control(role, messages.ChaosActionStop)
+		if r.States[role] != messages.ChaosStateStopped {
+			t.Fatalf("%s after stop: %+v", role, r.States)
+		}
+		if err := answers(role); !errors.Is(err, natsx.ErrNoResponders) {
+			t.Fatalf("%s stopped still answers: %v", role, err)
+		}
+		for _, other := range []string{messages.RoleAuth, messages.RoleSensor, messages.RoleBridge} {
+			if other != role {
+				if err := answers(other); err != nil {
+					t.Errorf("%s with %s stopped: %v", other, role, err)
+				}
+			}
+		}
+		if r := control(role, messages.ChaosActionStart); r.States[role] != messages.ChaosStateRunning {
+			t.Fatalf("%s after start: %+v", role, r.States)
+		}
+		if err := answers(role); err != nil {
+			t.Fatalf("%s after start: %v", role, err)
+		}
+	}
+	// The restarted roles are whole again: a login and a submission work.
+	base := "http://" + addrs.HTTP
+	waitEdgeHealthy(t, base)
+	tok := devLogin(t, base)
+
+	// The sensor role stopped and started under a steady client.
+	type result struct {
+		id     string
+		status int
+	}
+	// Four clients, so that tests are in flight when the role stops.
+	const clients = 4
+	results := make(chan result, 1024)
+	stop := make(chan struct{})
+	done := make(chan struct{}, clients)
+	for range clients {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				id, status := devSubmit(base, tok)
+				select {
+				case results <- result{id, status}:
+				case <-stop:
+					if status == http.StatusAccepted {
+						results <- result{id, status} // room: the collector stopped taking
+					}
+					return
+				}
+			}
+		}()
+	}
+	var accepted []string
+	collect := func(n int) {
+		t.Helper()
+		for got := 0; got < n; {
+			select {
+			case r := <-results:
+				if r.status == http.StatusAccepted {
+					accepted = append(accepted, r.id)
+					got++
+				}
+			case <-time.After(testenv.Wait(t)):
+				t.Fatal("no submission accepted")
+			}
+		}
+	}
+	collect(10)
+	control(messages.RoleSensor, messages.ChaosActionStop)
+	control(messages.RoleSensor, messages.ChaosActionStart)
+	collect(10)
+	close(stop)
+	for range clients {
+		<-done
+	}
+	for len(results) > 0 {
+		if r := <-results; r.status == http.StatusAccepted {
+			accepted = append(accepted, r.id)
+		}
+	}
+	testenv.EventuallyState(t, "every accepted test completed", func() (bool, string) {
+		left := 0
+		for _, id := range accepted {
+			if devStatus(base, tok, id) != messages.StatusCompleted {
+				left++
+			}
+		}
+		return left == 0, fmt.Sprintf("%d of %d not completed", left, len(accepted))
+	})
+	msgs, err := testenv.ReadAllWithin(addrs.Kafka, messages.DefaultKafkaTopic, len(accepted), testenv.Wait(t))
+	if err != nil {
+		t.Fatalf("read Kafka: %v", err)
+	}
+	inKafka := map[string]bool{}
+	for _, m := range msgs {
+		if e, err := messages.DecodeEvent(m.Value); err == nil {
+			inKafka[e.TestID] = true
+		}
+	}
+	for _, id := range accepted {
+		if !inKafka[id] {
+			t.Errorf("test %s has no event in Kafka", id)
+		}
+	}
+	// The restarted roles' metrics are served.
+	if m := devGet(t, base+"/metrics"); !strings.Contains(m, `role="sensor"`) || !strings.Contains(m, `role="auth"`) {
+		t.Errorf("metrics after the restarts lack the restarted roles")
+	}
+	// A role left stopped: dev still shuts down cleanly (the cleanup
+	// checks RunDev's error).
+	control(messages.RoleBridge, messages.ChaosActionStop)
+}
+
+func devLogin(t *testing.T, base string) string {
+	t.Helper()
+	resp, err := httpClient.Post(base+"/auth/token", "application/x-www-form-urlencoded", strings.NewReader("username=admin&password="+DefaultPassword))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var tok messages.TokenReply
+	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || tok.AccessToken == "" {
+		t.Fatalf("login: %d %v", resp.StatusCode, err)
+	}
+	return tok.AccessToken
+}
+
+// devSubmit submits one simulated test; "" and the status when refused.
+func devSubmit(base, tok string) (string, int) {
+	req, _ := http.NewRequest(http.MethodPost, base+"/test/sensor/temperature", nil)
+	req.Header.Set(messages.HeaderAuthorization, "Bearer "+tok)
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return "", 0
+	}
+	defer resp.Body.Close()
+	var acc messages.TestAccepted
+	_ = json.NewDecoder(resp.Body).Decode(&acc)
+	return acc.TestID, resp.StatusCode
+}
+
+func devStatus(base, tok, id string) string {
+	req, _ := http.NewRequest(http.MethodGet, base+"/test/"+id, nil)
+	req.Header.Set(messages.HeaderAuthorization, "Bearer "+tok)
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	var rec messages.TestRecord
+	_ = json.NewDecoder(resp.Body).Decode(&rec)
+	return rec.Status
+}
+
+func devGet(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := httpClient.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// The database switch on dev's SQLite (a switch at the store's boundary)
+// shows a user what PostgreSQL down does: submissions answer 503
+// database_unavailable, /health shows the database down and the breaker
+// open; after start the same dev accepts again.
+func TestChaosControlCutsTheSQLiteDatabase(t *testing.T) {
+	addrs := startChaosDev(t)
+	admin := person(t, target{natsURL: addrs.NATS}, "admin", DefaultPassword)
+	control := func(action string) {
+		t.Helper()
+		var r messages.ChaosControlReply
+		if _, err := natsx.Request(waitCtx(t), admin, messages.DefaultSubjects().ChaosControl(),
+			messages.ChaosControl{Target: messages.ChaosTargetDatabase, Action: action}, nil, &r); err != nil {
+			t.Fatalf("%s database: %v", action, err)
+		}
+	}
+	base := "http://" + addrs.HTTP
+	waitEdgeHealthy(t, base)
+	tok := devLogin(t, base)
+	if _, status := devSubmit(base, tok); status != http.StatusAccepted {
+		t.Fatalf("submit before the cut: %d", status)
+	}
+	control(messages.ChaosActionStop)
+	for i := range 5 {
+		req, _ := http.NewRequest(http.MethodPost, base+"/test/sensor/temperature", nil)
+		req.Header.Set(messages.HeaderAuthorization, "Bearer "+tok)
+		resp, err := httpClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e messages.Error
+		_ = json.NewDecoder(resp.Body).Decode(&e)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || e.Code != messages.CodeDatabaseUnavailable {
+			t.Fatalf("submit %d with the database cut: %d %+v, want 503 %s", i+1, resp.StatusCode, e, messages.CodeDatabaseUnavailable)
+		}
+	}
+	testenv.EventuallyState(t, "/health showing the database down and its breaker open", func() (bool, string) {
+		var h messages.EdgeHealth
+		if err := json.Unmarshal([]byte(devGet(t, base+"/health")), &h); err != nil {
+			return false, err.Error()
+		}
+		db := h.Services[messages.RoleSensor].Dependencies["database"]
+		br := h.CircuitBreakers["sensor.database"].State
+		return h.Status == messages.HealthDegraded && db.Status == messages.HealthDown && br == messages.BreakerOpen,
+			fmt.Sprintf("status %s, database %s, breaker %s", h.Status, db.Status, br)
+	})
+	control(messages.ChaosActionStart)
+	testenv.Eventually(t, "submissions accepted again", func() bool {
+		_, status := devSubmit(base, tok)
+		return status == http.StatusAccepted
+	})
+	waitEdgeHealthy(t, base)
 }

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/nats-io/nats.go"
 	"github.com/segmentio/kafka-go"
 
 	"golang.org/x/crypto/bcrypt"
@@ -22,6 +24,7 @@ import (
 	"sensorhub/actors/sensor"
 	"sensorhub/actors/supervise"
 	"sensorhub/bridge"
+	"sensorhub/internal/faultproxy"
 	"sensorhub/internal/kafkadev"
 	"sensorhub/internal/metrics"
 	"sensorhub/internal/natsauth"
@@ -188,11 +191,36 @@ func RunDev(ctx context.Context, cfg DevConfig, logger *slog.Logger) error {
 	if dbURL == "" {
 		dbURL = "sqlite:" + filepath.Join(cfg.DataDir, "sensorhub.db")
 	}
-	st, err := OpenStore(ctx, dbURL, logger)
+	openURL := dbURL
+	var dbProxy *faultproxy.Proxy
+	if cfg.Chaos && cfg.DatabaseURL != "" {
+		// PostgreSQL through a fault proxy, which the database switch cuts.
+		if dbProxy, openURL, err = proxyDatabase(l, dbURL); err != nil {
+			return err
+		}
+	}
+	st, err := OpenStore(ctx, openURL, logger)
 	if err != nil {
 		return err
 	}
 	l.defer_("store", func() { _ = st.Close() })
+	switch {
+	case dbProxy != nil:
+		switches[messages.ChaosTargetDatabase] = chaosSwitch{
+			stop:    func(context.Context) error { return dbProxy.Cut() },
+			start:   func(context.Context) error { return dbProxy.Restore() },
+			running: func() bool { return !dbProxy.IsCut() },
+		}
+	case cfg.Chaos:
+		// SQLite has no socket: the switch is at the store's boundary.
+		cut := &cutStore{st: st}
+		st = cut
+		switches[messages.ChaosTargetDatabase] = chaosSwitch{
+			stop:    func(context.Context) error { cut.cut.Store(true); return nil },
+			start:   func(context.Context) error { cut.cut.Store(false); return nil },
+			running: func() bool { return !cut.cut.Load() },
+		}
+	}
 	adminDefault, err := ensureDevAdmin(ctx, st, logger)
 	if err != nil {
 		return err
@@ -208,63 +236,83 @@ func RunDev(ctx context.Context, cfg DevConfig, logger *slog.Logger) error {
 		return err
 	}
 
-	system := supervise.NewSystem(logger)
-	// Each role connects as itself, as it would in its own process.
+	// Each role connects as itself, as it would in its own process, in a
+	// lifecycle and actor system of its own, so that --chaos can stop and
+	// start it alone.
 	as := func(role string) Common {
 		c := cfg.Common
 		c.NATSCreds = natsx.Credentials{NkeyFile: filepath.Join(keyDir, natsauth.RoleFile(role))}
 		return c
 	}
-
-	ncAuth, err := connect(l, as(messages.RoleAuth), messages.RoleAuth, logger.With("role", "auth"))
-	if err != nil {
-		return err
-	}
-	l.observeNATS(reg, messages.RoleAuth, ncAuth)
-	authSvc, err := startAuth(ctx, l, ncAuth, system, st, AuthConfig{
-		Common:               as(messages.RoleAuth),
-		CalloutIssuerFile:    filepath.Join(keyDir, natsauth.IssuerFile),
-		CalloutXKeyFile:      filepath.Join(keyDir, natsauth.XKeyFile),
-		KeyFile:              filepath.Join(cfg.DataDir, "jwt-ed25519.pem"),
-		Issuer:               "sensorhub",
-		Audience:             "sensorhub",
-		TokenTTL:             time.Hour,
-		AllowDefaultPassword: true,
-	}, reg, logger)
-	if err != nil {
-		return err
+	role := func(name string, run func(ctx context.Context, l *lifecycle, nc *nats.Conn, system *actor.ActorSystem) (*supervise.Role, error)) (*devRole, error) {
+		rl := logger.With("role", name)
+		r, err := newDevRole(ctx, l, reg, name, rl, func(ctx context.Context, l *lifecycle, system *actor.ActorSystem) (*supervise.Role, error) {
+			nc, err := connect(l, as(name), name, rl)
+			if err != nil {
+				return nil, err
+			}
+			l.observeNATS(reg, name, nc)
+			return run(ctx, l, nc, system)
+		})
+		if err == nil {
+			switches[name] = r.chaosSwitch()
+		}
+		return r, err
 	}
 
-	ncSensor, err := connect(l, as(messages.RoleSensor), messages.RoleSensor, logger.With("role", "sensor"))
-	if err != nil {
-		return err
-	}
-	l.observeNATS(reg, messages.RoleSensor, ncSensor)
-	sensorSvc, err := startSensor(ctx, l, ncSensor, system, st, SensorConfig{
-		Common:           as(messages.RoleSensor),
-		Workers:          cfg.Workers,
-		MaxOutboxBacklog: sensor.DefaultMaxOutboxBacklog,
-		Issuer:           "sensorhub",
-		Audience:         "sensorhub",
-	}, reg, logger)
-	if err != nil {
-		return err
-	}
-
-	ncBridge, err := connect(l, as(messages.RoleBridge), messages.RoleBridge, logger.With("role", "bridge"))
-	if err != nil {
-		return err
-	}
-	l.observeNATS(reg, messages.RoleBridge, ncBridge)
-	bridgeSvc, err := startBridge(ctx, l, ncBridge, system, BridgeConfig{
-		Common:       as(messages.RoleBridge),
-		KafkaBrokers: cfg.KafkaBrokers,
-		KafkaTopic:   cfg.KafkaTopic,
-	}, reg, logger)
+	authRole, err := role(messages.RoleAuth, func(ctx context.Context, l *lifecycle, nc *nats.Conn, system *actor.ActorSystem) (*supervise.Role, error) {
+		svc, err := startAuth(ctx, l, nc, system, st, AuthConfig{
+			Common:               as(messages.RoleAuth),
+			CalloutIssuerFile:    filepath.Join(keyDir, natsauth.IssuerFile),
+			CalloutXKeyFile:      filepath.Join(keyDir, natsauth.XKeyFile),
+			KeyFile:              filepath.Join(cfg.DataDir, "jwt-ed25519.pem"),
+			Issuer:               "sensorhub",
+			Audience:             "sensorhub",
+			TokenTTL:             time.Hour,
+			AllowDefaultPassword: true,
+		}, reg, logger)
+		if err != nil {
+			return nil, err
+		}
+		return svc.Role(), nil
+	})
 	if err != nil {
 		return err
 	}
 
+	sensorRole, err := role(messages.RoleSensor, func(ctx context.Context, l *lifecycle, nc *nats.Conn, system *actor.ActorSystem) (*supervise.Role, error) {
+		svc, err := startSensor(ctx, l, nc, system, st, SensorConfig{
+			Common:           as(messages.RoleSensor),
+			Workers:          cfg.Workers,
+			MaxOutboxBacklog: sensor.DefaultMaxOutboxBacklog,
+			Issuer:           "sensorhub",
+			Audience:         "sensorhub",
+		}, reg, logger)
+		if err != nil {
+			return nil, err
+		}
+		return svc.Role(), nil
+	})
+	if err != nil {
+		return err
+	}
+
+	bridgeRole, err := role(messages.RoleBridge, func(ctx context.Context, l *lifecycle, nc *nats.Conn, system *actor.ActorSystem) (*supervise.Role, error) {
+		b, err := startBridge(ctx, l, nc, system, BridgeConfig{
+			Common:       as(messages.RoleBridge),
+			KafkaBrokers: cfg.KafkaBrokers,
+			KafkaTopic:   cfg.KafkaTopic,
+		}, reg, logger)
+		if err != nil {
+			return nil, err
+		}
+		return b.Role(), nil
+	})
+	if err != nil {
+		return err
+	}
+
+	// The edge stays up: the drills and the dashboard watch through it.
 	ncEdge, err := connect(l, as(messages.RoleEdge), messages.RoleEdge, logger.With("role", "edge"))
 	if err != nil {
 		return err
@@ -274,18 +322,19 @@ func RunDev(ctx context.Context, cfg DevConfig, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	if err := startChaos(l, ncAuth, cfg.Common, logger,
-		chaosTarget{messages.RoleAuth, authSvc.Role(), auth.ActorLogin + "-0"},
-		chaosTarget{messages.RoleSensor, sensorSvc.Role(), "intake"},
-		chaosTarget{messages.RoleBridge, bridgeSvc.Role(), bridge.RelayActor},
-	); err != nil {
-		return err
-	}
 	if cfg.Chaos {
-		// Its own connection (with auth's identity, which may answer
-		// there), so that stopping a role never takes the control away.
+		// The chaos endpoints on a connection of their own (with auth's
+		// identity, which may answer there), so that stopping a role never
+		// takes them away.
 		ncChaos, err := connect(l, as(messages.RoleAuth), "chaos", logger.With("role", "chaos"))
 		if err != nil {
+			return err
+		}
+		if err := startChaos(l, ncChaos, cfg.Common, logger,
+			chaosTarget{messages.RoleAuth, authRole.Role, auth.ActorLogin + "-0"},
+			chaosTarget{messages.RoleSensor, sensorRole.Role, "intake"},
+			chaosTarget{messages.RoleBridge, bridgeRole.Role, bridge.RelayActor},
+		); err != nil {
 			return err
 		}
 		if err := startChaosControl(l, ncChaos, cfg.Common, logger, switches); err != nil {

@@ -72,6 +72,15 @@ func newLifecycle(logger *slog.Logger) *lifecycle {
 	return &lifecycle{logger: logger, gaveUp: make(chan error, 1)}
 }
 
+// child is a lifecycle of its own for one part of the process (a role of
+// dev that --chaos stops and starts): its steps run at its own shutdown,
+// and a role supervisor of it giving up ends the whole process.
+func (l *lifecycle) child(logger *slog.Logger) *lifecycle {
+	c := newLifecycle(logger)
+	c.gaveUp = l.gaveUp
+	return c
+}
+
 // defer registers fn to run at shutdown (last registered, first run).
 func (l *lifecycle) defer_(name string, fn func()) {
 	l.mu.Lock()

@@ -390,7 +390,7 @@ func runRole(ctx context.Context, spec roleSpec, logger *slog.Logger) error {
 		return err
 	}
 	if tree != nil {
-		if err := startChaos(l, nc, spec.common, logger, chaosTarget{spec.role, tree, primary}); err != nil {
+		if err := startChaos(l, nc, spec.common, logger, chaosTarget{spec.role, func() *supervise.Role { return tree }, primary}); err != nil {
 			return err
 		}
 	}

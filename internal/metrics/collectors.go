@@ -39,7 +39,7 @@ func (r *Registry) Breakers(role string, sets ...*breaker.Set) {
 		"1 for the state the circuit breaker is in (closed, half-open, open), 0 for the others.", "breaker", "state")
 	transitions := desc(role, "circuit_breaker_transitions_total",
 		"State changes of the circuit breaker since the process started, by the states it left and entered.", "breaker", "from", "to")
-	r.register(&funcCollector{descs: []*prometheus.Desc{state, transitions}, collect: func(ch chan<- prometheus.Metric) {
+	r.register(role, &funcCollector{descs: []*prometheus.Desc{state, transitions}, collect: func(ch chan<- prometheus.Metric) {
 		seen := map[string]bool{}
 		for _, set := range sets {
 			for _, b := range set.Breakers() {
@@ -70,7 +70,7 @@ func (r *Registry) Breakers(role string, sets ...*breaker.Set) {
 func (r *Registry) Supervision(role string, tallies ...func() map[supervise.Decision]uint64) {
 	d := desc(role, "supervisor_restarts_total",
 		"Actor failures handled by a supervisor since the process started, by actor name path and the directive chosen.", "actor", "directive")
-	r.register(&funcCollector{descs: []*prometheus.Desc{d}, collect: func(ch chan<- prometheus.Metric) {
+	r.register(role, &funcCollector{descs: []*prometheus.Desc{d}, collect: func(ch chan<- prometheus.Metric) {
 		sum := map[supervise.Decision]uint64{}
 		for _, t := range tallies {
 			for k, v := range t() {
@@ -112,7 +112,7 @@ func (r *Registry) Sensor(role string, counts func() SensorCounts) {
 	completing := desc(role, "pipeline_completing", "Completions sent to the store writer and not yet committed.")
 	bytes := desc(role, "pipeline_bytes", "Bytes the submissions in flight and the queued tests hold.")
 	backlog := desc(role, "outbox_backlog", "Events in the outbox waiting to be published to JetStream, as last counted (every second).")
-	r.register(&funcCollector{
+	r.register(role, &funcCollector{
 		descs: []*prometheus.Desc{accepted, refused, completed, failed, inFlight, queued, completing, bytes, backlog},
 		collect: func(ch chan<- prometheus.Metric) {
 			c := counts()
@@ -163,7 +163,7 @@ func (r *Registry) Bridge(role string, counts func() BridgeCounts, lag func(ctx 
 	pending := desc(role, "bridge_consumer_pending", "Events of SENSOR_EVENTS not yet delivered to any bridge.")
 	ackPending := desc(role, "bridge_consumer_ack_pending", "Events delivered to a bridge and not yet acknowledged.")
 	redelivered := desc(role, "bridge_consumer_redelivered", "Events delivered more than once and not yet acknowledged.")
-	r.register(&funcCollector{
+	r.register(role, &funcCollector{
 		descs: []*prometheus.Desc{events, held, pending, ackPending, redelivered},
 		collect: func(ch chan<- prometheus.Metric) {
 			c := counts()

@@ -33,8 +33,8 @@ func (r *Registry) HTTP(role string) *HTTP {
 			Buckets:     durationBuckets,
 		}, []string{"route"}),
 	}
-	r.register(h.requests)
-	r.register(h.duration)
+	r.register(role, h.requests)
+	r.register(role, h.duration)
 	return h
 }
 

@@ -162,6 +162,33 @@ func TestRolesShareARegistry(t *testing.T) {
 	metricstest.Promtool(t, t.Context(), "a shared registry", body)
 }
 
+// A role stopped and started in one process (dev --chaos) registers its
+// collectors again after Unregister, counting from zero like a new
+// process; the other roles' series are untouched.
+func TestUnregisterThenRegisterAgain(t *testing.T) {
+	reg := metrics.New("test")
+	for _, role := range []string{"auth", "sensor"} {
+		reg.NATS(role).ObserveRequest("x.y", natsx.OutcomeOK, time.Millisecond)
+		reg.Breakers(role, &breaker.Set{})
+	}
+	reg.Unregister("sensor")
+	s, _ := scrape(t, reg)
+	if _, ok := s.Get("sensorhub_nats_requests_total", map[string]string{"role": "sensor", "subject": "x.y", "outcome": "ok"}); ok {
+		t.Error("a stopped role's series are still served")
+	}
+	if s.Value("sensorhub_nats_requests_total", map[string]string{"role": "auth", "subject": "x.y", "outcome": "ok"}) != 1 {
+		t.Error("Unregister of sensor took auth's series")
+	}
+	// Registering the same collectors again must not panic.
+	n := reg.NATS("sensor")
+	reg.Breakers("sensor", &breaker.Set{})
+	n.ObserveRequest("x.y", natsx.OutcomeOK, time.Millisecond)
+	s, _ = scrape(t, reg)
+	if s.Value("sensorhub_nats_requests_total", map[string]string{"role": "sensor", "subject": "x.y", "outcome": "ok"}) != 1 {
+		t.Error("the restarted role's series are not served from zero")
+	}
+}
+
 // What a request pays: one route observation, one NATS observation.
 func BenchmarkRouteObserve(b *testing.B) {
 	rt := metrics.New("test").HTTP("edge").Route("POST /test/sensor/{sensor_type}")

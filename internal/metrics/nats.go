@@ -58,8 +58,8 @@ func (r *Registry) NATS(role string) *NATS {
 	}
 	empty := map[string]*subjectMetrics{}
 	n.subjects.Store(&empty)
-	r.register(n.requests)
-	r.register(n.duration)
+	r.register(role, n.requests)
+	r.register(role, n.duration)
 	return n
 }
 

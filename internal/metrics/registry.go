@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"runtime"
 	"runtime/debug"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -29,6 +30,9 @@ var durationBuckets = prometheus.ExponentialBuckets(0.0005, 2, 15)
 // Registry is a process's metrics.
 type Registry struct {
 	reg *prometheus.Registry
+
+	mu     sync.Mutex
+	byRole map[string][]prometheus.Collector // for Unregister
 }
 
 // New returns a registry with the Go runtime and process collectors and
@@ -44,7 +48,7 @@ func New(version string) *Registry {
 			ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version(), "revision": revision()},
 		}, func() float64 { return 1 }),
 	)
-	return &Registry{reg: reg}
+	return &Registry{reg: reg, byRole: map[string][]prometheus.Collector{}}
 }
 
 func revision() string {
@@ -68,8 +72,27 @@ func (r *Registry) Handler() http.Handler {
 // Gatherer is the registry, for tests.
 func (r *Registry) Gatherer() prometheus.Gatherer { return r.reg }
 
-// register adds c, panicking on a conflict: the collectors of one role are
-// registered once, at start-up, so a conflict is a wiring bug.
-func (r *Registry) register(c prometheus.Collector) { r.reg.MustRegister(c) }
+// register adds c, role's, panicking on a conflict: the collectors of one
+// role are registered once per start of the role, so a conflict is a
+// wiring bug.
+func (r *Registry) register(role string, c prometheus.Collector) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.reg.MustRegister(c)
+	r.byRole[role] = append(r.byRole[role], c)
+}
+
+// Unregister removes every collector of role, when the role stops inside
+// a process that goes on (`dev --chaos` stopping a role): its series are
+// gone as a stopped process's would be, and the role started again
+// registers its own, counting from zero like a new process.
+func (r *Registry) Unregister(role string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.byRole[role] {
+		r.reg.Unregister(c)
+	}
+	delete(r.byRole, role)
+}
 
 func roleLabels(role string) prometheus.Labels { return prometheus.Labels{"role": role} }

@@ -28,7 +28,7 @@ func (r *Registry) Store(role string, st store.Store) store.Store {
 		ConstLabels: roleLabels(role),
 		Buckets:     durationBuckets,
 	}, []string{"operation"})
-	r.register(h)
+	r.register(role, h)
 	s := &timedStore{st: st, ops: make(map[string]prometheus.Observer, len(storeOps))}
 	for _, op := range storeOps {
 		s.ops[op] = h.WithLabelValues(op)
