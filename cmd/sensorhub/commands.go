@@ -265,7 +265,12 @@ func natsConfigCommand() *command {
 		fs.StringVar(&cfg.TLS.KeyFile, "tls-key", "", "server TLS key (PEM)")
 		fs.StringVar(&cfg.TLS.CAFile, "tls-ca", "", "CA of client certificates (with --tls-verify)")
 		fs.BoolVar(&cfg.TLS.Verify, "tls-verify", false, "require client certificates signed by --tls-ca")
+		fs.StringVar(&cfg.ServerName, "server-name", "", "name of the server (default sensorhub); each node of a cluster needs its own")
+		fs.StringVar(&cfg.ClusterName, "cluster-name", "", "make the server a node of this NATS cluster (writes nats-server-<server-name>.conf; routes authenticate with a password kept in --out)")
+		fs.StringVar(&cfg.ClusterListen, "cluster-listen", "0.0.0.0:6222", "route listen address of a cluster node")
+		routes := fs.String("routes", "", "route addresses of the cluster's nodes (host:port), comma-separated")
 		return fs, func(_ context.Context, e env) error {
+			cfg.Routes = splitComma(*routes)
 			return app.WriteNATSConfig(cfg, e.stdout)
 		}
 	}}
@@ -285,4 +290,15 @@ func roleRunner(c *commonFlags, common *app.Common, run func(context.Context, *s
 		}
 		return run(ctx, logger)
 	}
+}
+
+// splitComma splits a comma-separated flag value, dropping empty entries.
+func splitComma(v string) []string {
+	var out []string
+	for _, f := range strings.Split(v, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }
