@@ -100,6 +100,7 @@ func authCommand() *command {
 		fs.StringVar(&cfg.Issuer, "jwt-issuer", token.DefaultIssuer, "token issuer")
 		fs.StringVar(&cfg.Audience, "jwt-audience", token.DefaultAudience, "token audience")
 		fs.DurationVar(&cfg.TokenTTL, "token-ttl", token.DefaultTTL, "token lifetime")
+		fs.IntVar(&cfg.JWKSReplicas, "jwks-replicas", 1, "replicas of the JWKS key-value bucket (3 on a NATS cluster; give every auth copy the same)")
 		fs.StringVar(&cfg.CalloutIssuerFile, "callout-issuer-file", "", "the NATS auth callout's issuer seed (see sensorhub nats-config); with --callout-xkey-file people connect to NATS as themselves")
 		fs.StringVar(&cfg.CalloutXKeyFile, "callout-xkey-file", "", "the NATS auth callout's curve key seed")
 		fs.DurationVar(&cfg.CalloutUserTTL, "callout-user-ttl", 0, "how long a NATS connection admitted by password lasts before it re-authenticates (0: the token lifetime)")
