@@ -26,6 +26,10 @@ type Config struct {
 	Issuer, Audience string
 	// TokenTTL is the lifetime of a token (default 1h).
 	TokenTTL time.Duration
+	// KeysReplicas is the replication factor of the JWKS bucket (default
+	// 1; 3 on a NATS cluster, so that the other roles' fallback keys
+	// survive a lost node). Every copy of auth must be given the same.
+	KeysReplicas int
 	// DatabaseBreaker guards auth -> database ("auth.database").
 	DatabaseBreaker breaker.Config
 	// LoginWorkers is the number of login actors (bcrypt is slow on

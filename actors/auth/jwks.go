@@ -55,7 +55,7 @@ func (s *Service) publishKeys(ctx context.Context) {
 			err := errNotConnected
 			if s.nc.IsConnected() {
 				pctx, cancel := context.WithTimeout(ctx, publishTimeout)
-				err = token.PublishJWKS(pctx, js, s.signer.JWKS())
+				err = token.PublishJWKS(pctx, js, s.signer.JWKS(), s.cfg.KeysReplicas)
 				cancel()
 			}
 			if err == nil {

@@ -100,6 +100,7 @@ func authCommand() *command {
 		fs.StringVar(&cfg.Issuer, "jwt-issuer", token.DefaultIssuer, "token issuer")
 		fs.StringVar(&cfg.Audience, "jwt-audience", token.DefaultAudience, "token audience")
 		fs.DurationVar(&cfg.TokenTTL, "token-ttl", token.DefaultTTL, "token lifetime")
+		fs.IntVar(&cfg.JWKSReplicas, "jwks-replicas", 1, "replicas of the JWKS key-value bucket (3 on a NATS cluster; give every auth copy the same)")
 		fs.StringVar(&cfg.CalloutIssuerFile, "callout-issuer-file", "", "the NATS auth callout's issuer seed (see sensorhub nats-config); with --callout-xkey-file people connect to NATS as themselves")
 		fs.StringVar(&cfg.CalloutXKeyFile, "callout-xkey-file", "", "the NATS auth callout's curve key seed")
 		fs.DurationVar(&cfg.CalloutUserTTL, "callout-user-ttl", 0, "how long a NATS connection admitted by password lasts before it re-authenticates (0: the token lifetime)")
@@ -265,7 +266,12 @@ func natsConfigCommand() *command {
 		fs.StringVar(&cfg.TLS.KeyFile, "tls-key", "", "server TLS key (PEM)")
 		fs.StringVar(&cfg.TLS.CAFile, "tls-ca", "", "CA of client certificates (with --tls-verify)")
 		fs.BoolVar(&cfg.TLS.Verify, "tls-verify", false, "require client certificates signed by --tls-ca")
+		fs.StringVar(&cfg.ServerName, "server-name", "", "name of the server (default sensorhub); each node of a cluster needs its own")
+		fs.StringVar(&cfg.ClusterName, "cluster-name", "", "make the server a node of this NATS cluster (writes nats-server-<server-name>.conf; routes authenticate with a password kept in --out)")
+		fs.StringVar(&cfg.ClusterListen, "cluster-listen", "0.0.0.0:6222", "route listen address of a cluster node")
+		routes := fs.String("routes", "", "route addresses of the cluster's nodes (host:port), comma-separated")
 		return fs, func(_ context.Context, e env) error {
+			cfg.Routes = splitComma(*routes)
 			return app.WriteNATSConfig(cfg, e.stdout)
 		}
 	}}
@@ -285,4 +291,15 @@ func roleRunner(c *commonFlags, common *app.Common, run func(context.Context, *s
 		}
 		return run(ctx, logger)
 	}
+}
+
+// splitComma splits a comma-separated flag value, dropping empty entries.
+func splitComma(v string) []string {
+	var out []string
+	for _, f := range strings.Split(v, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }

@@ -35,11 +35,14 @@ const stopTimeout = 5 * time.Second
 // AuthConfig configures the auth role.
 type AuthConfig struct {
 	Common
-	DatabaseURL     string
-	KeyFile         string
-	Issuer          string
-	Audience        string
-	TokenTTL        time.Duration
+	DatabaseURL string
+	KeyFile     string
+	Issuer      string
+	Audience    string
+	TokenTTL    time.Duration
+	// JWKSReplicas is the replication factor of the JWKS key-value bucket
+	// (auth.Config.KeysReplicas; 3 on a NATS cluster).
+	JWKSReplicas    int
 	DatabaseBreaker breaker.Config
 	// AllowDefaultPassword lets the role start while a user still has the
 	// seed's password (only `dev` sets it).
@@ -189,6 +192,7 @@ func startAuth(ctx context.Context, l *lifecycle, nc *nats.Conn, system *actor.A
 		Issuer:          cfg.Issuer,
 		Audience:        cfg.Audience,
 		TokenTTL:        cfg.TokenTTL,
+		KeysReplicas:    cfg.JWKSReplicas,
 		DatabaseBreaker: cfg.DatabaseBreaker,
 		Logger:          logger,
 		LogStacks:       cfg.LogStacks,

@@ -15,7 +15,11 @@
 //  5. the NATS server restarts on the same store: every process reconnects.
 //
 // One drill run keeps a bounded client submitting all along and then checks
-// that no accepted test or event was lost. A further test panics an auth
+// that no accepted test or event was lost. The cluster drill runs two copies
+// of every role on a 3-node NATS cluster (nats-server processes on the
+// configurations `sensorhub nats-config --cluster-name` writes; it needs
+// the binary named by SENSORHUB_NATS_SERVER) and kills the node leading
+// SENSOR_EVENTS under load, with the same no-loss check. A further test panics an auth
 // actor through the chaos switch and checks its supervision log line.
 //
 // They run with the rest of the tests (go test -race ./...); to repeat

@@ -16,8 +16,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -102,6 +104,7 @@ func poll(timeout, interval time.Duration, cond func() error) error {
 // proc is one sensorhub process.
 type proc struct {
 	role string
+	name string // role, or role-N for the N-th copy
 	args []string
 	cmd  *exec.Cmd
 	out  *testenv.Buffer
@@ -170,8 +173,10 @@ func (p *proc) tail(n int) string {
 // process and the roles as child processes.
 type cluster struct {
 	t      *testing.T
-	nats   *testenv.NATSServer
-	nc     *nats.Conn // the test's own connection, as the edge (reconnects by itself)
+	nats   *testenv.NATSServer // the single server (nil on a NATS cluster)
+	nodes  *natsNodes          // the NATS cluster's nodes (nil on a single server)
+	keyDir string              // the roles' NATS identities (natsauth.LoadOrCreate)
+	nc     *nats.Conn          // the test's own connection, as the edge (reconnects by itself)
 	subj   messages.Subjects
 	kafka  *kafkadev.Broker
 	dbURL  string // the real database, for the test's own queries
@@ -186,13 +191,27 @@ type cluster struct {
 	gone  []*proc          // processes killed by a drill
 
 	http     *http.Client
-	edgeAddr string // host:port the edge listens on
+	edgeAddr string // host:port the (first) edge listens on
+	// edgeAddrs are every edge's address when a test runs several copies:
+	// the test's HTTP requests go to each in turn.
+	edgeAddrs []string
+	nextEdge  atomic.Uint64
+	env       []string // extra environment of every role
 }
 
 // clusterOptions selects what a test needs.
 type clusterOptions struct {
 	roles []string // started in this order (default: auth, sensor, bridge, edge)
 	chaos bool     // --chaos on every role
+	// copies of each role (default 1): the second copy of sensor is named
+	// "sensor-2", and so on.
+	copies int
+	// natsNodes, when set, runs the roles on a NATS cluster of that many
+	// nats-server processes instead of one embedded server; each copy of a
+	// role is given every node's URL, in its own order.
+	natsNodes int
+	// env is extra environment of every role (SENSORHUB_* settings).
+	env []string
 }
 
 // newCluster starts NATS, PostgreSQL (skipping the test without a server),
@@ -211,11 +230,8 @@ func newCluster(t *testing.T, opts clusterOptions) *cluster {
 	via := *u
 	via.Host = proxy.Addr()
 
-	n := testenv.NATS(t)
 	c := &cluster{
 		t:        t,
-		nats:     n,
-		nc:       n.Conn(t, messages.RoleEdge),
 		subj:     messages.DefaultSubjects(),
 		kafka:    testenv.Kafka(t),
 		dbURL:    dbURL,
@@ -225,6 +241,16 @@ func newCluster(t *testing.T, opts clusterOptions) *cluster {
 		username: "drill",
 		password: "pw-" + randomHex(12),
 		procs:    map[string]*proc{},
+		env:      opts.env,
+	}
+	if opts.natsNodes > 0 {
+		c.nodes = startNATSNodes(t, opts.natsNodes)
+		c.keyDir = c.nodes.keyDir
+		c.nc = c.nodes.conn(t, messages.RoleEdge, c.nodes.urls())
+	} else {
+		c.nats = testenv.NATS(t)
+		c.keyDir = c.nats.KeyDir
+		c.nc = c.nats.Conn(t, messages.RoleEdge)
 	}
 	transport := &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second}
 	c.http = &http.Client{Timeout: httpTimeout, Transport: transport}
@@ -243,15 +269,21 @@ func newCluster(t *testing.T, opts clusterOptions) *cluster {
 	// ConsumerStore reads fs.cfg.Name without the lock UpdateConfig holds),
 	// which the race detector reports from this in-process server when the
 	// two roles start at the same moment.
-	for _, r := range roles {
-		c.start(r, opts.chaos)
-		c.waitReady(r)
-		if r == roleSensor {
-			c.waitStreamEnsured()
+	for copy := range max(opts.copies, 1) {
+		for _, r := range roles {
+			name := r
+			if copy > 0 {
+				name = fmt.Sprintf("%s-%d", r, copy+1)
+			}
+			c.startCopy(r, name, copy, opts.chaos)
+			c.waitReady(r)
+			if r == roleSensor {
+				c.waitStreamEnsured()
+			}
 		}
 	}
 	t.Logf("cluster up in %s (binary built once in %s): nats %s, kafka %s, database via %s",
-		time.Since(start).Round(time.Millisecond), buildDuration.Round(time.Millisecond), n.URL(), c.kafka.Addr(), proxy.Addr())
+		time.Since(start).Round(time.Millisecond), buildDuration.Round(time.Millisecond), c.natsURL(0), c.kafka.Addr(), proxy.Addr())
 	return c
 }
 
@@ -280,7 +312,7 @@ const opsUser = "ops"
 // auth must be running); it reconnects by itself and is closed at the end.
 func (c *cluster) ops() *nats.Conn {
 	c.t.Helper()
-	nc, err := natsx.Connect(natsx.ConnectConfig{URL: c.nats.URL(), Name: opsUser,
+	nc, err := natsx.Connect(natsx.ConnectConfig{URL: c.natsURL(0), Name: opsUser,
 		Credentials: natsx.Credentials{User: opsUser, Password: c.password}, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		c.t.Fatal(err)
@@ -316,8 +348,8 @@ func (c *cluster) roleArgs(role string) []string {
 			"--bridge-breaker-open-for", "1s"}
 	case roleAuth:
 		return []string{"--database-url", c.viaURL,
-			"--callout-issuer-file", filepath.Join(c.nats.KeyDir, natsauth.IssuerFile),
-			"--callout-xkey-file", filepath.Join(c.nats.KeyDir, natsauth.XKeyFile),
+			"--callout-issuer-file", filepath.Join(c.keyDir, natsauth.IssuerFile),
+			"--callout-xkey-file", filepath.Join(c.keyDir, natsauth.XKeyFile),
 			"--jwt-key-file", filepath.Join(c.dir, "jwt-ed25519.pem"),
 			"--database-breaker-open-for", "1s"}
 	case roleSensor:
@@ -332,44 +364,81 @@ func (c *cluster) roleArgs(role string) []string {
 	return nil
 }
 
+// natsURL is the NATS URL the copy-th copy of a role is given: the single
+// server's, or every cluster node's, rotated by copy so that the copies
+// spread over the nodes.
+func (c *cluster) natsURL(copy int) string {
+	if c.nodes == nil {
+		return c.nats.URL()
+	}
+	urls := c.nodes.urls()
+	k := copy % len(urls)
+	return strings.Join(append(urls[k:], urls[:k]...), ",")
+}
+
 // start runs a role as a new process; t.Cleanup kills it and, when the test
 // failed, dumps its output.
 func (c *cluster) start(role string, chaos bool) *proc {
 	c.t.Helper()
+	return c.startCopy(role, role, 0, chaos)
+}
+
+// startCopy runs the copy-th copy of role as a new process named name (a
+// process already named so is replaced).
+func (c *cluster) startCopy(role, name string, copy int, chaos bool) *proc {
+	c.t.Helper()
 	args := append([]string{role}, c.roleArgs(role)...)
 	out := &testenv.Buffer{}
 	cmd := exec.Command(binPath, args...)
-	cmd.Env = childEnv(
-		"SENSORHUB_NATS_URL="+c.nats.URL(),
-		"SENSORHUB_NATS_NKEY_FILE="+c.nats.Creds(role).NkeyFile, // each role as itself
+	cmd.Env = childEnv(append([]string{
+		"SENSORHUB_NATS_URL=" + c.natsURL(copy),
+		"SENSORHUB_NATS_NKEY_FILE=" + filepath.Join(c.keyDir, natsauth.RoleFile(role)), // each role as itself
 		"SENSORHUB_LOG_FORMAT=json",
 		"SENSORHUB_LOG_LEVEL=info",
 		fmt.Sprintf("SENSORHUB_CHAOS=%t", chaos),
-	)
+	}, c.env...)...)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = procAttr()
 	cmd.WaitDelay = 2 * time.Second
 	if err := cmd.Start(); err != nil {
 		c.t.Fatalf("start %s: %v", role, err)
 	}
-	p := &proc{role: role, args: args, cmd: cmd, out: out, done: make(chan struct{})}
+	p := &proc{role: role, name: name, args: args, cmd: cmd, out: out, done: make(chan struct{})}
 	go func() { p.err = cmd.Wait(); close(p.done) }()
 	c.t.Cleanup(func() {
 		p.kill(c.t)
 		if c.t.Failed() {
-			c.t.Logf("---- %s (pid %d, %v) output:\n%s", role, cmd.Process.Pid, p.err, p.tail(150))
+			c.t.Logf("---- %s (pid %d, %v) output:\n%s", name, cmd.Process.Pid, p.err, p.tail(150))
 		}
 	})
 	c.mu.Lock()
-	if old := c.procs[role]; old != nil {
+	if old := c.procs[name]; old != nil {
 		c.gone = append(c.gone, old)
 	}
-	c.procs[role] = p
+	c.procs[name] = p
 	c.mu.Unlock()
 	if role == roleEdge {
-		c.edgeAddr = c.waitEdgeAddr(p)
+		addr := c.waitEdgeAddr(p)
+		if name == role {
+			c.edgeAddr = addr
+		}
+		c.mu.Lock()
+		c.edgeAddrs = append(c.edgeAddrs, addr)
+		c.mu.Unlock()
 	}
 	return p
+}
+
+// all returns every current process, by name.
+func (c *cluster) all() []*proc {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]*proc, 0, len(c.procs))
+	for _, p := range c.procs {
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
 }
 
 // proc returns the current process of role.
@@ -508,7 +577,16 @@ func (c *cluster) do(req *http.Request) httpReply {
 	return httpReply{status: resp.StatusCode, body: body, header: resp.Header, err: err, elapsed: time.Since(start)}
 }
 
-func (c *cluster) url(path string) string { return "http://" + c.edgeAddr + path }
+// url is path on an edge: the only one, or each copy in turn.
+func (c *cluster) url(path string) string {
+	c.mu.Lock()
+	addrs := c.edgeAddrs
+	c.mu.Unlock()
+	if len(addrs) <= 1 {
+		return "http://" + c.edgeAddr + path
+	}
+	return "http://" + addrs[c.nextEdge.Add(1)%uint64(len(addrs))] + path
+}
 
 func (c *cluster) get(path string) httpReply {
 	req, err := http.NewRequest(http.MethodGet, c.url(path), nil)

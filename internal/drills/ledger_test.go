@@ -24,7 +24,8 @@ type ledger struct {
 	other       map[string]int // "<status> <code>" -> count, for anything else
 	badAccepted int            // 202 without a usable test id
 	byPhase     map[string]*phaseCount
-	phases      []string // in the order they started
+	phases      []string    // in the order they started
+	acceptedAt  []time.Time // when each 202 arrived, in order (for pauses)
 }
 
 type phaseCount struct{ accepted, refused, errors, other int }
@@ -58,6 +59,7 @@ func (l *ledger) record(r httpReply, testID string) {
 		pc.errors++
 	case r.status == http.StatusAccepted && testID != "":
 		l.accepted[testID] = phase
+		l.acceptedAt = append(l.acceptedAt, time.Now())
 		pc.accepted++
 	case r.status == http.StatusAccepted:
 		l.badAccepted++
@@ -81,6 +83,13 @@ func (l *ledger) acceptedIDs() []string {
 	}
 	sort.Strings(ids)
 	return ids
+}
+
+// acceptTimes returns when each 202 arrived, in arrival order.
+func (l *ledger) acceptTimes() []time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]time.Time(nil), l.acceptedAt...)
 }
 
 // phaseOf says in which drill a test was accepted.
@@ -110,6 +119,16 @@ func (l *ledger) phaseReplies(phase string) int {
 		return 0
 	}
 	return pc.accepted + pc.refused + pc.errors + pc.other
+}
+
+// phaseAccepted is the number of 202s recorded during phase.
+func (l *ledger) phaseAccepted(phase string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if pc := l.byPhase[phase]; pc != nil {
+		return pc.accepted
+	}
+	return 0
 }
 
 // phaseSummary is one line per phase: accepted/refused(503)/errors/other.

@@ -51,6 +51,9 @@ type ServerConfig struct {
 	Keys PublicKeys
 	// TLS, when set, makes the server require TLS from every client.
 	TLS *ServerTLS
+	// Cluster, when set, makes the server one node of a cluster (give
+	// each node its own ServerName).
+	Cluster *ClusterConfig
 }
 
 // ServerTLS are the server's TLS files (PEM).
@@ -102,6 +105,9 @@ func (c ServerConfig) Render() string {
 			w("  verify: true\n")
 		}
 		w("  timeout: 2\n}\n")
+	}
+	if c.Cluster != nil {
+		c.Cluster.render(w)
 	}
 	w("\naccounts {\n  %s {\n    jetstream: enabled\n    users: [\n", AppAccount)
 	for _, role := range Roles {

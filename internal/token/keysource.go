@@ -187,10 +187,12 @@ func (k *KeySource) setDown(down bool, err error) {
 }
 
 // PublishJWKS creates or updates the bucket messages.BucketKeys (file
-// storage, history 1) and puts jwks under messages.KeyJWKS, replacing what
-// was there: every copy of auth must sign with the same key file. A ctx
-// without deadline is bounded by a few seconds.
-func PublishJWKS(ctx context.Context, js jetstream.JetStream, jwks messages.JWKS) error {
+// storage, history 1, replicas copies: 3 on a NATS cluster, so that the
+// keys outlive a lost node; 0 means 1) and puts jwks under
+// messages.KeyJWKS, replacing what was there: every copy of auth must sign
+// with the same key file. A ctx without deadline is bounded by a few
+// seconds.
+func PublishJWKS(ctx context.Context, js jetstream.JetStream, jwks messages.JWKS, replicas int) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, publishTimeout)
@@ -205,6 +207,7 @@ func PublishJWKS(ctx context.Context, js jetstream.JetStream, jwks messages.JWKS
 		Description: "sensorhub auth public keys (JWKS)",
 		History:     1,
 		Storage:     jetstream.FileStorage,
+		Replicas:    max(replicas, 1),
 	})
 	if err != nil {
 		return fmt.Errorf("publish jwks: bucket %s: %w", messages.BucketKeys, err)

@@ -41,7 +41,7 @@ func TestKeySource(t *testing.T) {
 	}
 
 	first := newSigner(t, newKey(t))
-	if err := token.PublishJWKS(ctx, js, first.JWKS()); err != nil {
+	if err := token.PublishJWKS(ctx, js, first.JWKS(), 1); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -70,7 +70,7 @@ func TestKeySource(t *testing.T) {
 
 	// A new key set replaces the old one.
 	second := newSigner(t, newKey(t))
-	if err := token.PublishJWKS(ctx, js, second.JWKS()); err != nil {
+	if err := token.PublishJWKS(ctx, js, second.JWKS(), 1); err != nil {
 		t.Fatal(err)
 	}
 	testenv.Eventually(t, "the second key set", func() bool {
@@ -87,7 +87,7 @@ func TestKeySource(t *testing.T) {
 		t.Fatal(err)
 	}
 	third := newSigner(t, newKey(t))
-	if err := token.PublishJWKS(ctx, js, third.JWKS()); err != nil {
+	if err := token.PublishJWKS(ctx, js, third.JWKS(), 1); err != nil {
 		t.Fatal(err)
 	}
 	testenv.Eventually(t, "the third key set", func() bool {
@@ -121,7 +121,7 @@ func TestKeySourceSurvivesNATSRestart(t *testing.T) {
 	t.Cleanup(func() { cancel(); <-done })
 
 	a := newSigner(t, newKey(t))
-	if err := token.PublishJWKS(ctx, js, a.JWKS()); err != nil {
+	if err := token.PublishJWKS(ctx, js, a.JWKS(), 1); err != nil {
 		t.Fatal(err)
 	}
 	<-ks.Ready()
@@ -137,7 +137,7 @@ func TestKeySourceSurvivesNATSRestart(t *testing.T) {
 	testenv.Eventually(t, "publishing after the restart", func() bool {
 		pctx, pcancel := context.WithTimeout(ctx, time.Second)
 		defer pcancel()
-		return token.PublishJWKS(pctx, js, b.JWKS()) == nil
+		return token.PublishJWKS(pctx, js, b.JWKS(), 1) == nil
 	})
 	testenv.Eventually(t, "the key set published after the restart", func() bool {
 		v, _ := ks.Verifier()
