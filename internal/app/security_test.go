@@ -466,6 +466,9 @@ func runAttacks(t *testing.T, tg target) {
 		if _, err := ajs.Stream(short, messages.StreamEvents); err == nil {
 			t.Fatal("alice read the stream's info")
 		}
+		if _, err := alice.Request("$JS.API.STREAM.LEADER.STEPDOWN."+messages.StreamEvents, nil, 500*time.Millisecond); err == nil {
+			t.Fatal("alice's stream leader step-down was answered")
+		}
 	})
 
 	t.Run("micro discovery works for a person", func(t *testing.T) {

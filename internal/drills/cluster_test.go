@@ -76,18 +76,20 @@ func TestDrillNATSClusterNodeLost(t *testing.T) {
 	load := startLoad(t, c, token, l)
 	c.waitAccepted(t, l, "before_kill", loadPerPhase)
 
-	leader := c.nodes.streamInfo(t, js, messages.StreamEvents).Cluster.Leader
-	victim := c.nodes.byName(leader)
-	if victim == nil {
-		t.Fatalf("SENSOR_EVENTS leader %q is none of the nodes", leader)
-	}
 	// nats.go shuffles each process's server list, so which processes sit
-	// on the leader is chance (all eight elsewhere: about 4% of runs).
+	// on a node is chance: the victim is the node most role processes are
+	// connected to (never none), made the SENSOR_EVENTS leader by a
+	// step-down with that node preferred, as an operator would move it.
+	victim := c.nodes.busiest(c.all())
+	c.nodes.moveLeader(t, ops, js, messages.StreamEvents, victim)
 	var onVictim []string
 	for _, p := range c.all() {
 		if p.connectedURL() == victim.url {
 			onVictim = append(onVictim, p.name)
 		}
+	}
+	if len(onVictim) == 0 {
+		t.Fatalf("no role process is connected to %s, the busiest node", victim.name)
 	}
 	l.setPhase("after_kill")
 	killedAt := time.Now()
@@ -399,6 +401,54 @@ func (nn *natsNodes) personOn(t *testing.T, c *cluster, n *natsNode) {
 	var types json.RawMessage
 	if _, err := natsx.Request(ctx, nc, c.subj.SensorTypes(), nil, nil, &types); err != nil {
 		t.Errorf("person on %s: sensor types: %v", n.name, err)
+	}
+}
+
+// busiest is the node most of procs are connected to.
+func (nn *natsNodes) busiest(procs []*proc) *natsNode {
+	count := map[string]int{}
+	for _, p := range procs {
+		count[p.connectedURL()]++
+	}
+	best := nn.nodes[0]
+	for _, n := range nn.nodes {
+		if count[n.url] > count[best.url] {
+			best = n
+		}
+	}
+	return best
+}
+
+// moveLeader makes n the leader of stream: a leader step-down asking for
+// n (admin may: natsauth.PersonPermissions), again until an election
+// picks it (the preference is a request, not a guarantee).
+func (nn *natsNodes) moveLeader(t *testing.T, admin *nats.Conn, js jetstream.JetStream, stream string, n *natsNode) {
+	t.Helper()
+	req := []byte(fmt.Sprintf(`{"placement":{"preferred":%q}}`, n.name))
+	err := poll(testenv.Wait(t), pollInterval, func() error {
+		if leader := nn.streamInfo(t, js, stream).Cluster.Leader; leader == n.name {
+			return nil
+		}
+		msg, err := admin.Request("$JS.API.STREAM.LEADER.STEPDOWN."+stream, req, requestTimeout)
+		if err != nil {
+			return fmt.Errorf("step down: %w", err)
+		}
+		var resp struct {
+			Success bool `json:"success"`
+			Error   *struct {
+				Description string `json:"description"`
+			} `json:"error"`
+		}
+		if err := json.Unmarshal(msg.Data, &resp); err != nil {
+			return fmt.Errorf("step down answer %q: %w", msg.Data, err)
+		}
+		if resp.Error != nil {
+			return fmt.Errorf("step down: %s", resp.Error.Description)
+		}
+		return fmt.Errorf("asked %s to lead %s", n.name, stream)
+	})
+	if err != nil {
+		t.Fatalf("move the %s leader to %s: %v", stream, n.name, err)
 	}
 }
 

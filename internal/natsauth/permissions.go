@@ -120,7 +120,8 @@ func RolePermissions(subj messages.Subjects, role string) Permissions {
 // roles: the request subjects of the README and the micro discovery
 // subjects, and replies in their own inbox only. Admins may also watch the
 // events, send chaos panics (answered only where a role runs with --chaos)
-// and read JetStream's stream and consumer information. Nobody gets the
+// and read JetStream's stream and consumer information, and may move the
+// event stream's leader on a cluster (a step-down). Nobody gets the
 // JetStream write or consume API, KV writes, a service subject to answer,
 // or _INBOX.>.
 func PersonPermissions(subj messages.Subjects, username string, roles []string) Permissions {
@@ -144,6 +145,9 @@ func PersonPermissions(subj messages.Subjects, username string, roles []string) 
 				jsAPI+"INFO",
 				jsAPI+"STREAM.NAMES", jsAPI+"STREAM.LIST", jsAPI+"STREAM.INFO.*",
 				jsAPI+"CONSUMER.NAMES.*", jsAPI+"CONSUMER.LIST.*", jsAPI+"CONSUMER.INFO.*.*",
+				// On a cluster: move the event stream's leader off a node
+				// before maintenance (nats stream cluster step-down).
+				jsAPI+"STREAM.LEADER.STEPDOWN."+messages.StreamEvents,
 			)
 			break
 		}
