@@ -187,12 +187,14 @@ type cluster struct {
 
 	http     *http.Client
 	edgeAddr string // host:port the edge listens on
+	env      []string // extra environment of every role (clusterOptions.env)
 }
 
 // clusterOptions selects what a test needs.
 type clusterOptions struct {
 	roles []string // started in this order (default: auth, sensor, bridge, edge)
 	chaos bool     // --chaos on every role
+	env   []string // extra SENSORHUB_* settings of every role, after the harness's own
 }
 
 // newCluster starts NATS, PostgreSQL (skipping the test without a server),
@@ -225,6 +227,7 @@ func newCluster(t *testing.T, opts clusterOptions) *cluster {
 		username: "drill",
 		password: "pw-" + randomHex(12),
 		procs:    map[string]*proc{},
+		env:      opts.env,
 	}
 	transport := &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second}
 	c.http = &http.Client{Timeout: httpTimeout, Transport: transport}
@@ -346,6 +349,7 @@ func (c *cluster) start(role string, chaos bool) *proc {
 		"SENSORHUB_LOG_LEVEL=info",
 		fmt.Sprintf("SENSORHUB_CHAOS=%t", chaos),
 	)
+	cmd.Env = append(cmd.Env, c.env...) // the last value of a variable wins
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = procAttr()
 	cmd.WaitDelay = 2 * time.Second
