@@ -186,7 +186,7 @@ type cluster struct {
 	gone  []*proc          // processes killed by a drill
 
 	http     *http.Client
-	edgeAddr string // host:port the edge listens on
+	edgeAddr string   // host:port the edge listens on
 	env      []string // extra environment of every role (clusterOptions.env)
 }
 
