@@ -45,6 +45,7 @@ type Common struct {
 func (l *lifecycle) tracer(c Common, role string) (*tracing.Tracer, error) {
 	cfg := c.Tracing
 	cfg.Version = natsx.BuildVersion()
+	cfg.Logger = l.logger
 	service := "sensorhub-" + role
 	tr, err := tracing.New(cfg, service)
 	if err != nil || tr == nil {

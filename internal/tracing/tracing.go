@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
+	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -46,6 +49,30 @@ type Config struct {
 	Timeout time.Duration
 	// Version is the binary's version, a resource attribute of every span.
 	Version string
+	// Logger gets the exporter's errors (a collector that is down), at
+	// most one line per errorLogEvery; nil leaves OpenTelemetry's default
+	// (the standard log package).
+	Logger *slog.Logger
+}
+
+// errorLogEvery bounds the lines about failed exports: while a collector
+// is down every batch fails, and the log should say so, not repeat it.
+const errorLogEvery = time.Minute
+
+// errorLogger is the process's OpenTelemetry error handler: one slog line
+// per errorLogEvery.
+type errorLogger struct {
+	log  *slog.Logger
+	last atomic.Int64 // unix nanoseconds of the last line
+}
+
+func (e *errorLogger) Handle(err error) {
+	now := time.Now().UnixNano()
+	last := e.last.Load()
+	if now-last < int64(errorLogEvery) || !e.last.CompareAndSwap(last, now) {
+		return
+	}
+	e.log.Warn("tracing: spans not exported (more such errors are not logged for a minute)", "err", err)
 }
 
 // Validate refuses settings that cannot work.
@@ -105,6 +132,11 @@ func New(cfg Config, service string) (*Tracer, error) {
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.Logger != nil {
+		// Process-wide in OpenTelemetry: the last role's logger wins, and
+		// every role of a process logs through the same handler anyway.
+		otel.SetErrorHandler(&errorLogger{log: cfg.Logger})
 	}
 	endpoint, _ := tracesURL(cfg.Endpoint)
 	exp, err := otlptracehttp.New(context.Background(),
