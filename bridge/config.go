@@ -8,6 +8,7 @@ import (
 
 	"sensorhub/internal/breaker"
 	"sensorhub/internal/natsx"
+	"sensorhub/internal/tracing"
 	"sensorhub/messages"
 )
 
@@ -73,6 +74,12 @@ type Config struct {
 	ProbeInterval time.Duration
 	// Logger receives the bridge's logs (default slog.Default()).
 	Logger *slog.Logger
+	// Tracer, when set, makes a producer span per event written to Kafka,
+	// continuing the trace of the event's traceparent header, and writes
+	// the span's traceparent into the record's headers. Events without
+	// one (published untraced) get neither. nil: tracing off, no tracing
+	// work.
+	Tracer *tracing.Tracer
 	// LogStacks adds panic stacks to supervision log lines.
 	LogStacks bool
 	// OnGiveUp runs when the relay keeps crashing and its supervisor gives

@@ -13,9 +13,13 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/attribute"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"sensorhub/internal/breaker"
 	"sensorhub/internal/natsx"
+	"sensorhub/internal/tracing"
 	"sensorhub/messages"
 )
 
@@ -30,6 +34,17 @@ type pending struct {
 	// solo: the broker refused the record as too large in the company of
 	// others; write it alone to learn whether it is too large by itself.
 	solo bool
+	// span is the event's Kafka write, from admission to the ack (nil:
+	// untraced); its traceparent is in rec's headers.
+	span trace.Span
+}
+
+// end ends p's span (once): err nil when Kafka took the event.
+func (p *pending) end(err error) {
+	if p.span != nil {
+		tracing.End(p.span, err)
+		p.span = nil
+	}
 }
 
 // relay moves events from the durable consumer to Kafka. One relay runs
@@ -216,9 +231,14 @@ func (r *relay) admit(ctx context.Context, msgs []jetstream.Msg) {
 			continue
 		}
 		p := &pending{msg: m, rec: h.record(m.Data(), seq, r.source), key: h.sensorID, seq: seq}
+		if r.cfg.Tracer != nil {
+			r.trace(p, h, m.Headers().Get(messages.HeaderTraceparent))
+		}
 		p.size = recordSize(&p.rec)
 		if p.size > r.cfg.MaxMessageBytes {
-			r.deadLetter(ctx, m, seq, fmt.Sprintf("record of %d bytes exceeds the %d-byte limit", p.size, r.cfg.MaxMessageBytes))
+			reason := fmt.Sprintf("record of %d bytes exceeds the %d-byte limit", p.size, r.cfg.MaxMessageBytes)
+			p.end(errors.New(reason))
+			r.deadLetter(ctx, m, seq, reason)
 			continue
 		}
 		r.held = append(r.held, p)
@@ -331,6 +351,22 @@ func (h eventHeaders) record(payload []byte, seq uint64, source []byte) kafka.Me
 	}
 }
 
+// trace starts the producer span of p's write as a child of the event's
+// traceparent (an event published untraced gets none) and puts the span's
+// traceparent into the record's headers. Each record has its own span and
+// parent, whichever batch it is written in.
+func (r *relay) trace(p *pending, h eventHeaders, traceparent string) {
+	if traceparent == "" {
+		return
+	}
+	ctx := tracing.FromTraceparent(context.Background(), traceparent)
+	_, p.span = r.cfg.Tracer.StartMessaging(ctx, tracing.Messaging{System: tracing.SystemKafka, Destination: r.cfg.Topic,
+		Operation: "send", Kind: trace.SpanKindProducer, MessageID: h.eventID, BodySize: len(p.rec.Value)},
+		semconv.MessagingKafkaMessageKey(h.sensorID))
+	p.rec.Headers = append(p.rec.Headers, kafka.Header{Key: messages.KafkaHeaderTraceparent,
+		Value: []byte(tracing.Traceparent(p.span.SpanContext()))})
+}
+
 // drain writes the held batch to Kafka until all of it is acknowledged, or
 // ctx ends. Events of one key are written in fetch order: when one fails,
 // every later event of its key waits for it, so Kafka never holds them out
@@ -368,12 +404,14 @@ func (r *relay) drain(ctx context.Context) {
 			switch {
 			case e == nil && !blocked[p.key]:
 				r.ack(p)
+				p.end(nil)
 				acked++
 			case e == nil:
 				// Written, but behind an event of its key that was not:
 				// write it again after that one (a duplicate, in order).
 				retry = append(retry, p)
 			case tooLarge(e) && (p.solo || n == 1):
+				p.end(e)
 				r.deadLetter(ctx, p.msg, p.seq, fmt.Sprintf("kafka refused the record as too large: %v", e))
 			case tooLarge(e):
 				p.solo = true
@@ -382,6 +420,9 @@ func (r *relay) drain(ctx context.Context) {
 			default:
 				blocked[p.key] = true
 				retry = append(retry, p)
+				if p.span != nil {
+					p.span.AddEvent("kafka write failed; retrying", trace.WithAttributes(attribute.String("error", e.Error())))
+				}
 				failed++
 				if firstErr == nil {
 					firstErr = e
@@ -643,11 +684,15 @@ func (r *relay) pause(ctx context.Context, d time.Duration) {
 	}
 }
 
+// errReleased ends the span of an event a stopping relay handed back.
+var errReleased = errors.New("released for redelivery: the relay stopped")
+
 // release hands the held events back to JetStream for immediate
 // redelivery.
 func (r *relay) release() {
 	for _, p := range r.held {
 		_ = p.msg.Nak()
+		p.end(errReleased)
 	}
 	if len(r.held) > 0 {
 		r.log.Info("relay stopped with events not yet in kafka; released them for redelivery", "events", len(r.held))

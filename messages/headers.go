@@ -11,6 +11,13 @@ const (
 	// HeaderAuthMode is on the edge's HTTP answer when the token was
 	// validated by the JWKS fallback.
 	HeaderAuthMode = "X-Auth-Mode"
+	// HeaderTraceparent is the W3C Trace Context traceparent, in the
+	// lower case the standard spells it: on the HTTP request and answer
+	// of the edge, on the NATS requests the edge sends, on events in
+	// SENSOR_EVENTS and on Kafka records, only while tracing is on
+	// (--otlp-endpoint). HTTP matches it without regard to case; the
+	// roles write it exactly so on NATS and Kafka.
+	HeaderTraceparent = "traceparent"
 )
 
 // NATS headers on an event in SENSOR_EVENTS, set by the sensor role's
@@ -53,6 +60,9 @@ const (
 	KafkaHeaderSequence    = "nats-sequence"
 	KafkaHeaderContentType = "content-type"
 	ContentTypeJSON        = "application/json"
+	// KafkaHeaderTraceparent names the bridge's span of the write (and
+	// with it the submission's trace), while the bridge traces.
+	KafkaHeaderTraceparent = HeaderTraceparent
 )
 
 // CloudEvents attributes on every Kafka record, in the binary content mode

@@ -10,6 +10,7 @@ import (
 	"sensorhub/internal/breaker"
 	"sensorhub/internal/natsx"
 	"sensorhub/internal/store"
+	"sensorhub/internal/tracing"
 	"sensorhub/messages"
 )
 
@@ -140,6 +141,13 @@ type Config struct {
 	MaxOutboxBacklog int64
 	// Logger gets supervision events and state changes (default slog.Default()).
 	Logger *slog.Logger
+	// Tracer, when set, traces each submission: its intake (continuing the
+	// traceparent of the request's NATS headers), its share of the insert
+	// group commit, its evaluation, its share of the completion commit and
+	// the publish of its event, whose traceparent the outbox row keeps and
+	// the event carries to the bridge. nil: tracing off, no tracing work
+	// (the outbox row's traceparent is written empty).
+	Tracer *tracing.Tracer
 	// LogStacks adds panic stacks to supervision log lines.
 	LogStacks bool
 	// OnGiveUp runs once when the role supervisor gives up on a critical

@@ -12,11 +12,14 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/micro"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"sensorhub/actors/supervise"
 	"sensorhub/internal/acceptance"
 	"sensorhub/internal/natsx"
 	"sensorhub/internal/store"
+	"sensorhub/internal/tracing"
 	"sensorhub/messages"
 )
 
@@ -36,26 +39,82 @@ type submission struct {
 	body  messages.SubmitTest
 	token string
 	test  store.NewTest
+
+	// span is the intake's span of the submission, from its arrival to its
+	// answer, and insertSpan its share of the insert group commit (the
+	// writer's, once it owns the submission); both nil with tracing off.
+	span, insertSpan trace.Span
 }
 
 func (p *submission) accept(a messages.TestAccepted) {
 	if p.answered.CompareAndSwap(false, true) {
 		if err := natsx.ReplyJSON(p.req, a); err != nil {
-			p.s.log.Debug("reply to submission", "err", err)
+			p.s.log.DebugContext(p.logContext(), "reply to submission", "err", err)
 		}
 		p.s.pipe.answered(p.bytes)
 		p.s.outcomes.accepted()
+		p.endSpans(nil)
 	}
 }
 
 func (p *submission) fail(err error) {
 	if p.answered.CompareAndSwap(false, true) {
 		if rerr := natsx.ReplyError(p.req, err); rerr != nil {
-			p.s.log.Debug("reply to submission", "err", rerr)
+			p.s.log.DebugContext(p.logContext(), "reply to submission", "err", rerr)
 		}
 		p.s.pipe.answered(p.bytes)
 		p.s.outcomes.refused(err)
+		p.endSpans(err)
 	}
+}
+
+// endSpans ends the submission's spans as it is answered.
+func (p *submission) endSpans(err error) {
+	if p.span == nil {
+		return
+	}
+	if p.insertSpan != nil {
+		tracing.End(p.insertSpan, err)
+	}
+	if p.test.ID != "" {
+		p.span.SetAttributes(attrTestID.String(p.test.ID))
+	}
+	tracing.End(p.span, err)
+}
+
+// spanContext is the submission's span context (not valid with tracing off).
+func (p *submission) spanContext() trace.SpanContext {
+	if p.span == nil {
+		return trace.SpanContext{}
+	}
+	return p.span.SpanContext()
+}
+
+// logContext is the context of the submission's log lines: with its span,
+// so that they carry its trace_id.
+func (p *submission) logContext() context.Context {
+	if p.span == nil {
+		return context.Background()
+	}
+	return trace.ContextWithSpan(context.Background(), p.span)
+}
+
+// Span attributes of the role's own (beyond the semantic conventions).
+var (
+	attrTestID     = attribute.Key("sensorhub.test_id")
+	attrSensorType = attribute.Key("sensorhub.sensor_type")
+	attrStatus     = attribute.Key("sensorhub.status")
+	attrApplied    = attribute.Key("sensorhub.applied")
+)
+
+// startSubmitSpan starts the intake's span of a submission, continuing the
+// trace named by the request's traceparent header (a malformed one is
+// ignored: the span starts a new trace).
+func (s *Service) startSubmitSpan(req micro.Request) trace.Span {
+	ctx := tracing.FromTraceparent(context.Background(), headerValue(req.Headers(), messages.HeaderTraceparent))
+	_, span := s.cfg.Tracer.StartMessaging(ctx, tracing.Messaging{System: tracing.SystemNATS, Destination: req.Subject(),
+		Operation: "process", Kind: trace.SpanKindServer, BodySize: len(req.Data())})
+	return span
 }
 
 // settle replaces the bytes reserved at admission with the n the
@@ -97,7 +156,11 @@ func (s *Service) handleSubmit(req micro.Request) {
 		s.outcomes.refused(errOverloaded)
 		return
 	}
-	s.tasks.send(s.intakePID, &submitReceived{sub: &submission{s: s, req: natsx.Detach(s.nc, req), bytes: size}})
+	sub := &submission{s: s, req: natsx.Detach(s.nc, req), bytes: size}
+	if s.cfg.Tracer != nil {
+		sub.span = s.startSubmitSpan(req)
+	}
+	s.tasks.send(s.intakePID, &submitReceived{sub: sub})
 }
 
 // intake validates submissions, has their tokens checked off the actor's

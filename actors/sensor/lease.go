@@ -118,7 +118,7 @@ func (p *pool) begun(ctx actor.Context, msg *attemptsBegun) {
 			p.remove(j)
 		case a > p.s.cfg.MaxAttempts:
 			j.attempts = a - 1
-			p.s.sendCompletion(ctx, p.s.failedCompletion(j.work.test, fmt.Sprintf("gave up after %d attempts", a-1)))
+			p.s.sendCompletion(ctx, p.s.failedCompletion(j.work.test, fmt.Sprintf("gave up after %d attempts", a-1)), j.work.trace)
 			p.remove(j)
 		default:
 			j.attempts = a

@@ -12,9 +12,11 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"sensorhub/internal/natsx"
 	"sensorhub/internal/store"
+	"sensorhub/internal/tracing"
 	"sensorhub/messages"
 )
 
@@ -239,15 +241,45 @@ func publishWaves(sensors []string) [][]int {
 // first refusal (or send error).
 func (s *Service) publishWave(ctx context.Context, rows []store.OutboxRow, heads []natsx.EventHeaders, wave []int) ([]int64, error) {
 	futures := make([]jetstream.PubAckFuture, 0, len(wave))
+	// spans[j] is the publish span of futures[j]'s event (nil: untraced).
+	var spans []trace.Span
+	if s.cfg.Tracer != nil {
+		spans = make([]trace.Span, 0, len(wave))
+		defer func() {
+			for _, span := range spans {
+				if span != nil {
+					tracing.End(span, errors.New("publish abandoned"))
+				}
+			}
+		}()
+	}
 	var sendErr error
 	for _, i := range wave {
-		row := rows[i]
-		f, err := s.js.PublishMsgAsync(natsx.EventMsg(row.Subject, heads[i], row.Payload))
+		row, h := rows[i], heads[i]
+		var span trace.Span
+		if s.cfg.Tracer != nil && row.Traceparent != "" {
+			span = s.startPublishSpan(row)
+			h.Traceparent = tracing.Traceparent(span.SpanContext())
+		}
+		f, err := s.js.PublishMsgAsync(natsx.EventMsg(row.Subject, h, row.Payload))
 		if err != nil {
 			sendErr = fmt.Errorf("publish event %s: %w", row.EventID, classifyPublish(err))
+			if span != nil {
+				tracing.End(span, sendErr)
+			}
 			break
 		}
 		futures = append(futures, f)
+		if spans != nil {
+			spans = append(spans, span)
+		}
+	}
+	// end ends the span of futures[j] (once).
+	end := func(j int, err error) {
+		if spans != nil && spans[j] != nil {
+			tracing.End(spans[j], err)
+			spans[j] = nil
+		}
 	}
 	stored := make([]int64, 0, len(futures))
 	var ackErr error
@@ -256,15 +288,28 @@ func (s *Service) publishWave(ctx context.Context, rows []store.OutboxRow, heads
 		select {
 		case <-f.Ok():
 			stored = append(stored, row.Seq)
+			end(j, nil)
 		case err := <-f.Err():
+			perr := fmt.Errorf("publish event %s: %w", row.EventID, classifyPublish(err))
+			end(j, perr)
 			if ackErr == nil {
-				ackErr = fmt.Errorf("publish event %s: %w", row.EventID, classifyPublish(err))
+				ackErr = perr
 			}
 		case <-ctx.Done():
 			return stored, errors.Join(sendErr, fmt.Errorf("wait for pub acks: %w", ctx.Err()))
 		}
 	}
 	return stored, errors.Join(sendErr, ackErr)
+}
+
+// startPublishSpan starts the producer span of row's publish, continuing
+// the trace of the completion that wrote it (its Traceparent).
+func (s *Service) startPublishSpan(row store.OutboxRow) trace.Span {
+	ctx := tracing.FromTraceparent(context.Background(), row.Traceparent)
+	_, span := s.cfg.Tracer.StartMessaging(ctx, tracing.Messaging{System: tracing.SystemNATS, Destination: row.Subject,
+		Operation: "publish", Kind: trace.SpanKindProducer, MessageID: row.EventID, BodySize: len(row.Payload)},
+		attrTestID.String(row.TestID))
+	return span
 }
 
 // errStreamFull marks a publish that SENSOR_EVENTS refused for want of

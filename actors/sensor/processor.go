@@ -1,6 +1,7 @@
 package sensor
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,10 +11,12 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 
 	"sensorhub/actors/supervise"
 	"sensorhub/internal/acceptance"
 	"sensorhub/internal/store"
+	"sensorhub/internal/tracing"
 	"sensorhub/messages"
 )
 
@@ -48,6 +51,10 @@ type work struct {
 	reference  *float64
 	// unreadable marks a claimed test whose stored request does not decode.
 	unreadable bool
+	// trace is the intake's span of the test's submission, which its
+	// processing continues (not valid for an untraced test, or one a
+	// sweeper claimed).
+	trace trace.SpanContext
 }
 
 // jobOverheadBytes is what a queued test holds besides its readings (the
@@ -294,7 +301,7 @@ func (p *pool) failed(ctx actor.Context, msg *jobFailed) {
 	}
 	reason := truncate(fmt.Sprintf("processing failed %d times: %s", j.attempts, msg.reason))
 	p.s.log.Error("giving up on a test that keeps crashing its processor", "test_id", j.work.test.ID, "reason", reason)
-	p.s.sendCompletion(ctx, p.s.failedCompletion(j.work.test, reason))
+	p.s.sendCompletion(ctx, p.s.failedCompletion(j.work.test, reason), j.work.trace)
 	p.remove(j)
 }
 
@@ -351,9 +358,19 @@ func (p *processor) Receive(ctx actor.Context) {
 }
 
 func (p *processor) process(ctx actor.Context, msg *process) {
+	var span trace.Span
+	if p.s.cfg.Tracer != nil && msg.work.trace.IsValid() {
+		t := msg.work.test
+		_, span = p.s.cfg.Tracer.Start(trace.ContextWithSpanContext(context.Background(), msg.work.trace), "evaluate test",
+			trace.WithAttributes(attrTestID.String(t.ID), attrSensorType.String(t.SensorType)))
+	}
 	defer func() {
 		if r := recover(); r != nil {
-			ctx.Send(ctx.Parent(), &jobFailed{seq: msg.seq, reason: panicReason(r)})
+			reason := panicReason(r)
+			if span != nil {
+				tracing.End(span, errors.New("processor panicked: "+reason))
+			}
+			ctx.Send(ctx.Parent(), &jobFailed{seq: msg.seq, reason: reason})
 			panic(r)
 		}
 	}()
@@ -366,7 +383,13 @@ func (p *processor) process(ctx actor.Context, msg *process) {
 		}
 	}
 	c := p.s.evaluateTest(msg.work)
-	p.s.sendCompletion(ctx, c)
+	var sc trace.SpanContext
+	if span != nil {
+		span.SetAttributes(attrStatus.String(c.Status))
+		span.End()
+		sc = span.SpanContext()
+	}
+	p.s.sendCompletion(ctx, c, sc)
 	ctx.Send(ctx.Parent(), &jobDone{seq: msg.seq})
 }
 

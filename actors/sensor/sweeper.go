@@ -96,7 +96,7 @@ func (w *sweeper) claimed(ctx actor.Context, msg *claimedExpired) {
 		// MaxAttempts of them, the test gets no more.
 		if c.attempts >= s.cfg.MaxAttempts {
 			gaveUp++
-			s.sendCompletion(ctx, s.failedCompletion(c.work.test, fmt.Sprintf("gave up after %d attempts", c.attempts)))
+			s.sendCompletion(ctx, s.failedCompletion(c.work.test, fmt.Sprintf("gave up after %d attempts", c.attempts)), c.work.trace)
 			continue
 		}
 		retry = append(retry, c)

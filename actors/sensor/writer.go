@@ -7,9 +7,12 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"sensorhub/internal/breaker"
 	"sensorhub/internal/store"
+	"sensorhub/internal/tracing"
 	"sensorhub/messages"
 )
 
@@ -26,8 +29,12 @@ type (
 		at      time.Time
 	}
 	// completeTest asks the writer to finish a test. Its sender has counted
-	// it as sent in the pipeline (Service.sendCompletion).
-	completeTest struct{ c store.Completion }
+	// it as sent in the pipeline (Service.sendCompletion). trace is the span
+	// of the test's evaluation (not valid when untraced).
+	completeTest struct {
+		c     store.Completion
+		trace trace.SpanContext
+	}
 	// completionsDone is the outcome of one CompleteTests group commit.
 	completionsDone struct {
 		batch   []*pendingCompletion
@@ -39,15 +46,21 @@ type (
 )
 
 // sendCompletion hands a completion to the writer, counting it in the
-// pipeline first.
-func (s *Service) sendCompletion(ctx actor.Context, c store.Completion) {
+// pipeline first. parent is the span its commit continues (the test's
+// evaluation; not valid for an untraced test).
+func (s *Service) sendCompletion(ctx actor.Context, c store.Completion, parent trace.SpanContext) {
 	s.pipe.completionSent()
-	ctx.Send(s.writerPID, &completeTest{c: c})
+	ctx.Send(s.writerPID, &completeTest{c: c, trace: parent})
 }
 
 // pendingCompletion is a completion waiting for its commit.
 type pendingCompletion struct {
 	c store.Completion
+	// parent is the span the completion continues, span its share of the
+	// completion group commit (nil when untraced), whose traceparent the
+	// outbox row keeps.
+	parent trace.SpanContext
+	span   trace.Span
 	// failures counts commits that failed for anything but an outage; solo
 	// marks one to be retried alone, so that one bad completion cannot
 	// hold a whole batch back.
@@ -82,6 +95,8 @@ type writer struct {
 	completeBatch int
 	dispatch      func(ctx actor.Context, jobs []dispatchedTest) // to the processor pool
 	outboxPID     *actor.PID                                     // nudged after each commit
+	tracer        *tracing.Tracer                                // nil: tracing off
+	dialect       string                                         // the store's, for the spans
 
 	inserts    []*submission // waiting for the next insert batch
 	insertBusy bool
@@ -96,19 +111,27 @@ func newWriter(s *Service) *writer {
 	return &writer{
 		data: s.data, pipe: s.pipe, outcomes: &s.outcomes, tasks: s.tasks, ctx: s.ctx, log: s.log,
 		insertBatch: s.cfg.InsertBatch, completeBatch: s.cfg.CompleteBatch,
-		dispatch: s.dispatchJobs, outboxPID: s.outboxPID,
+		dispatch: s.dispatchJobs, outboxPID: s.outboxPID, tracer: s.cfg.Tracer, dialect: s.cfg.Store.Dialect(),
 	}
 }
 
 func (w *writer) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *insertTest:
+		if msg.sub.span != nil {
+			msg.sub.insertSpan = w.startCommitSpan(msg.sub.spanContext(), "insert tests")
+		}
 		w.inserts = append(w.inserts, msg.sub)
 		w.flushInserts(ctx)
 	case *insertsDone:
 		w.insertsDone(ctx, msg)
 	case *completeTest:
-		w.completions = append(w.completions, &pendingCompletion{c: msg.c})
+		p := &pendingCompletion{c: msg.c, parent: msg.trace}
+		if w.tracer != nil && msg.trace.IsValid() {
+			p.span = w.startCommitSpan(msg.trace, "complete tests")
+			p.c.Event.Traceparent = tracing.Traceparent(p.span.SpanContext())
+		}
+		w.completions = append(w.completions, p)
 		w.flushCompletions(ctx)
 	case *completionsDone:
 		w.completionsDone(ctx, msg)
@@ -120,9 +143,45 @@ func (w *writer) Receive(ctx actor.Context) {
 	case *actor.Stopping:
 		w.fail(errStopping)
 		w.pipe.abandoned(len(w.completions))
+		endCompletionSpans(w.completions, errStopping)
 		w.completions = nil
 	}
 	w.pipe.insertsWaiting(len(w.inserts))
+}
+
+// startCommitSpan starts a test's share of a group commit (its wait for
+// the batch and the batch's transaction), as a child of parent.
+func (w *writer) startCommitSpan(parent trace.SpanContext, name string) trace.Span {
+	ctx := trace.ContextWithSpanContext(context.Background(), parent)
+	_, span := w.tracer.Start(ctx, name, trace.WithAttributes(semconv.DBSystemNameKey.String(dbSystemName(w.dialect))))
+	return span
+}
+
+// dbSystemName is the semantic conventions' name of a store dialect.
+func dbSystemName(dialect string) string {
+	if dialect == "postgres" {
+		return "postgresql"
+	}
+	return dialect
+}
+
+// logContext is the context of the completion's log lines (with its span).
+func (p *pendingCompletion) logContext() context.Context {
+	if p.span == nil {
+		return context.Background()
+	}
+	return trace.ContextWithSpan(context.Background(), p.span)
+}
+
+// endCompletionSpans ends the spans of completions that leave the writer
+// (err: given up; nil: committed).
+func endCompletionSpans(ps []*pendingCompletion, err error) {
+	for _, p := range ps {
+		if p.span != nil {
+			tracing.End(p.span, err)
+			p.span = nil
+		}
+	}
 }
 
 // handOver runs on the failed incarnation before the restart. The queued
@@ -131,8 +190,9 @@ func (w *writer) Receive(ctx actor.Context) {
 // stay counted as completing in the pipeline); a batch in flight comes back to it by itself.
 func (w *writer) handOver(ctx actor.Context) {
 	w.fail(errInternal)
+	endCompletionSpans(w.completions, errInternal)
 	for _, p := range w.completions {
-		ctx.Send(ctx.Self(), &completeTest{c: p.c})
+		ctx.Send(ctx.Self(), &completeTest{c: p.c, trace: p.parent})
 	}
 	w.completions = nil
 }
@@ -161,6 +221,9 @@ func (w *writer) flushInserts(ctx actor.Context) {
 	tests := make([]store.NewTest, len(batch))
 	for i, sub := range batch {
 		tests[i] = sub.test
+		if sub.insertSpan != nil {
+			sub.insertSpan.SetAttributes(semconv.DBOperationBatchSize(len(batch)))
+		}
 	}
 	w.insertBusy = true
 	self, data, tasks := ctx.Self(), w.data, w.tasks
@@ -196,7 +259,9 @@ func (w *writer) insertsDone(ctx actor.Context, msg *insertsDone) {
 		var jobs []dispatchedTest
 		for i, sub := range msg.batch {
 			if !msg.results[i].Duplicate {
-				jobs = append(jobs, dispatchedTest{work: newWork(testOf(sub.test, msg.at), &sub.body)})
+				wk := newWork(testOf(sub.test, msg.at), &sub.body)
+				wk.trace = sub.spanContext()
+				jobs = append(jobs, dispatchedTest{work: wk})
 			}
 		}
 		w.dispatch(ctx, jobs)
@@ -275,6 +340,9 @@ func (w *writer) flushCompletions(ctx actor.Context) {
 	cs := make([]store.Completion, len(batch))
 	for i, p := range batch {
 		cs[i] = p.c
+		if p.span != nil {
+			p.span.SetAttributes(semconv.DBOperationBatchSize(len(batch)))
+		}
 	}
 	w.completeBusy = true
 	self, data, tasks := ctx.Self(), w.data, w.tasks
@@ -290,6 +358,8 @@ func (w *writer) flushCompletions(ctx actor.Context) {
 		// Stopping: the tests stay "processing" until a sweeper claims them.
 		w.completeBusy = false
 		w.pipe.abandoned(len(batch) + len(w.completions))
+		endCompletionSpans(batch, errStopping)
+		endCompletionSpans(w.completions, errStopping)
 		w.completions = nil
 	}
 }
@@ -306,9 +376,16 @@ func (w *writer) completionsDone(ctx actor.Context, msg *completionsDone) {
 		w.backoff = 0
 		w.pipe.committed(len(msg.batch))
 		w.outcomes.ended(msg.batch, msg.applied)
+		for i, p := range msg.batch {
+			if p.span != nil {
+				p.span.SetAttributes(attrApplied.Bool(msg.applied[i]))
+			}
+		}
+		endCompletionSpans(msg.batch, nil)
 		ctx.Send(w.outboxPID, &outboxNudge{})
 	case errors.Is(msg.err, context.Canceled) && w.ctx.Err() != nil:
 		w.pipe.abandoned(len(msg.batch))
+		endCompletionSpans(msg.batch, msg.err)
 	case isDatabaseOutage(msg.err) || errors.Is(msg.err, breaker.ErrOpen) || errors.Is(msg.err, store.ErrRetry):
 		w.completions = append(msg.batch, w.completions...)
 		w.retryLater(ctx)
@@ -317,9 +394,10 @@ func (w *writer) completionsDone(ctx actor.Context, msg *completionsDone) {
 		for _, p := range msg.batch {
 			p.failures++
 			if p.failures >= maxCompletionFailures {
-				w.log.Error("dropping a completion the store keeps refusing; the sweeper will process the test again",
+				w.log.ErrorContext(p.logContext(), "dropping a completion the store keeps refusing; the sweeper will process the test again",
 					"test_id", p.c.TestID, "err", msg.err)
 				w.pipe.abandoned(1)
+				endCompletionSpans([]*pendingCompletion{p}, msg.err)
 				continue
 			}
 			p.solo = true

@@ -19,6 +19,7 @@ import (
 	"sensorhub/internal/edge"
 	"sensorhub/internal/metrics"
 	"sensorhub/internal/natsx"
+	"sensorhub/internal/tracing"
 )
 
 var (
@@ -159,6 +160,7 @@ type commonFlags struct {
 	chaos     bool
 	pprof     string
 	metrics   string
+	tracing   tracing.Config
 }
 
 func (c *commonFlags) register(fs *flag.FlagSet, withNATSURL bool) {
@@ -175,6 +177,11 @@ func (c *commonFlags) register(fs *flag.FlagSet, withNATSURL bool) {
 	fs.StringVar(&c.pprof, "pprof", "", "serve net/http/pprof on this localhost address (e.g. 127.0.0.1:6060)")
 	fs.StringVar(&c.metrics, "metrics-listen", metrics.DefaultListen,
 		"serve Prometheus metrics at /metrics on this address, e.g. :9090 (empty: off; the edge and dev also serve them at GET /metrics on their HTTP port)")
+	fs.StringVar(&c.tracing.Endpoint, "otlp-endpoint", "",
+		"send OpenTelemetry traces over OTLP/HTTP to this collector URL, e.g. http://127.0.0.1:4318 ("+tracing.TracesPath+" is added to a URL without a path; empty: tracing off)")
+	fs.Float64Var(&c.tracing.SampleRatio, "otlp-sample-ratio", 1,
+		"share of new traces recorded with --otlp-endpoint, 0 to 1; a request with a traceparent follows its caller's decision")
+	fs.DurationVar(&c.tracing.Timeout, "otlp-timeout", tracing.DefaultTimeout, "deadline of one export of spans to --otlp-endpoint")
 }
 
 func (c *commonFlags) logger(w io.Writer) (*slog.Logger, error) {
@@ -186,7 +193,11 @@ func (c *commonFlags) common() (app.Common, error) {
 	if err != nil {
 		return app.Common{}, err
 	}
-	return app.Common{NATSURL: c.natsURL, NATSCreds: creds, NATSTLS: c.natsTLS, SubjectPrefix: c.prefix, LogStacks: c.logStacks, Chaos: c.chaos, PprofAddr: c.pprof, MetricsListen: c.metrics}, nil
+	if err := c.tracing.Validate(); err != nil {
+		return app.Common{}, err
+	}
+	return app.Common{NATSURL: c.natsURL, NATSCreds: creds, NATSTLS: c.natsTLS, SubjectPrefix: c.prefix, LogStacks: c.logStacks,
+		Chaos: c.chaos, PprofAddr: c.pprof, MetricsListen: c.metrics, Tracing: c.tracing}, nil
 }
 
 // natsIdentityFlags are who a process is on the bus: a role's nkey seed

@@ -26,6 +26,7 @@ type Header struct {
 var (
 	headerAuthorization  = Header{messages.HeaderAuthorization, "Bearer <token> (or the body's token field; the header wins)"}
 	headerIdempotencyKey = Header{messages.HeaderIdempotencyKey, "makes a retried submission return the same test id (or the body's idempotency_key)"}
+	headerTraceparent    = Header{messages.HeaderTraceparent, "optional W3C Trace Context: a sensor role that traces (--otlp-endpoint) continues the caller's trace; a malformed one is ignored"}
 )
 
 func typ[T any]() reflect.Type { return reflect.TypeFor[T]() }
@@ -57,7 +58,7 @@ func Operations() []Operation {
 			Summary: "the public keys that tokens are signed with"},
 		{ID: "submitTest", Role: messages.RoleSensor, Subject: messages.Subjects.SensorSubmit,
 			Request: typ[messages.SubmitTest](), Reply: typ[messages.TestAccepted](),
-			Headers: []Header{headerAuthorization, headerIdempotencyKey},
+			Headers: []Header{headerAuthorization, headerIdempotencyKey, headerTraceparent},
 			Summary: "accept a sensor test: the reply comes once it is committed, with status processing"},
 		{ID: "getResult", Role: messages.RoleSensor, Subject: messages.Subjects.SensorResult,
 			Request: typ[messages.GetResult](), Reply: typ[messages.TestRecord](),
@@ -125,6 +126,7 @@ var (
 		{messages.HeaderSensorID, "the sensor id: the bridge keys the Kafka record by it"},
 		{messages.HeaderTestID, "the test id: the Kafka record's ce_subject"},
 		{messages.HeaderEventTime, "when the test completed (RFC 3339, UTC): the Kafka record's ce_time"},
+		{messages.HeaderTraceparent, "W3C Trace Context of the span that published the event, only while the sensor role traces (--otlp-endpoint): the submission's trace, which the bridge continues"},
 	}
 	deadLetterHeaders = []Header{
 		{messages.HeaderDeadLetterReason, "why the bridge could not relay the event"},
@@ -144,6 +146,7 @@ var (
 		{messages.KafkaHeaderCESource, "CloudEvents source: /<subject prefix>/sensor, e.g. " + messages.DefaultSubjects().EventSource()},
 		{messages.KafkaHeaderCESubject, "CloudEvents subject: the test id"},
 		{messages.KafkaHeaderCETime, "CloudEvents time: when the test completed (RFC 3339, UTC)"},
+		{messages.KafkaHeaderTraceparent, "W3C Trace Context of the bridge's span of the write, in the submission's trace; only while the bridge traces (--otlp-endpoint) and the event carried one"},
 	}
 )
 

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"sensorhub/internal/natsx"
+	"sensorhub/internal/tracing"
 )
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
@@ -31,6 +32,34 @@ type Common struct {
 	// /metrics on this address (a role's metrics are off without it; the
 	// edge also serves them at GET /metrics on its HTTP port).
 	MetricsListen string
+	// Tracing, when its Endpoint is set, exports the spans of the edge,
+	// sensor and bridge roles over OTLP/HTTP, each as its own service
+	// (sensorhub-<role>); off without it.
+	Tracing tracing.Config
+}
+
+// tracer starts tracing for role as c says (nil: off) and registers its
+// shutdown, which flushes the spans still queued within
+// tracing.ShutdownTimeout. Registered before the role's actors, it runs
+// after they stopped, so that their last spans are sent.
+func (l *lifecycle) tracer(c Common, role string) (*tracing.Tracer, error) {
+	cfg := c.Tracing
+	cfg.Version = natsx.BuildVersion()
+	cfg.Logger = l.logger
+	service := "sensorhub-" + role
+	tr, err := tracing.New(cfg, service)
+	if err != nil || tr == nil {
+		return nil, err
+	}
+	l.logger.Info("tracing on", "service", service, "otlp_endpoint", cfg.Endpoint)
+	l.defer_("tracing "+role, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), tracing.ShutdownTimeout)
+		defer cancel()
+		if err := tr.Shutdown(ctx); err != nil {
+			l.logger.Warn("tracing: spans not flushed at shutdown", "service", service, "err", err)
+		}
+	})
+	return tr, nil
 }
 
 // lifecycle collects what a process must undo at shutdown, in reverse

@@ -220,6 +220,10 @@ func startSensor(ctx context.Context, l *lifecycle, nc *nats.Conn, system *actor
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
+	tracer, err := l.tracer(cfg.Common, messages.RoleSensor)
+	if err != nil {
+		return nil, err
+	}
 	keys := token.NewKeySource(js, token.VerifierConfig{Issuer: cfg.Issuer, Audience: cfg.Audience}, logger)
 	kctx, stopKeys := context.WithCancel(context.Background())
 	keysDone := make(chan struct{})
@@ -240,6 +244,7 @@ func startSensor(ctx context.Context, l *lifecycle, nc *nats.Conn, system *actor
 		JetStreamBreaker: cfg.JetStreamBreaker,
 		Stream:           natsx.StreamConfig{Replicas: cfg.StreamReplicas, MaxBytes: cfg.StreamMaxBytes, DuplicateWindow: cfg.StreamDuplicateWindow},
 		Logger:           logger,
+		Tracer:           tracer,
 		LogStacks:        cfg.LogStacks,
 		OnGiveUp:         l.giveUp,
 	})
@@ -260,6 +265,10 @@ func startBridge(ctx context.Context, l *lifecycle, nc *nats.Conn, system *actor
 	if len(brokers) == 0 {
 		return nil, errors.New("no Kafka brokers: give --kafka-brokers")
 	}
+	tracer, err := l.tracer(cfg.Common, messages.RoleBridge)
+	if err != nil {
+		return nil, err
+	}
 	b, err := bridge.Start(ctx, nc, system, bridge.Config{
 		Subjects:  subj,
 		Brokers:   brokers,
@@ -271,6 +280,7 @@ func startBridge(ctx context.Context, l *lifecycle, nc *nats.Conn, system *actor
 		Breaker:   cfg.KafkaBreaker,
 		Stream:    natsx.StreamConfig{Replicas: cfg.StreamReplicas, MaxBytes: cfg.StreamMaxBytes, DuplicateWindow: cfg.StreamDuplicateWindow},
 		Logger:    logger,
+		Tracer:    tracer,
 		LogStacks: cfg.LogStacks,
 		OnGiveUp:  l.giveUp,
 	})
@@ -295,7 +305,12 @@ func startEdge(l *lifecycle, nc *nats.Conn, cfg EdgeConfig, reg *metrics.Registr
 	if reg != nil {
 		httpMetrics, metricsHandler = reg.HTTP(messages.RoleEdge), reg.Handler()
 	}
+	tracer, err := l.tracer(cfg.Common, messages.RoleEdge)
+	if err != nil {
+		return "", err
+	}
 	srv, err := edge.New(nc, edge.Config{
+		Tracer:         tracer,
 		Metrics:        httpMetrics,
 		MetricsHandler: metricsHandler,
 		Addr:           cfg.HTTP,

@@ -11,6 +11,7 @@ import (
 	"sensorhub/internal/breaker"
 	"sensorhub/internal/metrics"
 	"sensorhub/internal/ratelimit"
+	"sensorhub/internal/tracing"
 	"sensorhub/messages"
 )
 
@@ -53,6 +54,11 @@ type Config struct {
 	// /metrics (outside MaxConcurrent, like /healthz).
 	Metrics        *metrics.HTTP
 	MetricsHandler http.Handler
+	// Tracer, when set, makes a server span per request (continuing an
+	// inbound traceparent, answering with the span's traceparent) and a
+	// client span per NATS request, whose traceparent goes in the NATS
+	// headers. nil: tracing off, and the edge does no tracing work.
+	Tracer *tracing.Tracer
 	// AuthBreaker, SensorBreaker and BridgeBreaker guard the calls to each
 	// downstream service ("edge.auth", "edge.sensor", "edge.bridge"). A zero
 	// CallTimeout takes RequestTimeout.

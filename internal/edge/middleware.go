@@ -1,10 +1,17 @@
 package edge
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"sensorhub/internal/metrics"
+	"sensorhub/internal/tracing"
+	"sensorhub/messages"
 )
 
 // statusWriter remembers the status written, for the panic handler (which
@@ -32,18 +39,29 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // instrument recovers panics into a 500 JSON envelope (logged with the
-// stack), counts every request in the metrics (when set) and logs one
-// line per request at debug level.
+// stack), counts every request in the metrics (when set), traces it (when
+// tracing is on; see traced) and logs one line per request at debug level.
 func (s *Server) instrument(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sw := &statusWriter{ResponseWriter: w}
 		start := time.Now()
+		var span trace.Span
+		if s.cfg.Tracer != nil && traced(r.URL.Path) {
+			var ctx context.Context
+			ctx, span = s.cfg.Tracer.StartHTTPServer(r)
+			// The answer names the request's span, so that a user can
+			// look their request up; set before any handler writes.
+			w.Header().Set(messages.HeaderTraceparent, tracing.Traceparent(span.SpanContext()))
+			// The mux sets Pattern on this request, which the deferred
+			// function reads.
+			r = r.WithContext(ctx)
+		}
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				s.log.Error("panic in http handler", "method", r.Method, "route", r.Pattern,
+				s.log.ErrorContext(r.Context(), "panic in http handler", "method", r.Method, "route", r.Pattern,
 					"panic", v, "stack", string(debug.Stack()))
 				if sw.status != 0 {
 					// Part of an answer is out: cut the connection rather
@@ -63,6 +81,13 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 				}
 				rt.Observe(status, time.Since(start))
 			}
+			if span != nil {
+				status := sw.status
+				if status == 0 {
+					status = http.StatusOK
+				}
+				tracing.EndHTTPServer(span, r.Method, r.Pattern, status)
+			}
 			if s.log.Enabled(r.Context(), slog.LevelDebug) {
 				s.log.LogAttrs(r.Context(), slog.LevelDebug, "http request",
 					slog.String("method", r.Method), slog.String("route", r.Pattern),
@@ -73,6 +98,17 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		next.ServeHTTP(sw, r)
 	})
+}
+
+// traced says whether requests for path get a span: all but liveness,
+// readiness and the metrics scrape, which a collector would otherwise
+// receive every few seconds from every probe.
+func traced(path string) bool {
+	switch path {
+	case "/healthz", "/readyz", metrics.Path:
+		return false
+	}
+	return true
 }
 
 func truncate(s string, n int) string {

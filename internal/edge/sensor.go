@@ -43,7 +43,7 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.IdempotencyKey == "" {
 		if req.IdempotencyKey, err = newIdempotencyKey(); err != nil {
-			s.log.Error("new idempotency key", "err", err)
+			s.log.ErrorContext(r.Context(), "new idempotency key", "err", err)
 			writeError(w, errInternal)
 			return
 		}

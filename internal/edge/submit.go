@@ -68,7 +68,7 @@ func (s *Server) submit(ctx context.Context, req messages.SubmitTest, hdr nats.H
 		if err == nil {
 			if attempt > 1 {
 				s.stats.submitsRecovered.Add(1)
-				s.log.Debug("submission answered after a retry", "attempts", attempt, "idempotency_key", req.IdempotencyKey)
+				s.log.DebugContext(ctx, "submission answered after a retry", "attempts", attempt, "idempotency_key", req.IdempotencyKey)
 			}
 			return msg, nil
 		}
@@ -78,13 +78,13 @@ func (s *Server) submit(ctx context.Context, req messages.SubmitTest, hdr nats.H
 			// The sensor answered. A 5xx means this send stored nothing,
 			// but an earlier one that went unanswered may have.
 			if unknown && e.HTTPStatus() >= 500 {
-				return nil, s.outcomeUnknown(req, attempt, err)
+				return nil, s.outcomeUnknown(ctx, req, attempt, err)
 			}
 			return nil, err
 		case errors.Is(err, breaker.ErrOpen):
 			// Not sent, and nothing will be until the breaker lets a probe
 			// through: no point waiting here.
-			return nil, s.givenUp(req, attempt, unknown, err)
+			return nil, s.givenUp(ctx, req, attempt, unknown, err)
 		case errors.Is(err, natsx.ErrNoResponders):
 			// Not delivered: no sensor process listens right now.
 		case errors.Is(err, natsx.ErrNotConnected) && !connected:
@@ -93,17 +93,17 @@ func (s *Server) submit(ctx context.Context, req messages.SubmitTest, hdr nats.H
 			unknown = true // sent (or perhaps sent), and no answer came
 		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
 			// SubmitTimeout ended before the send.
-			return nil, s.givenUp(req, attempt, unknown, err)
+			return nil, s.givenUp(ctx, req, attempt, unknown, err)
 		default:
 			// The caller went away, or a reply that could not be read.
 			return nil, err
 		}
 		if attempt >= s.cfg.SubmitAttempts || !s.waitToRetry(ctx, backoff) {
-			return nil, s.givenUp(req, attempt, unknown, err)
+			return nil, s.givenUp(ctx, req, attempt, unknown, err)
 		}
 		backoff = min(2*backoff, submitBackoffMax)
 		s.stats.submitRetries.Add(1)
-		s.log.Debug("retrying a submission whose answer was lost", "attempt", attempt+1,
+		s.log.DebugContext(ctx, "retrying a submission whose answer was lost", "attempt", attempt+1,
 			"idempotency_key", req.IdempotencyKey, "err", err)
 	}
 }
@@ -126,19 +126,19 @@ func (s *Server) waitToRetry(ctx context.Context, backoff time.Duration) bool {
 }
 
 // givenUp is the 503 of a submission that no attempt settled.
-func (s *Server) givenUp(req messages.SubmitTest, attempts int, unknown bool, err error) error {
+func (s *Server) givenUp(ctx context.Context, req messages.SubmitTest, attempts int, unknown bool, err error) error {
 	if unknown {
-		return s.outcomeUnknown(req, attempts, err)
+		return s.outcomeUnknown(ctx, req, attempts, err)
 	}
 	s.stats.sensorRef.Add(1)
-	s.log.Debug("submission refused: no sensor process took it", "attempts", attempts,
+	s.log.DebugContext(ctx, "submission refused: no sensor process took it", "attempts", attempts,
 		"idempotency_key", req.IdempotencyKey, "err", err)
 	return errSensorRefused
 }
 
-func (s *Server) outcomeUnknown(req messages.SubmitTest, attempts int, err error) error {
+func (s *Server) outcomeUnknown(ctx context.Context, req messages.SubmitTest, attempts int, err error) error {
 	s.stats.outcomeUnknown.Add(1)
-	s.log.Debug("submission outcome unknown: sent and not answered", "attempts", attempts,
+	s.log.DebugContext(ctx, "submission outcome unknown: sent and not answered", "attempts", attempts,
 		"idempotency_key", req.IdempotencyKey, "err", err)
 	return messages.ErrOutcomeUnknown
 }

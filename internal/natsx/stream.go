@@ -158,6 +158,9 @@ type EventHeaders struct {
 	TestID string
 	// Time is when the test completed: the CloudEvents time.
 	Time time.Time
+	// Traceparent names the span that published the event, while the
+	// sensor role traces ("" leaves the header out).
+	Traceparent string
 }
 
 // EventMsg is an event as it goes into SENSOR_EVENTS: the payload on its
@@ -177,6 +180,9 @@ func EventMsg(subject string, h EventHeaders, payload []byte) *nats.Msg {
 	}
 	if !h.Time.IsZero() {
 		msg.Header.Set(messages.HeaderEventTime, h.Time.UTC().Format(time.RFC3339Nano))
+	}
+	if h.Traceparent != "" {
+		msg.Header.Set(messages.HeaderTraceparent, h.Traceparent)
 	}
 	return msg
 }

@@ -93,6 +93,10 @@ type OutboxEvent struct {
 	// SensorID travels as a NATS header, so that the bridge keys the Kafka
 	// record without reading Payload (the type is Subject's last token).
 	SensorID string
+	// Traceparent is the W3C traceparent of the span that wrote the event
+	// (its test's completion), so that the relay continues the
+	// submission's trace; "" when untraced.
+	Traceparent string
 }
 
 // Completion finishes one test: status, result and its event, all or nothing.
@@ -119,6 +123,9 @@ type OutboxRow struct {
 	// CreatedAt is when the event was written: its test's completion time
 	// (Completion.At).
 	CreatedAt time.Time
+	// Traceparent is as written (OutboxEvent.Traceparent); "" when
+	// untraced, and on a row written before the store kept it.
+	Traceparent string
 }
 
 // Store is the system of record. Every method honours ctx; a context with no

@@ -77,6 +77,29 @@ func TestOutboxRowFromBeforeTheHeaderColumns(t *testing.T) {
 	}
 }
 
+// An outbox row written before the traceparent column (version 6) is
+// still listed, with it empty: the relay publishes it untraced.
+func TestOutboxRowFromBeforeTheTraceparentColumn(t *testing.T) {
+	databaseURL := testenv.Postgres(t)
+	p, db := provider(t, databaseURL)
+	if _, err := p.UpTo(t.Context(), 6); err != nil {
+		t.Fatalf("migrate to version 6: %v", err)
+	}
+	if _, err := db.ExecContext(t.Context(), `INSERT INTO outbox (event_id, test_id, subject, payload, sensor_id, created_at)
+		VALUES ('ev-old', 't-old', 'sensorhub.events.co2.completed', '{}', 's1', now())`); err != nil {
+		t.Fatalf("insert a version-6 outbox row: %v", err)
+	}
+
+	s := open(t, databaseURL) // applies the rest
+	rows, err := s.OutboxPending(t.Context(), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 || rows[0].EventID != "ev-old" || rows[0].SensorID != "s1" || rows[0].Traceparent != "" {
+		t.Fatalf("OutboxPending = %+v; want the old row, traceparent empty", rows)
+	}
+}
+
 // Every migration can be rolled back and applied again.
 func TestMigrationsDownAndUp(t *testing.T) {
 	p, _ := provider(t, testenv.Postgres(t))

@@ -20,13 +20,13 @@ func (s *Store) OutboxPending(ctx context.Context, limit int) ([]store.OutboxRow
 	ctx, cancel := store.WithDefaultTimeout(ctx)
 	defer cancel()
 	rows, err := s.pool.Query(ctx,
-		`SELECT seq, event_id, subject, payload, sensor_id, test_id, created_at FROM outbox ORDER BY seq LIMIT $1`, limit)
+		`SELECT seq, event_id, subject, payload, sensor_id, test_id, created_at, traceparent FROM outbox ORDER BY seq LIMIT $1`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list outbox: %w", Classify(err))
 	}
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.OutboxRow, error) {
 		var r store.OutboxRow
-		err := row.Scan(&r.Seq, &r.EventID, &r.Subject, &r.Payload, &r.SensorID, &r.TestID, &r.CreatedAt)
+		err := row.Scan(&r.Seq, &r.EventID, &r.Subject, &r.Payload, &r.SensorID, &r.TestID, &r.CreatedAt, &r.Traceparent)
 		r.CreatedAt = r.CreatedAt.UTC()
 		return r, err
 	})

@@ -260,17 +260,17 @@ func (s *Store) GetTest(ctx context.Context, id string) (store.Test, error) {
 const completeTestsSQL = `
 WITH c AS (
 	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[],
-	                     $7::text[], $8::bytea[], $9::text[])
-		WITH ORDINALITY AS c(test_id, status, result, reason, at, event_id, subject, payload, sensor_id, ord)
+	                     $7::text[], $8::bytea[], $9::text[], $10::text[])
+		WITH ORDINALITY AS c(test_id, status, result, reason, at, event_id, subject, payload, sensor_id, traceparent, ord)
 ), upd AS (
 	UPDATE tests AS t
 	SET status = c.status, result = c.result::json, reason = c.reason, completed_at = c.at, updated_at = c.at
 	FROM c
 	WHERE t.id = c.test_id AND t.status = 'processing' COLLATE "C"
-	RETURNING c.ord, c.test_id, c.event_id, c.subject, c.payload, c.sensor_id, c.at
+	RETURNING c.ord, c.test_id, c.event_id, c.subject, c.payload, c.sensor_id, c.traceparent, c.at
 ), ev AS (
-	INSERT INTO outbox (event_id, test_id, subject, payload, sensor_id, created_at)
-	SELECT event_id, test_id, subject, payload, sensor_id, at FROM upd ORDER BY ord
+	INSERT INTO outbox (event_id, test_id, subject, payload, sensor_id, traceparent, created_at)
+	SELECT event_id, test_id, subject, payload, sensor_id, traceparent, at FROM upd ORDER BY ord
 )
 SELECT ord FROM upd`
 
@@ -305,6 +305,7 @@ func (s *Store) CompleteTests(ctx context.Context, cs []store.Completion) ([]boo
 		subjects = make([]string, len(sent))
 		payloads = make([][]byte, len(sent))
 		sensors  = make([]string, len(sent))
+		parents  = make([]string, len(sent))
 	)
 	for j, i := range sent {
 		c := &cs[i]
@@ -314,11 +315,11 @@ func (s *Store) CompleteTests(ctx context.Context, cs []store.Completion) ([]boo
 		}
 		testIDs[j], statuses[j], results[j], reasons[j], ats[j] = c.TestID, c.Status, nullJSON(c.Result), c.Reason, at
 		eventIDs[j], subjects[j], payloads[j] = c.Event.EventID, c.Event.Subject, nonNil(c.Event.Payload)
-		sensors[j] = c.Event.SensorID
+		sensors[j], parents[j] = c.Event.SensorID, c.Event.Traceparent
 	}
 	err := s.inTx(ctx, beginPinnedPlans, func(ctx context.Context, tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, completeTestsSQL, testIDs, statuses, results, reasons, ats, eventIDs, subjects, payloads,
-			sensors)
+			sensors, parents)
 		if err != nil {
 			return err
 		}

@@ -89,6 +89,35 @@ func TestOutboxRowFromBeforeTheHeaderColumns(t *testing.T) {
 	}
 }
 
+// An outbox row written before the traceparent column (version 5) is
+// still listed, with it empty: the relay publishes it untraced.
+func TestOutboxRowFromBeforeTheTraceparentColumn(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "old.db")
+	p := provider(t, path)
+	if _, err := p.UpTo(t.Context(), 5); err != nil {
+		t.Fatalf("migrate to version 5: %v", err)
+	}
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.ExecContext(t.Context(), `INSERT INTO outbox (event_id, test_id, subject, payload, sensor_id, created_at)
+		VALUES ('ev-old', 't-old', 'sensorhub.events.co2.completed', CAST('{}' AS BLOB), 's1', 1)`)
+	_ = db.Close()
+	if err != nil {
+		t.Fatalf("insert a version-5 outbox row: %v", err)
+	}
+
+	s := open(t, path) // applies the rest
+	rows, err := s.OutboxPending(t.Context(), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 || rows[0].EventID != "ev-old" || rows[0].SensorID != "s1" || rows[0].Traceparent != "" {
+		t.Fatalf("OutboxPending = %+v; want the old row, traceparent empty", rows)
+	}
+}
+
 // Every migration can be rolled back and applied again.
 func TestMigrationsDownAndUp(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "updown.db")

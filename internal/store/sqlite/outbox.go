@@ -16,7 +16,7 @@ func (s *Store) OutboxPending(ctx context.Context, limit int) ([]store.OutboxRow
 	ctx, cancel := store.WithDefaultTimeout(ctx)
 	defer cancel()
 	rows, err := s.r.QueryContext(ctx,
-		`SELECT seq, event_id, subject, payload, sensor_id, test_id, created_at FROM outbox ORDER BY seq LIMIT ?`, limit)
+		`SELECT seq, event_id, subject, payload, sensor_id, test_id, created_at, traceparent FROM outbox ORDER BY seq LIMIT ?`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list outbox: %w", classify(ctx, err))
 	}
@@ -27,7 +27,7 @@ func (s *Store) OutboxPending(ctx context.Context, limit int) ([]store.OutboxRow
 			r       store.OutboxRow
 			created int64
 		)
-		if err := rows.Scan(&r.Seq, &r.EventID, &r.Subject, &r.Payload, &r.SensorID, &r.TestID, &created); err != nil {
+		if err := rows.Scan(&r.Seq, &r.EventID, &r.Subject, &r.Payload, &r.SensorID, &r.TestID, &created, &r.Traceparent); err != nil {
 			return nil, fmt.Errorf("list outbox: %w", classify(ctx, err))
 		}
 		r.CreatedAt = fromMicros(created)

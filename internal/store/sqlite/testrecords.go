@@ -128,8 +128,8 @@ func (s *Store) CompleteTests(ctx context.Context, cs []store.Completion) ([]boo
 		}
 		defer update.Close()
 		event, err := tx.PrepareContext(ctx, `
-			INSERT INTO outbox (event_id, test_id, subject, payload, sensor_id, created_at)
-			VALUES (?, ?, ?, ?, ?, ?)`)
+			INSERT INTO outbox (event_id, test_id, subject, payload, sensor_id, traceparent, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`)
 		if err != nil {
 			return err
 		}
@@ -155,7 +155,7 @@ func (s *Store) CompleteTests(ctx context.Context, cs []store.Completion) ([]boo
 				payload = []byte{}
 			}
 			if _, err := event.ExecContext(ctx, c.Event.EventID, c.TestID, c.Event.Subject, payload,
-				c.Event.SensorID, micros(at)); err != nil {
+				c.Event.SensorID, c.Event.Traceparent, micros(at)); err != nil {
 				return fmt.Errorf("completion %d: %w", i, err)
 			}
 			applied[i] = true

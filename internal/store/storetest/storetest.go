@@ -152,6 +152,8 @@ func completion(t *testing.T, testID string, at time.Time) store.Completion {
 			Payload: []byte(`{"event_id":"` + eventID + `","test_id":"` + testID + `"}`),
 			// Distinct per event, so that a row given another's is seen.
 			SensorID: "sensor-" + testID,
+			// Likewise: the event id's hex digits as the trace id.
+			Traceparent: "00-" + strings.ReplaceAll(eventID, "-", "") + "-00f067aa0ba902b7-01",
 		},
 		At: at,
 	}
@@ -1043,6 +1045,9 @@ func assertEvents(t *testing.T, s store.Store, want ...store.OutboxEvent) {
 		if r.SensorID != w.SensorID {
 			t.Errorf("outbox row %d: sensor id %q, want %q", i, r.SensorID, w.SensorID)
 		}
+		if r.Traceparent != w.Traceparent {
+			t.Errorf("outbox row %d: traceparent %q, want %q", i, r.Traceparent, w.Traceparent)
+		}
 		if i > 0 && r.Seq <= rows[i-1].Seq {
 			t.Errorf("outbox seq not increasing: %d after %d", r.Seq, rows[i-1].Seq)
 		}
@@ -1625,7 +1630,7 @@ func testHostileStrings(t *testing.T, s store.Store) {
 
 			c := store.Completion{
 				TestID: nt.ID, Status: messages.StatusFailed, Reason: h,
-				Event: store.OutboxEvent{EventID: fmt.Sprintf("ev-%d-%s", i, h), Subject: h, Payload: []byte(h), SensorID: h},
+				Event: store.OutboxEvent{EventID: fmt.Sprintf("ev-%d-%s", i, h), Subject: h, Payload: []byte(h), SensorID: h, Traceparent: h},
 				At:    now(),
 			}
 			complete(t, s, c)
@@ -1635,8 +1640,8 @@ func testHostileStrings(t *testing.T, s store.Store) {
 			rows := pending(t, s, 1000)
 			last := rows[len(rows)-1]
 			if last.EventID != c.Event.EventID || last.Subject != h || string(last.Payload) != h ||
-				last.SensorID != h || last.TestID != nt.ID {
-				t.Errorf("outbox row = %q %q %q %q %q", last.EventID, last.Subject, last.Payload, last.SensorID, last.TestID)
+				last.SensorID != h || last.TestID != nt.ID || last.Traceparent != h {
+				t.Errorf("outbox row = %q %q %q %q %q %q", last.EventID, last.Subject, last.Payload, last.SensorID, last.TestID, last.Traceparent)
 			}
 
 			_, err = s.GetTest(ctxFor(t), h)
