@@ -46,7 +46,9 @@ func TestRouteErrorsAreJSON(t *testing.T) {
 		allow        string
 	}{
 		{http.MethodGet, "/nope", 404, messages.CodeNotFound, ""},
-		{http.MethodGet, "/", 404, messages.CodeNotFound, ""},
+		{http.MethodPost, "/", 405, messages.CodeMethodNotAllowed, "GET, HEAD"}, // GET / is the dashboard's redirect
+		{http.MethodGet, "/ui/nope.js", 404, messages.CodeNotFound, ""},
+		{http.MethodPost, "/ui/events", 405, messages.CodeMethodNotAllowed, "GET, HEAD"},
 		{http.MethodGet, "/test/sensor/temperature/extra", 404, messages.CodeNotFound, ""},
 		{http.MethodGet, "/auth/token", 405, messages.CodeMethodNotAllowed, "POST"},
 		{http.MethodDelete, "/auth/token", 405, messages.CodeMethodNotAllowed, "POST"},
@@ -61,6 +63,19 @@ func TestRouteErrorsAreJSON(t *testing.T) {
 				t.Fatalf("Allow = %q, want %q", got, tc.allow)
 			}
 		})
+	}
+}
+
+// GET / leads to the dashboard, which the edge serves from the binary.
+func TestRootRedirectsToTheDashboard(t *testing.T) {
+	e := newEnv(t, testConfig())
+	rec := e.do(http.MethodGet, "/", "")
+	if rec.Code != http.StatusFound || rec.Header().Get("Location") != "/ui/" {
+		t.Fatalf("GET /: %d to %q, want 302 to /ui/", rec.Code, rec.Header().Get("Location"))
+	}
+	rec = e.do(http.MethodGet, "/ui/", "")
+	if rec.Code != http.StatusOK || !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/html") {
+		t.Fatalf("GET /ui/: %d %s", rec.Code, rec.Header().Get("Content-Type"))
 	}
 }
 
