@@ -82,11 +82,19 @@
     $("#breakers tbody").replaceChildren(...rows);
   }
 
+  // The x axis spans the history the page has, from one minute up to
+  // HISTORY_SECONDS, so that a page just opened has charts to read.
+  function span(now) {
+    const oldest = history.length ? Date.parse(history[0].at) : now;
+    return Math.min(Math.max((now - oldest) / 1000, 60), HISTORY_SECONDS);
+  }
+
   function chartPath(points, key, now, w, h, top) {
     let d = "", area = "", open = false, first = 0, last = 0;
+    const seconds = span(now);
     for (const p of points) {
       const v = p[key];
-      const x = w - ((now - Date.parse(p.at)) / 1000 / HISTORY_SECONDS) * w;
+      const x = w - ((now - Date.parse(p.at)) / 1000 / seconds) * w;
       if (x < 0) continue;
       if (v === null || v === undefined) {
         if (open) area += "L" + last.toFixed(1) + "," + h + "L" + first.toFixed(1) + "," + h + "Z";
@@ -133,7 +141,7 @@
       const paths = c.querySelectorAll("path");
       paths[0].setAttribute("d", area);
       paths[1].setAttribute("d", d);
-      c.querySelector(".scale").textContent = "max " + fmt(top, s.rate);
+      c.querySelector(".scale").textContent = "last " + Math.round(span(now)) + " s · max " + fmt(top, s.rate);
     }
   }
 
