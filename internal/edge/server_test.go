@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -128,6 +129,44 @@ func TestServeShutsDownWithContext(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Serve did not return after its context ended")
+	}
+}
+
+// An open dashboard stream does not hold the shutdown: it ends when the
+// shutdown begins, and Serve returns nil (a stream that held on would make
+// the shutdown run out of ShutdownTimeout and Serve report it).
+func TestServeShutsDownWithADashboardStreamOpen(t *testing.T) {
+	e := newEnv(t, testConfig())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- e.srv.Serve(ctx, ln) }()
+
+	res, err := http.Get("http://" + ln.Addr().String() + "/ui/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	rd := bufio.NewReader(res.Body)
+	if line, err := rd.ReadString('\n'); err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("stream: %d %q %v", res.StatusCode, line, err)
+	}
+	testenv.Eventually(t, "the viewer counted", func() bool { return e.srv.Dashboard().Viewers() == 1 })
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Serve = %v, want nil: the open stream held the shutdown", err)
+		}
+	case <-time.After(testenv.Wait(t)):
+		t.Fatal("Serve did not return after its context ended")
+	}
+	if _, err := io.Copy(io.Discard, rd); err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("the stream did not end cleanly: %v", err)
 	}
 }
 
