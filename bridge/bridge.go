@@ -244,9 +244,14 @@ func (b *Bridge) handleStats(req micro.Request) {
 }
 
 // healthStats is the health endpoint's data in the service's stats
-// (`nats micro stats`): the breakers, from memory.
+// (`nats micro stats`): the breakers, the latest supervision events and
+// breaker transitions, from memory.
 func (b *Bridge) healthStats() any {
-	return messages.HealthStats{CircuitBreakers: b.breakers.Health()}
+	st := messages.HealthStats{CircuitBreakers: b.breakers.Health(), BreakerTransitions: b.breakers.Recent()}
+	if role := b.role; role != nil {
+		st.Supervision = role.Recent()
+	}
+	return st
 }
 
 func (b *Bridge) handleHealth(req micro.Request) {

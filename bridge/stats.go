@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 	"github.com/segmentio/kafka-go"
 
@@ -269,7 +268,7 @@ func worseBreaker(a, b string) string {
 func (b *Bridge) gatherInstances(ctx context.Context) []messages.BridgeInstance {
 	self := b.Instance()
 	byID := map[string]messages.BridgeInstance{}
-	for _, data := range gather(ctx, b.nc, b.cfg.Subjects.ServiceStats(messages.RoleBridge), tierWait, tierGap) {
+	for _, data := range natsx.Gather(ctx, b.nc, b.cfg.Subjects.ServiceStats(messages.RoleBridge), tierWait, tierGap) {
 		var st micro.Stats
 		if err := json.Unmarshal(data, &st); err != nil {
 			continue
@@ -291,40 +290,6 @@ func (b *Bridge) gatherInstances(ctx context.Context) []messages.BridgeInstance 
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
-}
-
-// gather publishes one request to subject and collects every reply until
-// wait has passed, ctx ends, or no reply came for gap after the last one.
-func gather(ctx context.Context, nc *nats.Conn, subject string, wait, gap time.Duration) [][]byte {
-	if nc == nil || !nc.IsConnected() {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	inbox := nc.NewRespInbox()
-	ch := make(chan *nats.Msg, 64)
-	sub, err := nc.ChanSubscribe(inbox, ch)
-	if err != nil {
-		return nil
-	}
-	defer func() { _ = sub.Unsubscribe() }()
-	if err := nc.PublishRequest(subject, inbox, []byte("{}")); err != nil {
-		return nil
-	}
-	var out [][]byte
-	quiet := time.NewTimer(wait)
-	defer quiet.Stop()
-	for {
-		select {
-		case m := <-ch:
-			out = append(out, m.Data)
-			quiet.Reset(gap)
-		case <-quiet.C:
-			return out
-		case <-ctx.Done():
-			return out
-		}
-	}
 }
 
 // topicRecords asks Kafka how many records topic holds: the sum over its

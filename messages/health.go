@@ -76,6 +76,70 @@ type EdgeHealth struct {
 // micro service's stats ($SRV.STATS.<service>, `nats micro stats`): the
 // role's circuit breakers by name, as in its HealthReply, read from memory
 // (no dependency is checked to answer it).
+//
+// It also carries what the dashboard (GET /ui/) shows of each instance and
+// can ask no other way: the latest supervision decisions and breaker
+// transitions, newest first (bounded rings kept where they happen), and
+// the sensor role's flow counters.
 type HealthStats struct {
 	CircuitBreakers map[string]BreakerHealth `json:"circuit_breakers"`
+	// Supervision is the role's latest supervision decisions (at most
+	// supervise.RecentEvents), newest first.
+	Supervision []SupervisionEvent `json:"supervision,omitempty"`
+	// BreakerTransitions is the latest state changes of the role's
+	// breakers, newest first.
+	BreakerTransitions []BreakerTransition `json:"breaker_transitions,omitempty"`
+	// Flow is the sensor role's counters (sensor only).
+	Flow *SensorFlow `json:"flow,omitempty"`
 }
+
+// SupervisionEvent is one decision of a supervisor about a failed actor, as
+// the log line "actor supervision" says it.
+type SupervisionEvent struct {
+	At        time.Time `json:"at"`
+	Actor     string    `json:"actor"`     // the actor's path, e.g. auth/login-0
+	Reason    string    `json:"reason"`    // the failure (a panic's value), at most 512 bytes
+	Directive string    `json:"directive"` // resume, restart, stop or escalate
+	Restarts  int       `json:"restarts"`  // restarts of this actor so far
+}
+
+// BreakerTransition is one state change of a circuit breaker.
+type BreakerTransition struct {
+	At      time.Time `json:"at"`
+	Breaker string    `json:"breaker"` // e.g. bridge.kafka
+	From    string    `json:"from"`    // closed, open or half-open
+	To      string    `json:"to"`
+}
+
+// SensorFlow is a sensor process's flow since it started: counters of its
+// submissions and completions, the gauges of its pipeline, and the
+// histogram of its completion latency (acceptance to committed end).
+type SensorFlow struct {
+	Accepted uint64 `json:"accepted"` // submissions answered processing
+	Refused  uint64 `json:"refused"`  // submissions refused, every code
+	Ended    uint64 `json:"ended"`    // tests completed or failed
+	// InFlight submissions not yet answered; Queued tests in the processor
+	// pool or waiting for their completion to commit.
+	InFlight int64 `json:"in_flight"`
+	Queued   int64 `json:"queued"`
+	// OutboxBacklog is the outbox's rows as last counted (-1: not counted).
+	OutboxBacklog int64 `json:"outbox_backlog"`
+	// CompletionLatency counts the ended tests by the time from their
+	// acceptance to their committed end.
+	CompletionLatency LatencyCounts `json:"completion_latency"`
+}
+
+// LatencyCounts is a histogram of durations: Counts[i] is how many took at
+// most LatencyBound(i) and more than LatencyBound(i-1); the last entry
+// counts the longer ones. Counts count since the process started.
+type LatencyCounts struct {
+	Counts []uint64 `json:"counts"`
+}
+
+// LatencyBuckets is the number of bounded buckets of a LatencyCounts
+// (LatencyBound(LatencyBuckets-1) is about 16 s).
+const LatencyBuckets = 17
+
+// LatencyBound is the upper bound of bucket i of a LatencyCounts: 0.25 ms
+// doubling.
+func LatencyBound(i int) time.Duration { return 250 * time.Microsecond << i }

@@ -272,9 +272,14 @@ func (s *Service) handleJWKS(req micro.Request) {
 }
 
 // healthStats is the health endpoint's data in the service's stats
-// (`nats micro stats`): the breakers, from memory.
+// (`nats micro stats`): the breakers, the latest supervision events and
+// breaker transitions, from memory.
 func (s *Service) healthStats() any {
-	return messages.HealthStats{CircuitBreakers: s.breakers.Health()}
+	st := messages.HealthStats{CircuitBreakers: s.breakers.Health(), BreakerTransitions: s.breakers.Recent()}
+	if role := s.role; role != nil {
+		st.Supervision = role.Recent()
+	}
+	return st
 }
 
 func (s *Service) handleHealth(req micro.Request) {

@@ -33,9 +33,16 @@ func (s *Service) handleOutbox(req micro.Request) {
 }
 
 // healthStats is the health endpoint's data in the service's stats
-// (`nats micro stats`): the breakers, from memory.
+// (`nats micro stats`): the breakers, the latest supervision events and
+// breaker transitions, and the flow, from memory.
 func (s *Service) healthStats() any {
-	return messages.HealthStats{CircuitBreakers: s.breakers.Health()}
+	flow := s.Flow()
+	return messages.HealthStats{
+		CircuitBreakers:    s.breakers.Health(),
+		Supervision:        s.supervision.Recent(),
+		BreakerTransitions: s.breakers.Recent(),
+		Flow:               &flow,
+	}
 }
 
 // handleHealth is the micro handler of sensorhub.sensor.health.

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"sensorhub/actors/supervise"
 	"sensorhub/internal/breaker"
+	"sensorhub/internal/latency"
 	"sensorhub/messages"
 )
 
@@ -20,6 +22,9 @@ type outcomes struct {
 	failed    atomic.Uint64
 	mu        sync.Mutex
 	refusedBy map[string]uint64 // by error code
+	// latency counts the ended tests by the time from acceptance to the
+	// commit of their end (one atomic add each), for the dashboard.
+	latency latency.Histogram
 }
 
 // accepted counts one submission answered "processing".
@@ -44,9 +49,13 @@ func (o *outcomes) refused(err error) {
 // completion it did not apply was already done, by this or another
 // process, and was counted there).
 func (o *outcomes) ended(batch []*pendingCompletion, applied []bool) {
+	now := time.Now()
 	for i, p := range batch {
 		if i >= len(applied) || !applied[i] {
 			continue
+		}
+		if !p.c.Accepted.IsZero() {
+			o.latency.Observe(now.Sub(p.c.Accepted))
 		}
 		switch p.c.Status {
 		case messages.StatusCompleted:
@@ -98,6 +107,24 @@ func (s *Service) Counts() Counts {
 	}
 	s.outcomes.mu.Unlock()
 	return c
+}
+
+// Flow is the role's flow for the dashboard (the health endpoint's stats
+// data), from memory like Counts.
+func (s *Service) Flow() messages.SensorFlow {
+	c := s.Counts()
+	f := messages.SensorFlow{
+		Accepted:          c.Accepted,
+		Ended:             c.Completed + c.Failed,
+		InFlight:          c.InFlight,
+		Queued:            c.Queued + c.Completing,
+		OutboxBacklog:     c.OutboxBacklog,
+		CompletionLatency: s.outcomes.latency.Snapshot(),
+	}
+	for _, n := range c.Refused {
+		f.Refused += n
+	}
+	return f
 }
 
 // Breakers are the role's breakers: "sensor.database", "sensor.jetstream"

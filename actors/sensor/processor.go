@@ -468,7 +468,8 @@ func (s *Service) completion(t store.Test, status string, result []byte, reason 
 			EventID: eventID, Subject: s.cfg.Subjects.Event(t.SensorType, e.Kind()), Payload: payload,
 			SensorID: e.SensorID,
 		},
-		At: now,
+		At:       now,
+		Accepted: t.CreatedAt,
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+
+	"sensorhub/messages"
 )
 
 // Child is one actor a role supervisor owns.
@@ -152,6 +154,9 @@ func (r *Role) Names() []string {
 // Decisions reports the supervision decisions counted for the role (its
 // Tally: the role supervisor's, and those of the strategies that share it).
 func (r *Role) Decisions() map[Decision]uint64 { return r.strategy.Decisions() }
+
+// Recent is the role's latest supervision events, newest first (its Tally's).
+func (r *Role) Recent() []messages.SupervisionEvent { return r.strategy.Recent() }
 
 // Restarts reports how many times the named child was restarted.
 func (r *Role) Restarts(name string) int {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+
+	"sensorhub/messages"
 )
 
 // Policy says what a failure of one child means.
@@ -79,11 +81,39 @@ type Strategy struct {
 }
 
 // Tally counts supervision decisions by actor name path and directive,
-// for the metrics (bounded: no ids in the key, see NamePath). Safe for
+// for the metrics (bounded: no ids in the key, see NamePath), and keeps the
+// latest RecentEvents decisions whole, for the dashboard. Safe for
 // concurrent use; the zero value is ready.
 type Tally struct {
 	mu sync.Mutex
 	m  map[Decision]uint64
+	// recent is a ring of the latest events; next is where the next one
+	// goes, kept how many it holds.
+	recent [RecentEvents]messages.SupervisionEvent
+	next   int
+	kept   int
+}
+
+// RecentEvents is how many supervision events a Tally keeps.
+const RecentEvents = 32
+
+func (t *Tally) remember(ev messages.SupervisionEvent) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.recent[t.next] = ev
+	t.next = (t.next + 1) % RecentEvents
+	t.kept = min(t.kept+1, RecentEvents)
+}
+
+// Recent is the latest supervision events, newest first.
+func (t *Tally) Recent() []messages.SupervisionEvent {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]messages.SupervisionEvent, 0, t.kept)
+	for i := 1; i <= t.kept; i++ {
+		out = append(out, t.recent[(t.next-i+RecentEvents)%RecentEvents])
+	}
+	return out
 }
 
 func (t *Tally) record(d Decision) {
@@ -138,6 +168,9 @@ func NamePath(id string) string {
 	}
 	return strings.Join(parts, "/")
 }
+
+// Recent is the latest events the strategy saw (in its Tally), newest first.
+func (s *Strategy) Recent() []messages.SupervisionEvent { return s.tally().Recent() }
 
 // Decisions reports the decisions the strategy counted (in its Tally).
 func (s *Strategy) Decisions() map[Decision]uint64 { return s.tally().Decisions() }
@@ -220,6 +253,8 @@ func (s *Strategy) log(child *actor.PID, reason any, d actor.Directive, failures
 	total := s.restarts[child.GetId()]
 	s.mu.Unlock()
 	s.tally().record(Decision{Actor: NamePath(child.GetId()), Directive: directiveName(d)})
+	s.tally().remember(messages.SupervisionEvent{At: time.Now().UTC(), Actor: child.GetId(),
+		Reason: reasonText(reason), Directive: directiveName(d), Restarts: total})
 
 	attrs := []any{
 		"actor", child.GetId(),

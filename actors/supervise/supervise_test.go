@@ -418,3 +418,40 @@ func TestDecisionsAreCounted(t *testing.T) {
 		}
 	}
 }
+
+// The latest supervision events are kept whole, newest first, and only the
+// last RecentEvents of them.
+func TestRecentEventsNewestFirst(t *testing.T) {
+	f := spawn(t, false, map[string]supervise.Policy{"worker": {MaxRestarts: 1000, Window: time.Minute}, "steady": {Resume: true}})
+	if got := f.role.Recent(); len(got) != 0 {
+		t.Fatalf("events before any failure: %v", got)
+	}
+	f.role.Send(f.role.Child("worker"), &supervise.Crash{Reason: "one"})
+	f.expect(t, "worker", "started")
+	f.role.Send(f.role.Child("steady"), &supervise.Crash{Reason: "two"})
+	f.logs.WaitFor(t, "actor supervision", "directive", "resume")
+	got := f.role.Recent()
+	if len(got) != 2 {
+		t.Fatalf("events %+v, want 2", got)
+	}
+	if got[0].Actor != "test/steady" || got[0].Directive != "resume" || !strings.Contains(got[0].Reason, "two") {
+		t.Errorf("newest %+v, want test/steady resumed for two", got[0])
+	}
+	if got[1].Actor != "test/worker" || got[1].Directive != "restart" || got[1].Restarts != 1 || !strings.Contains(got[1].Reason, "one") {
+		t.Errorf("oldest %+v, want test/worker restarted once for one", got[1])
+	}
+	if got[0].At.Before(got[1].At) {
+		t.Errorf("newest at %v before oldest at %v", got[0].At, got[1].At)
+	}
+	for i := range supervise.RecentEvents + 3 {
+		f.role.Send(f.role.Child("worker"), &supervise.Crash{Reason: fmt.Sprint("crash ", i)})
+		f.expect(t, "worker", "started")
+	}
+	got = f.role.Recent()
+	if len(got) != supervise.RecentEvents {
+		t.Fatalf("kept %d events, want %d", len(got), supervise.RecentEvents)
+	}
+	if want := fmt.Sprint("crash ", supervise.RecentEvents+2); !strings.Contains(got[0].Reason, want) {
+		t.Errorf("newest reason %q, want %q", got[0].Reason, want)
+	}
+}

@@ -70,7 +70,17 @@ type Breaker struct {
 	// transitions counts state changes by [from][to] (gobreaker's State
 	// values: closed, half-open, open), read by the metrics at scrape time.
 	transitions [3][3]atomic.Uint64
+	// recent is the latest state changes, for the dashboard: a ring that
+	// only a state change writes.
+	recentMu   sync.Mutex
+	recent     [RecentTransitions]messages.BreakerTransition
+	recentNext int
+	recentKept int
 }
+
+// RecentTransitions is how many state changes a breaker keeps (and a Set
+// reports at most).
+const RecentTransitions = 16
 
 // New returns a breaker named name ("edge.auth", "sensor.database", ...).
 // isFailure says which errors mean the dependency failed; every other error
@@ -100,6 +110,7 @@ func New(name string, cfg Config, isFailure func(error) bool, logger *slog.Logge
 			if from >= 0 && int(from) < len(b.transitions) && to >= 0 && int(to) < len(b.transitions) {
 				b.transitions[from][to].Add(1)
 			}
+			b.remember(messages.BreakerTransition{At: time.Now().UTC(), Breaker: name, From: from.String(), To: to.String()})
 			if b.onState != nil {
 				b.onState(from.String(), to.String())
 			}
@@ -202,6 +213,25 @@ func (b *Breaker) Transitions() []Transition {
 	return out
 }
 
+func (b *Breaker) remember(t messages.BreakerTransition) {
+	b.recentMu.Lock()
+	defer b.recentMu.Unlock()
+	b.recent[b.recentNext] = t
+	b.recentNext = (b.recentNext + 1) % RecentTransitions
+	b.recentKept = min(b.recentKept+1, RecentTransitions)
+}
+
+// Recent is the breaker's latest state changes, newest first.
+func (b *Breaker) Recent() []messages.BreakerTransition {
+	b.recentMu.Lock()
+	defer b.recentMu.Unlock()
+	out := make([]messages.BreakerTransition, 0, b.recentKept)
+	for i := 1; i <= b.recentKept; i++ {
+		out = append(out, b.recent[(b.recentNext-i+RecentTransitions)%RecentTransitions])
+	}
+	return out
+}
+
 // Set is a named collection of breakers, for health reports.
 type Set struct {
 	mu       sync.Mutex
@@ -226,6 +256,20 @@ func (s *Set) Health() map[string]messages.BreakerHealth {
 	out := make(map[string]messages.BreakerHealth, len(s.breakers))
 	for name, b := range s.breakers {
 		out[name] = b.Health()
+	}
+	return out
+}
+
+// Recent is the latest state changes of all the breakers, newest first, at
+// most RecentTransitions.
+func (s *Set) Recent() []messages.BreakerTransition {
+	var out []messages.BreakerTransition
+	for _, b := range s.Breakers() {
+		out = append(out, b.Recent()...)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].At.After(out[j].At) })
+	if len(out) > RecentTransitions {
+		out = out[:RecentTransitions]
 	}
 	return out
 }

@@ -167,3 +167,38 @@ func TestTransitionsAreCounted(t *testing.T) {
 		t.Fatalf("States() = %v", s)
 	}
 }
+
+// The latest state changes are kept, newest first, across the breakers of
+// a set, for the dashboard.
+func TestRecentTransitionsNewestFirst(t *testing.T) {
+	var s Set
+	b := s.Add(New("a.dep", Config{Failures: 1, OpenFor: time.Millisecond}, isDown, slog.New(slog.DiscardHandler)))
+	s.Add(New("b.dep", Config{}, isDown, nil))
+	ctx := context.Background()
+	if got := s.Recent(); len(got) != 0 {
+		t.Fatalf("transitions of new breakers: %v", got)
+	}
+	_ = b.Do(ctx, func(context.Context) error { return errDown })
+	testenv.Eventually(t, "the probe to close the breaker", func() bool {
+		return b.Do(ctx, func(context.Context) error { return nil }) == nil
+	})
+	got := s.Recent()
+	want := []string{"half-open->closed", "open->half-open", "closed->open"}
+	if len(got) != len(want) {
+		t.Fatalf("transitions %+v, want %v", got, want)
+	}
+	for i, w := range want {
+		if got[i].Breaker != "a.dep" || got[i].From+"->"+got[i].To != w || got[i].At.IsZero() {
+			t.Fatalf("transition %d: %+v, want a.dep %s", i, got[i], w)
+		}
+	}
+	for range RecentTransitions {
+		_ = b.Do(ctx, func(context.Context) error { return errDown })
+		testenv.Eventually(t, "the probe to close the breaker", func() bool {
+			return b.Do(ctx, func(context.Context) error { return nil }) == nil
+		})
+	}
+	if n := len(s.Recent()); n != RecentTransitions {
+		t.Fatalf("kept %d transitions, want %d", n, RecentTransitions)
+	}
+}

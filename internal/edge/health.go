@@ -19,10 +19,16 @@ import (
 // role is ok by the one rule. It answers 200 whatever the state: the edge
 // itself serves.
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	writeValue(w, http.StatusOK, s.Health(r.Context()))
+}
+
+// Health is what GET /health answers (the dashboard samples it too).
+func (s *Server) Health(ctx context.Context) messages.EdgeHealth {
 	replies := make([]messages.HealthReply, len(messages.Roles))
 	var wg sync.WaitGroup
 	for i, role := range messages.Roles {
-		wg.Go(func() { replies[i] = s.roleHealth(r.Context(), role) })
+		wg.Go(func() { replies[i] = s.roleHealth(ctx, role) })
 	}
 	wg.Wait()
 
@@ -42,8 +48,7 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	for name, b := range edge.CircuitBreakers {
 		out.CircuitBreakers[name] = b
 	}
-	w.Header().Set("Cache-Control", "no-store")
-	writeValue(w, http.StatusOK, out)
+	return out
 }
 
 // roleHealth asks one role for its health; no answer (or an error answer)

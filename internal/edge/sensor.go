@@ -2,6 +2,7 @@ package edge
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -26,6 +27,10 @@ func bearer(r *http.Request) string {
 // any 503 a retry with it is safe. A new or still processing test answers
 // 202, a duplicate of a finished one 200, with the test's status.
 func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
+	var start time.Time // the dashboard's acceptance latency, only while watched
+	if s.dash.Watching() {
+		start = time.Now()
+	}
 	authz := bearer(r)
 	if authz == "" {
 		writeError(w, messages.ErrUnauthorized)
@@ -67,6 +72,9 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	status := http.StatusAccepted
 	if acc.Status == messages.StatusCompleted || acc.Status == messages.StatusFailed {
 		status = http.StatusOK
+	}
+	if !start.IsZero() {
+		s.dash.ObserveAcceptance(time.Since(start))
 	}
 	writeJSON(w, status, msg.Data)
 }

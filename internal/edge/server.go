@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"sensorhub/internal/breaker"
+	"sensorhub/internal/dashboard"
 	"sensorhub/internal/health"
 	"sensorhub/internal/metrics"
 	"sensorhub/internal/natsx"
@@ -38,6 +39,8 @@ type Server struct {
 	// routeMetrics are each route pattern's metrics (nil without
 	// Config.Metrics), made with the routes and only read after.
 	routeMetrics map[string]*metrics.Route
+	// dash is the live health page (GET /ui/).
+	dash *dashboard.Dashboard
 }
 
 // New returns an edge that talks to the other roles over nc.
@@ -66,6 +69,10 @@ func New(nc *nats.Conn, cfg Config) (*Server, error) {
 	s.sensor = s.breakers.Add(breaker.New("edge.sensor", cfg.SensorBreaker, natsx.IsUnreachable, log))
 	s.bridge = s.breakers.Add(breaker.New("edge.bridge", cfg.BridgeBreaker, natsx.IsUnreachable, log))
 	s.health = health.New(messages.RoleEdge, log, s.breakers)
+	s.dash = dashboard.New(dashboard.Config{
+		Conn: nc, Subjects: cfg.Subjects, Health: s.Health, EdgeBreakers: s.breakers,
+		Timeout: max(cfg.HealthTimeout, dashboard.DefaultTimeout), Logger: log,
+	})
 	s.handler = s.routes()
 	return s, nil
 }
@@ -95,17 +102,30 @@ func (s *Server) routes() http.Handler {
 	if s.cfg.MetricsHandler != nil {
 		handle("GET "+metrics.Path, s.cfg.MetricsHandler.ServeHTTP)
 	}
+	// The dashboard bounds its own streams (an open stream must not hold
+	// a request slot for as long as a browser watches); its snapshot may
+	// wait on NATS like /health.
+	for _, rt := range s.dash.Routes() {
+		h := rt.Handler
+		if rt.Pattern == "GET "+dashboard.PathState {
+			h = s.limit(h)
+		}
+		handle(rt.Pattern, h)
+	}
 	return s.instrument(jsonMuxErrors(mux))
 }
 
 // Handler is the edge's HTTP handler, middleware included.
 func (s *Server) Handler() http.Handler { return s.handler }
 
+// Dashboard is the edge's live health page.
+func (s *Server) Dashboard() *dashboard.Dashboard { return s.dash }
+
 // Breakers are the edge's breakers: "edge.auth", "edge.sensor", "edge.bridge".
 func (s *Server) Breakers() *breaker.Set { return s.breakers }
 
 func (s *Server) httpServer() *http.Server {
-	return &http.Server{
+	srv := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		// A 1 MiB body over a slow link, then the NATS call and the answer.
@@ -115,6 +135,10 @@ func (s *Server) httpServer() *http.Server {
 		MaxHeaderBytes: 32 << 10,
 		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	// Shutdown waits for idle connections; the dashboard's streams never
+	// are, so they end when it begins.
+	srv.RegisterOnShutdown(s.dash.Close)
+	return srv
 }
 
 // Serve answers HTTP on ln until ctx ends, then shuts down gracefully,

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -46,7 +47,9 @@ func TestRouteErrorsAreJSON(t *testing.T) {
 		allow        string
 	}{
 		{http.MethodGet, "/nope", 404, messages.CodeNotFound, ""},
-		{http.MethodGet, "/", 404, messages.CodeNotFound, ""},
+		{http.MethodPost, "/", 405, messages.CodeMethodNotAllowed, "GET, HEAD"}, // GET / is the dashboard's redirect
+		{http.MethodGet, "/ui/nope.js", 404, messages.CodeNotFound, ""},
+		{http.MethodPost, "/ui/events", 405, messages.CodeMethodNotAllowed, "GET, HEAD"},
 		{http.MethodGet, "/test/sensor/temperature/extra", 404, messages.CodeNotFound, ""},
 		{http.MethodGet, "/auth/token", 405, messages.CodeMethodNotAllowed, "POST"},
 		{http.MethodDelete, "/auth/token", 405, messages.CodeMethodNotAllowed, "POST"},
@@ -61,6 +64,19 @@ func TestRouteErrorsAreJSON(t *testing.T) {
 				t.Fatalf("Allow = %q, want %q", got, tc.allow)
 			}
 		})
+	}
+}
+
+// GET / leads to the dashboard, which the edge serves from the binary.
+func TestRootRedirectsToTheDashboard(t *testing.T) {
+	e := newEnv(t, testConfig())
+	rec := e.do(http.MethodGet, "/", "")
+	if rec.Code != http.StatusFound || rec.Header().Get("Location") != "/ui/" {
+		t.Fatalf("GET /: %d to %q, want 302 to /ui/", rec.Code, rec.Header().Get("Location"))
+	}
+	rec = e.do(http.MethodGet, "/ui/", "")
+	if rec.Code != http.StatusOK || !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/html") {
+		t.Fatalf("GET /ui/: %d %s", rec.Code, rec.Header().Get("Content-Type"))
 	}
 }
 
@@ -113,6 +129,44 @@ func TestServeShutsDownWithContext(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Serve did not return after its context ended")
+	}
+}
+
+// An open dashboard stream does not hold the shutdown: it ends when the
+// shutdown begins, and Serve returns nil (a stream that held on would make
+// the shutdown run out of ShutdownTimeout and Serve report it).
+func TestServeShutsDownWithADashboardStreamOpen(t *testing.T) {
+	e := newEnv(t, testConfig())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- e.srv.Serve(ctx, ln) }()
+
+	res, err := http.Get("http://" + ln.Addr().String() + "/ui/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	rd := bufio.NewReader(res.Body)
+	if line, err := rd.ReadString('\n'); err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("stream: %d %q %v", res.StatusCode, line, err)
+	}
+	testenv.Eventually(t, "the viewer counted", func() bool { return e.srv.Dashboard().Viewers() == 1 })
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Serve = %v, want nil: the open stream held the shutdown", err)
+		}
+	case <-time.After(testenv.Wait(t)):
+		t.Fatal("Serve did not return after its context ended")
+	}
+	if _, err := io.Copy(io.Discard, rd); err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("the stream did not end cleanly: %v", err)
 	}
 }
 

@@ -134,3 +134,40 @@ func TestRolesConnectAndAreConfined(t *testing.T) {
 		t.Fatalf("the edge read a submission: %q", m.Data)
 	}
 }
+
+// The edge finds the roles' instances by their micro stats (the
+// dashboard) and may ask nothing else of $SRV: its PING and INFO never
+// reach a service, its STATS do. The denied ones go first, so the first
+// message to arrive tells.
+func TestEdgeMayAskOnlyTheServicesStats(t *testing.T) {
+	srv := testenv.NATS(t)
+	subj := messages.DefaultSubjects()
+	edge := srv.Conn(t, messages.RoleEdge)
+	sensor := srv.Conn(t, messages.RoleSensor)
+	got, err := sensor.SubscribeSync("$SRV.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sensor.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"$SRV.PING", "$SRV.INFO", "$SRV.INFO." + subj.ServiceName(messages.RoleSensor), "$SRV.STATS"} {
+		if err := edge.Publish(s, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, role := range messages.Roles {
+		if err := edge.Publish(subj.ServiceStats(role), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, role := range messages.Roles {
+		m, err := got.NextMsg(testenv.Wait(t))
+		if err != nil {
+			t.Fatalf("the edge's stats request did not arrive: %v", err)
+		}
+		if m.Subject != subj.ServiceStats(role) {
+			t.Fatalf("arrived %q, want %q (the edge may ask only the services' stats)", m.Subject, subj.ServiceStats(role))
+		}
+	}
+}

@@ -111,6 +111,11 @@ func RolePermissions(subj messages.Subjects, role string) Permissions {
 			subj.SensorSubmit(), subj.SensorResult(), subj.SensorTypes(), subj.BridgeStats(),
 		}
 		pub = append(pub, health(messages.Roles...)...)
+		// The dashboard finds every instance of each role by micro
+		// discovery: the stats subject of each service, nothing else of $SRV.
+		for _, r := range messages.Roles {
+			pub = append(pub, subj.ServiceStats(r))
+		}
 		return Permissions{Subscribe: []string{inbox}, Publish: pub}
 	}
 	return Permissions{} // an unknown role may do nothing

@@ -107,6 +107,9 @@ type Completion struct {
 	Reason string
 	Event  OutboxEvent
 	At     time.Time
+	// Accepted is when the test was accepted (its CreatedAt), for the
+	// completion latency the role reports; the stores ignore it.
+	Accepted time.Time
 }
 
 // OutboxRow is an event waiting to be published to JetStream.
