@@ -132,8 +132,10 @@ func Start(ctx context.Context, nc *nats.Conn, system *actor.ActorSystem, cfg Co
 		return nil, fmt.Errorf("bridge: %w", err)
 	}
 	b.svc, err = natsx.AddService(nc, cfg.Subjects, messages.RoleBridge, "sensorhub bridge: relays sensor events from JetStream to Kafka as CloudEvents",
-		natsx.Endpoint{Name: statsEndpoint, Handler: micro.HandlerFunc(b.handleStats), Stats: func() any { return b.Instance() }},
-		natsx.Endpoint{Name: "health", Handler: micro.HandlerFunc(b.handleHealth), Stats: b.healthStats},
+		append([]natsx.Endpoint{
+			{Name: statsEndpoint, Handler: micro.HandlerFunc(b.handleStats), Stats: func() any { return b.Instance() }},
+			{Name: "health", Handler: micro.HandlerFunc(b.handleHealth), Stats: b.healthStats},
+		}, b.dlqEndpoints()...)...,
 	)
 	if err != nil {
 		_ = b.role.Stop(b.stopWait())

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/segmentio/kafka-go"
 	"go.opentelemetry.io/otel/attribute"
@@ -259,13 +260,18 @@ type eventHeaders struct {
 // missing (or, for the time, not RFC 3339: a CloudEvents consumer would
 // refuse the record).
 func readHeaders(m jetstream.Msg) (eventHeaders, error) {
-	hdr := m.Headers()
+	return headersOf(m.Headers(), m.Headers().Get(messages.HeaderMsgID), m.Subject())
+}
+
+// headersOf is readHeaders of an event with headers hdr on subject, whose
+// id is eventID (a dead letter keeps it under another header).
+func headersOf(hdr nats.Header, eventID, subject string) (eventHeaders, error) {
 	h := eventHeaders{
-		eventID:   hdr.Get(messages.HeaderMsgID),
+		eventID:   eventID,
 		sensorID:  hdr.Get(messages.HeaderSensorID),
 		testID:    hdr.Get(messages.HeaderTestID),
 		eventTime: hdr.Get(messages.HeaderEventTime),
-		eventType: messages.EventTypeOfSubject(m.Subject()),
+		eventType: messages.EventTypeOfSubject(subject),
 	}
 	var missing []string
 	for _, f := range []struct{ name, value string }{
@@ -289,7 +295,7 @@ func readHeaders(m jetstream.Msg) (eventHeaders, error) {
 	}
 	if h.eventType == "" {
 		problems = append(problems, fmt.Sprintf("subject %q names no event type (its last token is not %s or %s)",
-			m.Subject(), messages.EventKindCompleted, messages.EventKindFailed))
+			subject, messages.EventKindCompleted, messages.EventKindFailed))
 	}
 	if len(problems) > 0 {
 		return h, errors.New(strings.Join(problems, "; "))
@@ -565,9 +571,17 @@ func (r *relay) write(ctx context.Context, chunk []*pending) ([]error, error) {
 	for i, p := range chunk {
 		recs[i] = p.rec
 	}
+	return r.b.writeRecords(context.WithoutCancel(ctx), recs)
+}
+
+// writeRecords is one WriteMessages call of recs through the breaker,
+// within ctx and the breaker's deadline: the per-record outcome (nil: all
+// written) or breaker.ErrOpen. Records refused as too large do not count
+// against the breaker.
+func (b *Bridge) writeRecords(ctx context.Context, recs []kafka.Message) ([]error, error) {
 	var errs []error
-	err := r.b.kafka.Do(context.WithoutCancel(ctx), func(cctx context.Context) error {
-		werr := r.b.writer.WriteMessages(cctx, recs...)
+	err := b.kafka.Do(ctx, func(cctx context.Context) error {
+		werr := b.writer.WriteMessages(cctx, recs...)
 		errs = perMessage(werr, len(recs))
 		for _, e := range errs {
 			// Records too large say nothing about Kafka's health.
@@ -579,6 +593,10 @@ func (r *relay) write(ctx context.Context, chunk []*pending) ([]error, error) {
 	})
 	if errors.Is(err, breaker.ErrOpen) {
 		return nil, err
+	}
+	if err != nil && errs == nil {
+		// The call never ran (ctx ended first): nothing was written.
+		errs = perMessage(err, len(recs))
 	}
 	return errs, nil
 }

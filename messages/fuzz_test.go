@@ -2,6 +2,7 @@ package messages
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -164,6 +165,71 @@ func FuzzValidUsername(f *testing.F) {
 		}
 		if err := (TokenRequest{Username: name, Password: "p"}).Validate(); err != nil {
 			t.Fatalf("accepted %q cannot log in: %v", name, err)
+		}
+	})
+}
+
+func FuzzDecodeListDeadLetters(f *testing.F) {
+	for _, s := range []string{"", "{}", `{"after":3,"limit":10,"reason":"too large"}`, `{"limit":-1}`, `{"limit":501}`, `{"x":1}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := DecodeListDeadLetters(data)
+		checkErr(t, err)
+		if err == nil && (r.Limit < 1 || r.Limit > MaxDeadLetterPage || len(r.Reason) > MaxDeadLetterReason) {
+			t.Fatalf("accepted a list out of bounds: %+v", r)
+		}
+	})
+}
+
+func FuzzDecodeGetDeadLetter(f *testing.F) {
+	for _, s := range []string{`{"sequence":1}`, `{"sequence":0}`, `{"sequence":-1}`, `{}`, ``} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := DecodeGetDeadLetter(data)
+		checkErr(t, err)
+		if err == nil && r.Sequence == 0 {
+			t.Fatal("accepted sequence 0")
+		}
+	})
+}
+
+// checkSelection asserts what every accepted dead-letter selection is:
+// sequences or all, in bounds.
+func checkSelection(t *testing.T, s DeadLetterSelection) {
+	t.Helper()
+	if (len(s.Sequences) == 0) == !s.All || len(s.Sequences) > MaxDeadLetterPage || slices.Contains(s.Sequences, 0) ||
+		(!s.All && (s.Reason != "" || s.After != 0)) {
+		t.Fatalf("accepted a bad selection: %+v", s)
+	}
+}
+
+func FuzzDecodeReplayDeadLetters(f *testing.F) {
+	for _, s := range []string{`{"sequences":[1,2]}`, `{"all":true,"reason":"x","after":4}`, `{}`, `{"sequences":[0]}`, `{"all":true,"sequences":[1]}`, `{"reason":"x","sequences":[1]}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := DecodeReplayDeadLetters(data)
+		checkErr(t, err)
+		if err == nil {
+			checkSelection(t, r.Selection())
+		}
+	})
+}
+
+func FuzzDecodePurgeDeadLetters(f *testing.F) {
+	for _, s := range []string{`{"sequences":[1],"confirm":true}`, `{"all":true,"confirm":true}`, `{"all":true}`, `{"confirm":true}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := DecodePurgeDeadLetters(data)
+		checkErr(t, err)
+		if err == nil {
+			checkSelection(t, r.Selection())
+			if !r.Confirm {
+				t.Fatal("accepted a purge without confirm")
+			}
 		}
 	})
 }

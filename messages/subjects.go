@@ -115,6 +115,20 @@ func (s Subjects) SensorOutbox() string { return s.join(RoleSensor, "outbox") }
 // BridgeStats reports the bridge: {} -> BridgeStats.
 func (s Subjects) BridgeStats() string { return s.join(RoleBridge, "stats") }
 
+// DeadLetterList pages through SENSOR_EVENTS_DLQ: ListDeadLetters ->
+// DeadLetterPage (answered by the bridge; admin only).
+func (s Subjects) DeadLetterList() string { return s.join(RoleBridge, "dlq", "list") }
+
+// DeadLetterGet reads one dead letter: GetDeadLetter -> DeadLetterDetail.
+func (s Subjects) DeadLetterGet() string { return s.join(RoleBridge, "dlq", "get") }
+
+// DeadLetterReplay writes dead letters to Kafka again:
+// ReplayDeadLetters -> DeadLettersDone.
+func (s Subjects) DeadLetterReplay() string { return s.join(RoleBridge, "dlq", "replay") }
+
+// DeadLetterPurge deletes dead letters: PurgeDeadLetters -> DeadLettersDone.
+func (s Subjects) DeadLetterPurge() string { return s.join(RoleBridge, "dlq", "purge") }
+
 // Health is a role's health endpoint: {} -> HealthReply.
 func (s Subjects) Health(role string) string { return s.join(role, "health") }
 

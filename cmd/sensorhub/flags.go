@@ -77,6 +77,7 @@ func commands() map[string]*command {
 	cmds := []*command{
 		devCommand(), edgeCommand(), authCommand(), sensorCommand(), bridgeCommand(),
 		migrateCommand(), userCommand(), healthCommand(), benchCommand(), drillCommand(), natsConfigCommand(),
+		statusCommand(), dlqCommand(),
 	}
 	m := make(map[string]*command, len(cmds))
 	for _, c := range cmds {

@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"sensorhub/internal/app"
 )
 
 func main() {
@@ -37,9 +39,15 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return 2
 	}
 	err := cmd.run(ctx, args[1:], env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv})
+	var exit *app.ExitError
 	switch {
 	case err == nil:
 		return 0
+	case errors.As(err, &exit):
+		if exit.Err != nil {
+			fmt.Fprintf(stderr, "sensorhub %s: %v\n", args[0], exit.Err)
+		}
+		return exit.Code
 	case errors.Is(err, errHelp):
 		return 0
 	case errors.Is(err, errUsage):

@@ -73,6 +73,18 @@ func Operations() []Operation {
 		{ID: "getBridgeStats", Role: messages.RoleBridge, Subject: messages.Subjects.BridgeStats,
 			Request: typ[messages.Empty](), Reply: typ[messages.BridgeStats](),
 			Summary: "the bridge's relay to Kafka"},
+		{ID: "listDeadLetters", Role: messages.RoleBridge, Subject: messages.Subjects.DeadLetterList,
+			Request: typ[messages.ListDeadLetters](), Reply: typ[messages.DeadLetterPage](),
+			Summary: "a page of the dead letters in " + messages.StreamDeadLetter + ", oldest first, with their reasons (admin only)"},
+		{ID: "getDeadLetter", Role: messages.RoleBridge, Subject: messages.Subjects.DeadLetterGet,
+			Request: typ[messages.GetDeadLetter](), Reply: typ[messages.DeadLetterDetail](),
+			Summary: "one dead letter with its headers and payload (admin only)"},
+		{ID: "replayDeadLetters", Role: messages.RoleBridge, Subject: messages.Subjects.DeadLetterReplay,
+			Request: typ[messages.ReplayDeadLetters](), Reply: typ[messages.DeadLettersDone](),
+			Summary: "write dead letters to Kafka again with their original event id, removing each from the DLQ once Kafka acknowledged it (admin only)"},
+		{ID: "purgeDeadLetters", Role: messages.RoleBridge, Subject: messages.Subjects.DeadLetterPurge,
+			Request: typ[messages.PurgeDeadLetters](), Reply: typ[messages.DeadLettersDone](),
+			Summary: "delete dead letters for good, with a confirmation (admin only)"},
 	}
 	for _, role := range messages.Roles {
 		ops = append(ops, healthOf(role))

@@ -461,6 +461,29 @@ func runAttacks(t *testing.T, tg target) {
 		if err == nil {
 			t.Fatal("alice's chaos request was answered")
 		}
+		// Nor the dead letters: the bridge answers an admin there, never
+		// alice (her requests are dropped by the server).
+		var page messages.DeadLetterPage
+		if _, err := natsx.Request(waitCtx(t), admin, subj.DeadLetterList(), messages.ListDeadLetters{}, nil, &page); err != nil {
+			t.Fatalf("the admin's dead-letter list: %v", err)
+		}
+		for _, dl := range []struct {
+			subject string
+			req     any
+		}{
+			{subj.DeadLetterList(), messages.ListDeadLetters{}},
+			{subj.DeadLetterGet(), messages.GetDeadLetter{Sequence: 1}},
+			{subj.DeadLetterReplay(), messages.ReplayDeadLetters{All: true}},
+			{subj.DeadLetterPurge(), messages.PurgeDeadLetters{All: true, Confirm: true}},
+		} {
+			// Each with its own wait: an expired one would prove nothing.
+			one, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+			_, err := natsx.Request(one, alice, dl.subject, dl.req, nil, nil)
+			cancel()
+			if !errors.Is(err, natsx.ErrTimeout) {
+				t.Fatalf("alice's request on %s: %v, want no answer", dl.subject, err)
+			}
+		}
 		// alice cannot read JetStream's state either (admins may).
 		ajs, _ := jetstream.New(alice)
 		if _, err := ajs.Stream(short, messages.StreamEvents); err == nil {

@@ -92,6 +92,9 @@ func RolePermissions(subj messages.Subjects, role string) Permissions {
 		pub = append(pub, streamAdmin(ev)...)
 		pub = append(pub, streamAdmin(messages.StreamDeadLetter)...)
 		pub = append(pub, jsAPI+"STREAM.MSG.GET."+messages.StreamDeadLetter) // reading its dead letters back
+		// Removing one dead letter once replayed or purged (sensorhub dlq),
+		// by sequence: never a purge or a delete of the stream.
+		pub = append(pub, jsAPI+"STREAM.MSG.DELETE."+messages.StreamDeadLetter)
 		pub = append(pub,
 			jsAPI+"CONSUMER.CREATE."+ev+"."+durable,
 			jsAPI+"CONSUMER.CREATE."+ev+"."+durable+".>",
@@ -124,9 +127,11 @@ func RolePermissions(subj messages.Subjects, role string) Permissions {
 // PersonPermissions is what the callout grants a person by sensorhub
 // roles: the request subjects of the README and the micro discovery
 // subjects, and replies in their own inbox only. Admins may also watch the
-// events, send chaos panics (answered only where a role runs with --chaos)
-// and read JetStream's stream and consumer information, and may move the
-// event stream's leader on a cluster (a step-down). Nobody gets the
+// events, send chaos panics (answered only where a role runs with --chaos),
+// ask the bridge about its dead letters (list, get, replay, purge: the
+// bridge does the JetStream work with its own identity), read JetStream's
+// stream and consumer information, and move the event stream's leader on
+// a cluster (a step-down). Nobody gets the
 // JetStream write or consume API, KV writes, a service subject to answer,
 // or _INBOX.>.
 func PersonPermissions(subj messages.Subjects, username string, roles []string) Permissions {
@@ -147,6 +152,9 @@ func PersonPermissions(subj messages.Subjects, username string, roles []string) 
 		if r == messages.RoleAdmin {
 			p.Subscribe = append(p.Subscribe, subj.Events())
 			p.Publish = append(p.Publish, subj.ChaosPanic(), subj.ChaosControl(),
+				// The dead letters (sensorhub dlq): the bridge reads,
+				// replays and deletes them with its own identity.
+				subj.DeadLetterList(), subj.DeadLetterGet(), subj.DeadLetterReplay(), subj.DeadLetterPurge(),
 				jsAPI+"INFO",
 				jsAPI+"STREAM.NAMES", jsAPI+"STREAM.LIST", jsAPI+"STREAM.INFO.*",
 				jsAPI+"CONSUMER.NAMES.*", jsAPI+"CONSUMER.LIST.*", jsAPI+"CONSUMER.INFO.*.*",
