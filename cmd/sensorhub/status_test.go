@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -129,6 +130,34 @@ func TestStatusExitCodes(t *testing.T) {
 		t.Fatalf("status --json with kafka stopped (exit %d, %v): %s", code, err, out)
 	}
 	chaosKafka(t, admin, messages.ChaosActionStart)
+
+	// A supervised restart (a chaos panic of the sensor role's intake) is
+	// among the latest supervision events, in both views; the sensor
+	// role's pipeline gauges are there too.
+	var cr messages.ChaosReply
+	pctx, cancel := context.WithTimeout(t.Context(), testenv.Wait(t))
+	defer cancel()
+	if _, err := natsx.Request(pctx, admin, messages.DefaultSubjects().ChaosPanic(), messages.ChaosPanic{Actor: "sensor"}, nil, &cr); err != nil || !cr.Panicked {
+		t.Fatalf("chaos panic: %+v, %v", cr, err)
+	}
+	for _, args := range [][]string{edge, viaNATS} {
+		testenv.EventuallyState(t, "the restart in "+args[1]+"'s view", func() (bool, string) {
+			_, out, _ := sensorhub(ctx, append(args, "--json")...)
+			var rep app.StatusReport
+			if err := json.Unmarshal([]byte(out), &rep); err != nil {
+				return false, err.Error() + ": " + out
+			}
+			ok := len(rep.Supervision) > 0 && rep.Supervision[0].Role == messages.RoleSensor &&
+				rep.Supervision[0].Actor == "sensor/intake" && rep.Supervision[0].Directive == "restart" && rep.Pipeline != nil
+			return ok, fmt.Sprintf("supervision %+v, pipeline %+v", rep.Supervision, rep.Pipeline)
+		})
+		_, out, _ := sensorhub(ctx, args...)
+		for _, want := range []string{"LATEST SUPERVISION EVENTS", "sensor/intake", "sensor in flight, queued"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%s: output lacks %q:\n%s", args[1], want, out)
+			}
+		}
+	}
 
 	// A dead end: nothing answers where the edge or NATS should be.
 	code, out, errs = sensorhub(ctx, "status", "--url", "http://"+closedAddr(t), "--timeout", "2s")

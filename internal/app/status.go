@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
+	"sensorhub/internal/dashboard"
 	"sensorhub/internal/health"
 	"sensorhub/internal/natsx"
 	"sensorhub/messages"
@@ -82,7 +83,8 @@ type StatusReport struct {
 	// Roles are every role's health by name ("edge" in the edge's view).
 	Roles map[string]messages.HealthReply `json:"roles,omitempty"`
 	// Instances are the micro service instances of each role that
-	// answered discovery, by role (NATS' view only).
+	// answered discovery, by role (in the edge's view, as its dashboard
+	// found them).
 	Instances map[string][]string `json:"instances,omitempty"`
 	// Breakers are every breaker, keyed "<role>.<dependency>".
 	Breakers map[string]messages.BreakerHealth `json:"circuit_breakers,omitempty"`
@@ -91,7 +93,25 @@ type StatusReport struct {
 	// answered; FlowError says why).
 	Flow      *messages.BridgeStats `json:"flow,omitempty"`
 	FlowError string                `json:"flow_error,omitempty"`
+	// Pipeline is the sensor role's submissions in flight and tests queued,
+	// summed over its instances (absent when none reported them).
+	Pipeline *StatusPipeline `json:"pipeline,omitempty"`
+	// Transitions and Supervision are the latest breaker state changes and
+	// supervision events of every instance, newest first (at most
+	// statusRecent each), as the dashboard shows them.
+	Transitions []messages.BreakerTransition `json:"breaker_transitions,omitempty"`
+	Supervision []dashboard.Supervision      `json:"supervision,omitempty"`
 }
+
+// StatusPipeline is the sensor role's pipeline gauges.
+type StatusPipeline struct {
+	InFlight int64 `json:"in_flight"`
+	Queued   int64 `json:"queued"`
+}
+
+// statusRecent is how many transitions and supervision events status
+// prints.
+const statusRecent = 8
 
 // ExitCode is the report's exit code: 0 ok, 1 degraded, 2 down.
 func (r StatusReport) ExitCode() int {
@@ -228,6 +248,23 @@ func edgeStatus(ctx context.Context, client *http.Client, base string) StatusRep
 	} else {
 		rep.Flow = &st
 	}
+	// The dashboard's picture (an edge without it answers 404: its
+	// figures are then left out).
+	var snap dashboard.Snapshot
+	if getJSON(ctx, client, base+"/ui/state", &snap) == nil && snap.State != nil {
+		ds := snap.State
+		rep.Instances = map[string][]string{}
+		for _, r := range ds.Roles {
+			for _, in := range r.Instances {
+				rep.Instances[r.Name] = append(rep.Instances[r.Name], in.ID)
+			}
+		}
+		if ds.Flow.InFlight != nil && ds.Flow.Queued != nil {
+			rep.Pipeline = &StatusPipeline{InFlight: *ds.Flow.InFlight, Queued: *ds.Flow.Queued}
+		}
+		rep.Transitions = ds.Transitions[:min(len(ds.Transitions), statusRecent)]
+		rep.Supervision = ds.Supervision[:min(len(ds.Supervision), statusRecent)]
+	}
 	rep.Status = systemStatus(h.Status, rep.Roles)
 	return rep
 }
@@ -301,7 +338,7 @@ func natsStatus(ctx context.Context, nc *nats.Conn, subj messages.Subjects, url 
 		}
 		rep.Flow = &st
 	})
-	wg.Go(func() { rep.Instances = discover(ctx, nc, subj) })
+	wg.Go(func() { discover(ctx, nc, subj, &rep) })
 	wg.Wait()
 	rep.Roles = map[string]messages.HealthReply{}
 	rep.Breakers = map[string]messages.BreakerHealth{}
@@ -315,45 +352,54 @@ func natsStatus(ctx context.Context, nc *nats.Conn, subj messages.Subjects, url 
 	return rep
 }
 
-// discover asks $SRV.PING and collects the answers for at most 500 ms
-// (less once they stop for 100 ms): the instance ids by role.
-func discover(ctx context.Context, nc *nats.Conn, subj messages.Subjects) map[string][]string {
-	ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-	defer cancel()
-	inbox := nc.NewRespInbox()
-	ch := make(chan *nats.Msg, 64)
-	sub, err := nc.ChanSubscribe(inbox, ch)
-	if err != nil {
-		return nil
+// discover asks every role's $SRV.STATS (for at most 500 ms, less once
+// the answers stop for 100 ms) and fills in rep's instances, the sensor
+// role's pipeline and the latest transitions and supervision events, from
+// the health endpoint's data of each instance.
+func discover(ctx context.Context, nc *nats.Conn, subj messages.Subjects, rep *StatusReport) {
+	gathered := make([][][]byte, len(messages.Roles))
+	var wg sync.WaitGroup
+	for i, role := range messages.Roles {
+		wg.Go(func() {
+			gathered[i] = natsx.Gather(ctx, nc, subj.ServiceStats(role), 500*time.Millisecond, 100*time.Millisecond)
+		})
 	}
-	defer func() { _ = sub.Unsubscribe() }()
-	if err := nc.PublishRequest("$SRV.PING", inbox, nil); err != nil {
-		return nil
-	}
-	byName := map[string]string{}
-	for _, r := range messages.Roles {
-		byName[subj.ServiceName(r)] = r
-	}
-	out := map[string][]string{}
-	quiet := time.NewTimer(500 * time.Millisecond)
-	defer quiet.Stop()
-	for {
-		select {
-		case m := <-ch:
-			var p micro.Ping
-			if json.Unmarshal(m.Data, &p) == nil {
-				if role, ok := byName[p.Name]; ok {
-					out[role] = append(out[role], p.ID)
-					slices.Sort(out[role])
+	wg.Wait()
+	rep.Instances = map[string][]string{}
+	var pipeline StatusPipeline
+	var flows int
+	for i, role := range messages.Roles {
+		for _, data := range gathered[i] {
+			var st micro.Stats
+			if json.Unmarshal(data, &st) != nil || st.ID == "" {
+				continue
+			}
+			rep.Instances[role] = append(rep.Instances[role], st.ID)
+			for _, ep := range st.Endpoints {
+				var h messages.HealthStats
+				if ep.Name != "health" || len(ep.Data) == 0 || json.Unmarshal(ep.Data, &h) != nil {
+					continue
+				}
+				rep.Transitions = append(rep.Transitions, h.BreakerTransitions...)
+				for _, e := range h.Supervision {
+					rep.Supervision = append(rep.Supervision, dashboard.Supervision{Role: role, SupervisionEvent: e})
+				}
+				if h.Flow != nil {
+					pipeline.InFlight += h.Flow.InFlight
+					pipeline.Queued += h.Flow.Queued
+					flows++
 				}
 			}
-			quiet.Reset(100 * time.Millisecond)
-		case <-quiet.C:
-			return out
-		case <-ctx.Done():
-			return out
 		}
+		slices.Sort(rep.Instances[role])
 	}
+	if flows > 0 {
+		rep.Pipeline = &pipeline
+	}
+	slices.SortStableFunc(rep.Transitions, func(a, b messages.BreakerTransition) int { return b.At.Compare(a.At) })
+	slices.SortStableFunc(rep.Supervision, func(a, b dashboard.Supervision) int { return b.At.Compare(a.At) })
+	rep.Transitions = rep.Transitions[:min(len(rep.Transitions), statusRecent)]
+	rep.Supervision = rep.Supervision[:min(len(rep.Supervision), statusRecent)]
 }
 
 func roleOrder(roles map[string]messages.HealthReply) []string {
@@ -431,6 +477,9 @@ func printStatus(out io.Writer, rep StatusReport, asJSON bool) error {
 	if e, ok := rep.Roles[messages.RoleEdge]; ok && e.Requests != nil {
 		fmt.Fprintf(out, "  edge requests in flight   %d of %d (refused overloaded: %d)\n", e.Requests.InFlight, e.Requests.MaxConcurrent, e.Requests.Overloaded)
 	}
+	if p := rep.Pipeline; p != nil {
+		fmt.Fprintf(out, "  sensor in flight, queued  %d, %d\n", p.InFlight, p.Queued)
+	}
 	if f := rep.Flow; f != nil {
 		backlog := fmt.Sprint(f.OutboxBacklog)
 		if f.OutboxBacklog < 0 {
@@ -446,6 +495,18 @@ func printStatus(out io.Writer, rep StatusReport, asJSON bool) error {
 		}
 	} else {
 		fmt.Fprintf(out, "  no bridge stats: %s\n", rep.FlowError)
+	}
+	if len(rep.Transitions) > 0 {
+		fmt.Fprintln(out, "\nLATEST BREAKER TRANSITIONS")
+		for _, tr := range rep.Transitions {
+			fmt.Fprintf(out, "  %s  %-22s %s -> %s\n", tr.At.Format(time.TimeOnly), tr.Breaker, tr.From, tr.To)
+		}
+	}
+	if len(rep.Supervision) > 0 {
+		fmt.Fprintln(out, "\nLATEST SUPERVISION EVENTS")
+		for _, e := range rep.Supervision {
+			fmt.Fprintf(out, "  %s  %-24s %-8s %s\n", e.At.Format(time.TimeOnly), e.Actor, e.Directive, truncate(e.Reason, 80))
+		}
 	}
 	return nil
 }
