@@ -17,8 +17,13 @@ const (
 	RoleEdge   = "edge"
 )
 
-// Roles lists the roles that answer a health request, in display order.
+// Roles lists the roles behind the edge that answer a health request, in
+// display order.
 var Roles = []string{RoleAuth, RoleSensor, RoleBridge}
+
+// Services lists every role with a micro service and a health subject:
+// Roles and the edge.
+var Services = []string{RoleAuth, RoleSensor, RoleBridge, RoleEdge}
 
 // Names of the JetStream and Kafka resources. They are fixed (not prefixed)
 // so that operators find them under the names in the README.

@@ -106,6 +106,7 @@ func TestStatusExitCodes(t *testing.T) {
 		t.Fatalf("status --json: %v: %s", err, out)
 	}
 	if code != 0 || rep.Status != messages.HealthOK || rep.Flow == nil || len(rep.Instances[messages.RoleBridge]) != 1 ||
+		len(rep.Instances[messages.RoleEdge]) != 1 ||
 		rep.Roles[messages.RoleSensor].Status != messages.HealthOK {
 		t.Fatalf("status --json (exit %d): %+v", code, rep)
 	}

@@ -105,7 +105,7 @@ func TestEverySubjectIsDescribed(t *testing.T) {
 		}
 		switch {
 		case m.Name == "Health":
-			for _, role := range messages.Roles {
+			for _, role := range messages.Services {
 				want[subj.Health(role)] = true
 			}
 		case m.Name == "Event":

@@ -86,7 +86,7 @@ func Operations() []Operation {
 			Request: typ[messages.PurgeDeadLetters](), Reply: typ[messages.DeadLettersDone](),
 			Summary: "delete dead letters for good, with a confirmation (admin only)"},
 	}
-	for _, role := range messages.Roles {
+	for _, role := range messages.Services {
 		ops = append(ops, healthOf(role))
 	}
 	return append(ops, Operation{ID: "panicActor", Role: "every role started with --chaos", Subject: messages.Subjects.ChaosPanic,

@@ -506,7 +506,7 @@ func runAttacks(t *testing.T, tg target) {
 			t.Fatal(err)
 		}
 		deadline := time.Now().Add(testenv.Wait(t))
-		for len(found) < len(messages.Roles) && time.Now().Before(deadline) {
+		for len(found) < len(messages.Services) && time.Now().Before(deadline) {
 			m, err := sub.NextMsg(time.Until(deadline))
 			if err != nil {
 				break
@@ -515,7 +515,7 @@ func runAttacks(t *testing.T, tg target) {
 			_ = json.Unmarshal(m.Data, &p)
 			found[p.Name] = true
 		}
-		for _, r := range messages.Roles {
+		for _, r := range messages.Services {
 			if !found[subj.ServiceName(r)] {
 				t.Errorf("$SRV.PING did not find %s (found %v)", subj.ServiceName(r), found)
 			}

@@ -28,6 +28,7 @@ func TestServicesDescribeThemselves(t *testing.T) {
 	s.startAuth()
 	s.startSensor()
 	s.startBridge()
+	s.startEdge()
 	addUsers(t, s.realDB)
 	nc := person(t, target{natsURL: s.nats.URL()}, "admin", DefaultPassword)
 	subj := messages.DefaultSubjects()
@@ -36,9 +37,10 @@ func TestServicesDescribeThemselves(t *testing.T) {
 		messages.RoleAuth:   {"auth.database"},
 		messages.RoleSensor: {"sensor.database", "sensor.jetstream", "sensor.auth"},
 		messages.RoleBridge: {"bridge.kafka"},
+		messages.RoleEdge:   {"edge.auth", "edge.sensor", "edge.bridge"},
 	}
 	served := map[string]bool{} // operation ids with an endpoint
-	for _, role := range messages.Roles {
+	for _, role := range messages.Services {
 		name := subj.ServiceName(role)
 		var info micro.Info
 		ask(t, nc, "$SRV.INFO."+name, &info)
@@ -85,7 +87,7 @@ func TestServicesDescribeThemselves(t *testing.T) {
 		}
 	}
 	for _, op := range apispec.Operations() {
-		if slices.Contains(messages.Roles, op.Role) && !served[op.ID] {
+		if slices.Contains(messages.Services, op.Role) && !served[op.ID] {
 			t.Errorf("apispec operation %s (%s) has no endpoint in %s", op.ID, op.Subject(subj), subj.ServiceName(op.Role))
 		}
 	}

@@ -357,9 +357,9 @@ func natsStatus(ctx context.Context, nc *nats.Conn, subj messages.Subjects, url 
 // role's pipeline and the latest transitions and supervision events, from
 // the health endpoint's data of each instance.
 func discover(ctx context.Context, nc *nats.Conn, subj messages.Subjects, rep *StatusReport) {
-	gathered := make([][][]byte, len(messages.Roles))
+	gathered := make([][][]byte, len(messages.Services))
 	var wg sync.WaitGroup
-	for i, role := range messages.Roles {
+	for i, role := range messages.Services {
 		wg.Go(func() {
 			gathered[i] = natsx.Gather(ctx, nc, subj.ServiceStats(role), 500*time.Millisecond, 100*time.Millisecond)
 		})
@@ -368,7 +368,7 @@ func discover(ctx context.Context, nc *nats.Conn, subj messages.Subjects, rep *S
 	rep.Instances = map[string][]string{}
 	var pipeline StatusPipeline
 	var flows int
-	for i, role := range messages.Roles {
+	for i, role := range messages.Services {
 		for _, data := range gathered[i] {
 			var st micro.Stats
 			if json.Unmarshal(data, &st) != nil || st.ID == "" {

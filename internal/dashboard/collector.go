@@ -84,13 +84,13 @@ func (d *Dashboard) sample(ctx context.Context) *State {
 	var (
 		wg       sync.WaitGroup
 		health   messages.EdgeHealth
-		found    = make([]discovered, len(messages.Roles))
+		found    = make([]discovered, len(messages.Services))
 		tier     messages.BridgeStats
 		tierErr  error
-		gathered = make([][][]byte, len(messages.Roles))
+		gathered = make([][][]byte, len(messages.Services))
 	)
 	wg.Go(func() { health = d.cfg.Health(ctx) })
-	for i, role := range messages.Roles {
+	for i, role := range messages.Services {
 		wg.Go(func() {
 			gathered[i] = natsx.Gather(ctx, nc, d.cfg.Subjects.ServiceStats(role), d.cfg.Timeout, discoveryGap)
 		})
@@ -99,7 +99,7 @@ func (d *Dashboard) sample(ctx context.Context) *State {
 		_, tierErr = natsx.Request(ctx, nc, d.cfg.Subjects.BridgeStats(), messages.Empty{}, nil, &tier)
 	})
 	wg.Wait()
-	for i := range messages.Roles {
+	for i := range messages.Services {
 		found[i] = discover(gathered[i])
 	}
 
@@ -204,6 +204,9 @@ func (d *Dashboard) roles(health messages.EdgeHealth, found []discovered) ([]Rol
 					}
 				}
 			}
+		} else if i := slices.Index(messages.Services, name); i >= 0 && len(found[i].instances) > 0 {
+			// The edges, by discovery of sensorhub-edge.
+			r.Instances = found[i].instances
 		} else {
 			in := Instance{ID: d.cfg.Instance, Status: StatusUp}
 			if r.Status != StatusUp {

@@ -145,6 +145,11 @@ func (s *Server) httpServer() *http.Server {
 // giving in-flight requests up to ShutdownTimeout. It returns nil after a
 // shutdown caused by ctx.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	svc, err := s.startService()
+	if err != nil {
+		return err
+	}
+	defer func() { _ = svc.Stop() }()
 	srv := s.httpServer()
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
@@ -155,7 +160,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownTimeout)
 	defer cancel()
-	err := srv.Shutdown(sctx)
+	err = srv.Shutdown(sctx)
 	if err != nil {
 		_ = srv.Close()
 		err = fmt.Errorf("shut down http server: %w", err)

@@ -115,11 +115,13 @@ func RolePermissions(subj messages.Subjects, role string) Permissions {
 		}
 		pub = append(pub, health(messages.Roles...)...)
 		// The dashboard finds every instance of each role by micro
-		// discovery: the stats subject of each service, nothing else of $SRV.
-		for _, r := range messages.Roles {
+		// discovery: the stats subject of each service (the other edges'
+		// too), nothing else of $SRV.
+		for _, r := range messages.Services {
 			pub = append(pub, subj.ServiceStats(r))
 		}
-		return Permissions{Subscribe: []string{inbox}, Publish: pub}
+		// Its own micro service: discovery ($SRV.>) and its health.
+		return Permissions{Subscribe: []string{subj.Group(messages.RoleEdge) + ".>", srvAll, inbox}, Publish: pub, AllowResponses: true}
 	}
 	return Permissions{} // an unknown role may do nothing
 }
@@ -143,7 +145,7 @@ func PersonPermissions(subj messages.Subjects, username string, roles []string) 
 		},
 		Subscribe: []string{messages.InboxPrefix(username) + ".>"},
 	}
-	for _, r := range messages.Roles {
+	for _, r := range messages.Services {
 		// Each health subject by name: a wildcard (<prefix>.*.health)
 		// would match <prefix>.events.health, inside the event stream.
 		p.Publish = append(p.Publish, subj.Health(r))
