@@ -347,15 +347,6 @@ func (nn *natsNodes) urls() []string {
 	return out
 }
 
-func (nn *natsNodes) byName(name string) *natsNode {
-	for _, n := range nn.nodes {
-		if n.name == name {
-			return n
-		}
-	}
-	return nil
-}
-
 // conn connects the test as role (its nkey) to urls; closed by t.Cleanup.
 func (nn *natsNodes) conn(t *testing.T, role string, urls []string) *nats.Conn {
 	t.Helper()
