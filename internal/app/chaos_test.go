@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -25,39 +24,8 @@ import (
 // the attack table's users (alice is no admin).
 func startChaosDev(t *testing.T) DevAddrs {
 	t.Helper()
-	testenv.SkipIfShort(t)
 	dir := t.TempDir()
-	ready := make(chan DevAddrs, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	logs := &testenv.Buffer{}
-	go func() {
-		done <- RunDev(ctx, DevConfig{
-			Common:      Common{SubjectPrefix: messages.DefaultPrefix, Chaos: true},
-			HTTP:        "127.0.0.1:0",
-			DataDir:     dir,
-			NATSListen:  "127.0.0.1:0",
-			KafkaListen: "127.0.0.1:0",
-			Ready:       ready,
-		}, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("dev: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("dev logs:\n%s", tail(logs.String(), 100))
-		}
-	})
-	var addrs DevAddrs
-	select {
-	case addrs = <-ready:
-	case err := <-done:
-		t.Fatalf("dev stopped: %v", err)
-	case <-time.After(testenv.Wait(t)):
-		t.Fatal("dev did not start")
-	}
+	addrs := runDev(t, DevConfig{Common: Common{Chaos: true}, DataDir: dir})
 	addUsers(t, "sqlite:"+filepath.Join(dir, "sensorhub.db"))
 	return addrs
 }
@@ -137,26 +105,7 @@ func TestChaosControlStopsAndStartsKafka(t *testing.T) {
 // Without --chaos nobody answers the control subject.
 func TestChaosControlNeedsTheFlag(t *testing.T) {
 	testenv.SkipIfShort(t)
-	dir := t.TempDir()
-	ready := make(chan DevAddrs, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- RunDev(ctx, DevConfig{Common: Common{SubjectPrefix: messages.DefaultPrefix}, HTTP: "127.0.0.1:0",
-			DataDir: dir, NATSListen: "127.0.0.1:0", KafkaListen: "127.0.0.1:0", Ready: ready}, discardLogger())
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("dev: %v", err)
-		}
-	})
-	var addrs DevAddrs
-	select {
-	case addrs = <-ready:
-	case err := <-done:
-		t.Fatalf("dev stopped: %v", err)
-	}
+	addrs := runDev(t, DevConfig{})
 	admin := person(t, target{natsURL: addrs.NATS}, "admin", DefaultPassword)
 	_, err := natsx.Request(waitCtx(t), admin, messages.DefaultSubjects().ChaosControl(),
 		messages.ChaosControl{Target: messages.ChaosTargetKafka, Action: messages.ChaosActionStop}, nil, nil)

@@ -357,3 +357,53 @@ func waitEdgeHealthy(t *testing.T, base string) {
 		return json.NewDecoder(resp.Body).Decode(&h) == nil && h.Status == messages.HealthOK
 	})
 }
+
+// runDev runs dev on cfg (its Ready set here) until the test ends, and
+// returns its addresses once every role serves; its log is shown if the
+// test fails. Listen addresses left empty are free ports on 127.0.0.1 and
+// DataDir a temporary directory.
+func runDev(t *testing.T, cfg DevConfig) DevAddrs {
+	t.Helper()
+	testenv.SkipIfShort(t)
+	if cfg.HTTP == "" {
+		cfg.HTTP = "127.0.0.1:0"
+	}
+	if cfg.NATSListen == "" && cfg.NATSURL == "" {
+		cfg.NATSListen = "127.0.0.1:0"
+	}
+	if cfg.KafkaListen == "" && cfg.KafkaBrokers == "" {
+		cfg.KafkaListen = "127.0.0.1:0"
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = t.TempDir()
+	}
+	if cfg.SubjectPrefix == "" {
+		cfg.SubjectPrefix = messages.DefaultPrefix
+	}
+	ready := make(chan DevAddrs, 1)
+	cfg.Ready = ready
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	logs := &testenv.Buffer{}
+	go func() {
+		done <- RunDev(ctx, cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("dev: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("dev logs:\n%s", tail(logs.String(), 150))
+		}
+	})
+	select {
+	case addrs := <-ready:
+		return addrs
+	case err := <-done:
+		t.Fatalf("dev stopped: %v", err)
+	case <-time.After(testenv.Wait(t)):
+		t.Fatal("dev did not start")
+	}
+	return DevAddrs{}
+}

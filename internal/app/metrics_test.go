@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"path/filepath"
 	"sync"
@@ -40,9 +39,6 @@ func startDevForMetrics(t *testing.T, opts ...func(*DevConfig)) *devUnderTest {
 	t.Helper()
 	testenv.SkipIfShort(t)
 	kb := testenv.Kafka(t)
-	ready := make(chan DevAddrs, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
 	cfg := DevConfig{
 		Common:     Common{SubjectPrefix: messages.DefaultPrefix, Chaos: true, MetricsListen: "127.0.0.1:0"},
 		HTTP:       "127.0.0.1:0",
@@ -51,32 +47,11 @@ func startDevForMetrics(t *testing.T, opts ...func(*DevConfig)) *devUnderTest {
 		// PostgreSQL, and Kafka that the test can make refuse writes.
 		DatabaseURL:  testenv.Postgres(t),
 		KafkaBrokers: kb.Addr(),
-		Ready:        ready,
 	}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	logs := &testenv.Buffer{}
-	go func() {
-		done <- RunDev(ctx, cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("dev: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("dev logs:\n%s", tail(logs.String(), 150))
-		}
-	})
-	d := &devUnderTest{t: t, kafka: kb}
-	select {
-	case d.addrs = <-ready:
-	case err := <-done:
-		t.Fatalf("dev stopped: %v", err)
-	case <-time.After(testenv.Wait(t)):
-		t.Fatal("dev did not start")
-	}
+	d := &devUnderTest{t: t, kafka: kb, addrs: runDev(t, cfg)}
 	return d
 }
 

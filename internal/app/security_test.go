@@ -49,31 +49,7 @@ const alicePW = "alice-password-1"
 func TestAttacksOnDev(t *testing.T) {
 	testenv.SkipIfShort(t)
 	dir := t.TempDir()
-	ready := make(chan DevAddrs, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- RunDev(ctx, DevConfig{
-			Common:      Common{SubjectPrefix: messages.DefaultPrefix},
-			HTTP:        "127.0.0.1:0",
-			DataDir:     dir,
-			NATSListen:  "127.0.0.1:0",
-			KafkaListen: "127.0.0.1:0",
-			Ready:       ready,
-		}, discardLogger())
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("dev: %v", err)
-		}
-	})
-	var addrs DevAddrs
-	select {
-	case addrs = <-ready:
-	case err := <-done:
-		t.Fatalf("dev stopped: %v", err)
-	}
+	addrs := runDev(t, DevConfig{DataDir: dir})
 	addUsers(t, "sqlite:"+filepath.Join(dir, "sensorhub.db"))
 	keys := DevKeyDir(dir)
 	runAttacks(t, target{
