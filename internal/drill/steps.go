@@ -3,9 +3,9 @@ package drill
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -450,30 +450,22 @@ func (d *run) record(r reply) bool {
 }
 
 func states(m map[string]string) string {
-	names := make([]string, 0, len(m))
-	for n := range m {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	parts := make([]string, 0, len(names))
-	for _, n := range names {
-		parts = append(parts, n+" "+m[n])
-	}
-	return strings.Join(parts, ", ")
+	return joinSorted(m, func(n, v string) string { return n + " " + v }, "")
 }
 
 func counts(m map[string]int) string {
-	names := make([]string, 0, len(m))
-	for n := range m {
-		names = append(names, n)
+	return joinSorted(m, func(n string, v int) string { return fmt.Sprintf("%s x%d", n, v) }, "none")
+}
+
+// joinSorted writes each entry of m by its key's order, comma separated;
+// empty when m is.
+func joinSorted[V any](m map[string]V, entry func(string, V) string, empty string) string {
+	if len(m) == 0 {
+		return empty
 	}
-	sort.Strings(names)
-	parts := make([]string, 0, len(names))
-	for _, n := range names {
-		parts = append(parts, fmt.Sprintf("%s x%d", n, m[n]))
-	}
-	if len(parts) == 0 {
-		return "none"
+	parts := make([]string, 0, len(m))
+	for _, n := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, entry(n, m[n]))
 	}
 	return strings.Join(parts, ", ")
 }

@@ -101,18 +101,26 @@ func TestPanicIsJSON500(t *testing.T) {
 	t.Fatal("no panic after a late panic in the handler")
 }
 
-func TestServeShutsDownWithContext(t *testing.T) {
-	e := newEnv(t, testConfig())
+// serve runs e's server on a free port until cancel; done has Serve's
+// result.
+func serve(t *testing.T, e *env) (addr string, cancel context.CancelFunc, done <-chan error) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- e.srv.Serve(ctx, ln) }()
+	t.Cleanup(cancel)
+	served := make(chan error, 1)
+	go func() { served <- e.srv.Serve(ctx, ln) }()
+	return ln.Addr().String(), cancel, served
+}
 
-	res, err := http.Get("http://" + ln.Addr().String() + "/healthz")
+func TestServeShutsDownWithContext(t *testing.T) {
+	e := newEnv(t, testConfig())
+	addr, cancel, done := serve(t, e)
+
+	res, err := http.Get("http://" + addr + "/healthz")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,16 +145,9 @@ func TestServeShutsDownWithContext(t *testing.T) {
 // the shutdown run out of ShutdownTimeout and Serve report it).
 func TestServeShutsDownWithADashboardStreamOpen(t *testing.T) {
 	e := newEnv(t, testConfig())
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- e.srv.Serve(ctx, ln) }()
+	addr, cancel, done := serve(t, e)
 
-	res, err := http.Get("http://" + ln.Addr().String() + "/ui/events")
+	res, err := http.Get("http://" + addr + "/ui/events")
 	if err != nil {
 		t.Fatal(err)
 	}
