@@ -288,6 +288,11 @@ func readStream(t *testing.T, nc *nats.Conn) []streamEvent {
 		t.Fatalf("jetstream: %v", err)
 	}
 	st, err := js.Stream(ctx, messages.StreamEvents)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		// The outbox relay makes the stream with its first round, after
+		// the role started: nothing is in it yet.
+		return nil
+	}
 	if err != nil {
 		t.Fatalf("stream: %v", err)
 	}
