@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 
@@ -18,7 +19,12 @@ import (
 // (the fix of an event Kafka refused as too large).
 func setTopicMaxMessageBytes(t *testing.T, e *env, n int) {
 	t.Helper()
-	client := &kafka.Client{Addr: kafka.TCP(e.kafka.Addr())}
+	// A transport of its own, closed after: kafka-go's default transport
+	// keeps a pool (and its metadata goroutine) for the process's life,
+	// which TestStopLeavesNoGoroutines would find.
+	transport := &kafka.Transport{DialTimeout: 2 * time.Second}
+	defer transport.CloseIdleConnections()
+	client := &kafka.Client{Addr: kafka.TCP(e.kafka.Addr()), Transport: transport}
 	resp, err := client.IncrementalAlterConfigs(testCtx(t), &kafka.IncrementalAlterConfigsRequest{
 		Resources: []kafka.IncrementalAlterConfigsRequestResource{{
 			ResourceType: kafka.ResourceTypeTopic,

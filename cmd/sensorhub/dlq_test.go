@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 	"golang.org/x/crypto/bcrypt"
@@ -25,7 +26,9 @@ func setMaxMessageBytes(t *testing.T, addr string, n int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), testenv.Wait(t))
 	defer cancel()
-	resp, err := (&kafka.Client{Addr: kafka.TCP(addr)}).IncrementalAlterConfigs(ctx, &kafka.IncrementalAlterConfigsRequest{
+	transport := &kafka.Transport{DialTimeout: 2 * time.Second} // not the default one, which lives on
+	defer transport.CloseIdleConnections()
+	resp, err := (&kafka.Client{Addr: kafka.TCP(addr), Transport: transport}).IncrementalAlterConfigs(ctx, &kafka.IncrementalAlterConfigsRequest{
 		Resources: []kafka.IncrementalAlterConfigsRequestResource{{
 			ResourceType: kafka.ResourceTypeTopic, ResourceName: messages.DefaultKafkaTopic,
 			Configs: []kafka.IncrementalAlterConfigsRequestConfig{{Name: "max.message.bytes", Value: strconv.Itoa(n), ConfigOperation: kafka.ConfigOperationSet}},
