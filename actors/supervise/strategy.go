@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sensorhub/internal/recent"
 	"strings"
 	"sync"
 	"time"
@@ -85,36 +86,18 @@ type Strategy struct {
 // latest RecentEvents decisions whole, for the dashboard. Safe for
 // concurrent use; the zero value is ready.
 type Tally struct {
-	mu sync.Mutex
-	m  map[Decision]uint64
-	// recent is a ring of the latest events; next is where the next one
-	// goes, kept how many it holds.
-	recent [RecentEvents]messages.SupervisionEvent
-	next   int
-	kept   int
+	mu     sync.Mutex
+	m      map[Decision]uint64
+	recent recent.Ring[messages.SupervisionEvent]
 }
 
 // RecentEvents is how many supervision events a Tally keeps.
-const RecentEvents = 32
+const RecentEvents = recent.DefaultSize
 
-func (t *Tally) remember(ev messages.SupervisionEvent) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.recent[t.next] = ev
-	t.next = (t.next + 1) % RecentEvents
-	t.kept = min(t.kept+1, RecentEvents)
-}
+func (t *Tally) remember(ev messages.SupervisionEvent) { t.recent.Add(ev) }
 
 // Recent is the latest supervision events, newest first.
-func (t *Tally) Recent() []messages.SupervisionEvent {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	out := make([]messages.SupervisionEvent, 0, t.kept)
-	for i := 1; i <= t.kept; i++ {
-		out = append(out, t.recent[(t.next-i+RecentEvents)%RecentEvents])
-	}
-	return out
-}
+func (t *Tally) Recent() []messages.SupervisionEvent { return t.recent.Newest() }
 
 func (t *Tally) record(d Decision) {
 	t.mu.Lock()

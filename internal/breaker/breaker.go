@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sensorhub/internal/recent"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -70,12 +71,8 @@ type Breaker struct {
 	// transitions counts state changes by [from][to] (gobreaker's State
 	// values: closed, half-open, open), read by the metrics at scrape time.
 	transitions [3][3]atomic.Uint64
-	// recent is the latest state changes, for the dashboard: a ring that
-	// only a state change writes.
-	recentMu   sync.Mutex
-	recent     [RecentTransitions]messages.BreakerTransition
-	recentNext int
-	recentKept int
+	// recent is the latest state changes, for the dashboard.
+	recent recent.Ring[messages.BreakerTransition]
 }
 
 // RecentTransitions is how many state changes a breaker keeps (and a Set
@@ -93,7 +90,7 @@ func New(name string, cfg Config, isFailure func(error) bool, logger *slog.Logge
 	if isFailure == nil {
 		isFailure = func(error) bool { return true }
 	}
-	b := &Breaker{name: name, cfg: cfg}
+	b := &Breaker{name: name, cfg: cfg, recent: recent.Ring[messages.BreakerTransition]{Size: RecentTransitions}}
 	b.cb = gobreaker.NewCircuitBreaker[any](gobreaker.Settings{
 		Name:        name,
 		MaxRequests: cfg.HalfOpenProbes,
@@ -213,24 +210,10 @@ func (b *Breaker) Transitions() []Transition {
 	return out
 }
 
-func (b *Breaker) remember(t messages.BreakerTransition) {
-	b.recentMu.Lock()
-	defer b.recentMu.Unlock()
-	b.recent[b.recentNext] = t
-	b.recentNext = (b.recentNext + 1) % RecentTransitions
-	b.recentKept = min(b.recentKept+1, RecentTransitions)
-}
+func (b *Breaker) remember(t messages.BreakerTransition) { b.recent.Add(t) }
 
 // Recent is the breaker's latest state changes, newest first.
-func (b *Breaker) Recent() []messages.BreakerTransition {
-	b.recentMu.Lock()
-	defer b.recentMu.Unlock()
-	out := make([]messages.BreakerTransition, 0, b.recentKept)
-	for i := 1; i <= b.recentKept; i++ {
-		out = append(out, b.recent[(b.recentNext-i+RecentTransitions)%RecentTransitions])
-	}
-	return out
-}
+func (b *Breaker) Recent() []messages.BreakerTransition { return b.recent.Newest() }
 
 // Set is a named collection of breakers, for health reports.
 type Set struct {
