@@ -93,7 +93,7 @@ func TestDrillAgainstDev(t *testing.T) {
 					t.Errorf("%d of the %d accepted tests completed in PostgreSQL", done, len(rep.Accepted))
 				}
 			} else {
-				tok := devToken(t, "http://"+addrs.HTTP)
+				tok := devLogin(t, "http://"+addrs.HTTP)
 				for _, id := range rep.Accepted {
 					if st := devTestStatus(t, "http://"+addrs.HTTP, tok, id); st != messages.StatusCompleted {
 						t.Errorf("test %s: %s, want completed", id, st)
@@ -168,20 +168,6 @@ func (c *cancelOn) Write(p []byte) (int, error) {
 		c.cancel()
 	}
 	return n, err
-}
-
-func devToken(t *testing.T, base string) string {
-	t.Helper()
-	resp, err := http.Post(base+"/auth/token", "application/x-www-form-urlencoded", strings.NewReader("username=admin&password=admin123"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var tok messages.TokenReply
-	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || tok.AccessToken == "" {
-		t.Fatalf("login: %d %v", resp.StatusCode, err)
-	}
-	return tok.AccessToken
 }
 
 func devTestStatus(t *testing.T, base, tok, id string) string {
