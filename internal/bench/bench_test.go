@@ -111,6 +111,10 @@ func TestRunRatePollingWithErrors(t *testing.T) {
 	if r.Acceptance.Count != r.Accepted || r.AchievedRate <= 0 || r.Acceptance.Max < r.Acceptance.P50 {
 		t.Errorf("acceptance: %+v, rate %v", r.Acceptance, r.AchievedRate)
 	}
+	// Every refusal was an answer, timed apart from the 202s.
+	if r.Refusal.Count != r.Errors["overloaded"] || r.Refusal.Max <= 0 || r.Refusal.Max < r.Refusal.P50 {
+		t.Errorf("refusal latency: %+v (overloaded %d)", r.Refusal, r.Errors["overloaded"])
+	}
 	if rep.Target.Mode != "rate" || rep.Target.Rate != 100 || rep.Machine.CPUs == 0 || rep.Baseline != nil {
 		t.Errorf("report header: %+v %+v", rep.Target, rep.Machine)
 	}

@@ -42,6 +42,8 @@ type sample struct {
 	// code of the answer, or the transport failure.
 	code   string
 	testID string
+	// answered: the server sent a status (false for a transport failure).
+	answered bool
 }
 
 // counters are read by the progress line while the load runs.
@@ -57,7 +59,11 @@ type loadResult struct {
 	lastStart  time.Time
 	lastEnd    time.Time // of an accepted request
 	latencies  []time.Duration
-	errors     map[string]int
+	// refusals are the latencies of the other answers (an HTTP status
+	// other than 202: a refusal such as 503 overloaded); a transport
+	// failure is no answer and has none.
+	refusals []time.Duration
+	errors   map[string]int
 }
 
 // stats turns the result into its report form.
@@ -66,6 +72,7 @@ func (r loadResult) stats() LoadStats {
 		Requests:   r.requests,
 		Accepted:   r.accepted,
 		Acceptance: Summarize(r.latencies),
+		Refusal:    Summarize(r.refusals),
 		Errors:     r.errors,
 	}
 	if r.accepted > 0 {
@@ -154,6 +161,9 @@ func runLoad(ctx context.Context, target vegeta.Target, l load, c *counters, onS
 		} else {
 			c.failed.Add(1)
 			r.errors[s.code]++
+			if s.answered {
+				r.refusals = append(r.refusals, s.latency)
+			}
 		}
 		if onSample != nil {
 			onSample(s)
@@ -164,7 +174,7 @@ func runLoad(ctx context.Context, target vegeta.Target, l load, c *counters, onS
 
 // classify keeps what the report needs of one vegeta result.
 func classify(res *vegeta.Result) sample {
-	s := sample{start: res.Timestamp, latency: res.Latency}
+	s := sample{start: res.Timestamp, latency: res.Latency, answered: res.Code != 0}
 	switch {
 	case res.Code == 0:
 		s.code = transportClass(res.Error)

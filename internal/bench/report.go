@@ -58,6 +58,10 @@ type LoadStats struct {
 	AcceptSpanMS float64 `json:"accept_span_ms"`
 	// Acceptance is the latency of the 202 answers.
 	Acceptance Latency `json:"acceptance_latency"`
+	// Refusal is the latency of the other answers (any HTTP status but
+	// 202, such as 503 overloaded): how fast a refusal is. Transport
+	// failures got no answer and are not in it.
+	Refusal Latency `json:"refusal_latency"`
 	// Errors counts the other outcomes by the JSON code of the answer
 	// (http_<status> when it had none) or by the transport failure
 	// (timeout, connection_refused, connection_reset, eof...).
@@ -202,6 +206,10 @@ func WriteText(w io.Writer, r Report) error {
 	row("completed", fmt.Sprintf("%d of %d accepted", c.Completed, run.Accepted), "", "")
 	row("accepted, not completed", fmt.Sprintf("%d (failed: %d)", c.NotCompleted, c.Failed), "", "")
 	row("errors", fmtErrors(run.Errors), fmtErrors(sl.Errors), "")
+	if run.Refusal.Count > 0 {
+		row("refusal p50 / p99 / max", fmt.Sprintf("%s / %s / %s (%d answers)", fmtMS(run.Refusal.P50), fmtMS(run.Refusal.P99),
+			fmtMS(run.Refusal.Max), run.Refusal.Count), "", "")
+	}
 	if c.PollErrors > 0 {
 		row("poll errors", fmt.Sprint(c.PollErrors), "", "")
 	}

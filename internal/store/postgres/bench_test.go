@@ -19,8 +19,9 @@ import (
 )
 
 // BenchmarkWritePath runs the sensor role's store traffic per test: one
-// group-committed insert, one group-committed completion with its outbox
-// row, and the relay's read and delete of that row, in batches as the
+// group-committed insert (with an idempotency key, as the edge gives every
+// submission), the count of its processing attempt, one group-committed
+// completion with its outbox row, and the relay's read and delete of that row, in batches as the
 // writer and the relay send them. Besides the time per test it reports the
 // CPU the PostgreSQL backends of the benchmark's database spent per test
 // (pg-µs/test, from /proc; absent where /proc cannot tell), which is what
@@ -51,13 +52,22 @@ func benchWritePath(b *testing.B, batch int) {
 		lease := time.Now().Add(time.Minute)
 		tests := make([]store.NewTest, batch)
 		for i := range tests {
+			// Keyed, as every submission through the edge is.
 			tests[i] = store.NewTest{
 				ID: uuid.Must(uuid.NewV7()).String(), Owner: "admin", SensorType: "vibration",
 				SensorID: "default", Request: request, AuthMode: "online", LeaseUntil: lease,
+				IdempotencyKey: uuid.Must(uuid.NewV7()).String(), Fingerprint: "f",
 			}
 		}
 		if _, err := s.InsertTests(ctx, tests); err != nil {
 			b.Fatalf("InsertTests: %v", err)
+		}
+		ids := make([]string, batch)
+		for i, t := range tests {
+			ids[i] = t.ID
+		}
+		if _, err := s.BeginAttempts(ctx, ids, lease); err != nil {
+			b.Fatalf("BeginAttempts: %v", err)
 		}
 		cs := make([]store.Completion, batch)
 		for i, t := range tests {

@@ -376,12 +376,24 @@ func (s *Store) ClaimExpired(ctx context.Context, now time.Time, lease time.Dura
 }
 
 // beginAttemptsSQL counts an attempt of each test still processing; the
-// lease only ever moves forward.
+// lease only ever moves forward. Its status test is written with
+// COLLATE "C" for the reason given at completeTestsSQL: with the plain
+// comparison, the generic plan pgx's prepared statement ends up with on a
+// young database scans the partial index tests_processing_lease, that is
+// every test in flight, and filters each against the whole id array
+// (measured with 20,000 tests processing and 1,000 ids: 334 ms, against
+// 4.5 ms through the primary key). renewLeasesSQL has the same trap.
 const beginAttemptsSQL = `
 UPDATE tests
 SET attempts = attempts + 1, lease_until = GREATEST(lease_until, $2), updated_at = now()
-WHERE id = ANY($1) AND status = 'processing'
+WHERE id = ANY($1) AND status = 'processing' COLLATE "C"
 RETURNING id, attempts`
+
+// renewLeasesSQL moves the leases of the tests still processing forward
+// (COLLATE "C": see beginAttemptsSQL).
+const renewLeasesSQL = `
+UPDATE tests SET lease_until = GREATEST(lease_until, $2)
+WHERE id = ANY($1) AND status = 'processing' COLLATE "C"`
 
 // BeginAttempts counts one processing attempt of each of ids still
 // processing, and returns the new attempts per input (0: not processing).
@@ -420,9 +432,7 @@ func (s *Store) RenewLeases(ctx context.Context, ids []string, until time.Time) 
 	}
 	ctx, cancel := store.WithDefaultTimeout(ctx)
 	defer cancel()
-	tag, err := s.pool.Exec(ctx, `
-UPDATE tests SET lease_until = GREATEST(lease_until, $2)
-WHERE id = ANY($1) AND status = 'processing'`, ids, until)
+	tag, err := s.pool.Exec(ctx, renewLeasesSQL, ids, until)
 	if err != nil {
 		return 0, fmt.Errorf("renew leases: %w", Classify(err))
 	}
