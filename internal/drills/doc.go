@@ -21,6 +21,9 @@
 // the binary named by SENSORHUB_NATS_SERVER) and kills the node leading
 // SENSOR_EVENTS under load, with the same no-loss check. A further test panics an auth
 // actor through the chaos switch and checks its supervision log line.
+// TestMeasureSensorScaleOut is a measurement, not a drill, and skips unless
+// SENSORHUB_MEASURE_SCALEOUT lists sensor process counts: throughput and
+// CPU per test with that many sensor processes (see its comment).
 //
 // They run with the rest of the tests (go test -race ./...); to repeat
 // them alone:

@@ -180,7 +180,7 @@ type cluster struct {
 	subj   messages.Subjects
 	kafka  *kafkadev.Broker
 	dbURL  string // the real database, for the test's own queries
-	viaURL string // the same database through the fault proxy, for the roles
+	viaURL string // the database the roles are given: through the fault proxy, or dbURL itself (directDB)
 	proxy  *testenv.Proxy
 	dir    string // key file and other per-cluster files
 
@@ -197,6 +197,7 @@ type cluster struct {
 	edgeAddrs []string
 	nextEdge  atomic.Uint64
 	env       []string // extra environment of every role
+	stockArgs bool     // see clusterOptions.stockArgs
 }
 
 // clusterOptions selects what a test needs.
@@ -206,6 +207,19 @@ type clusterOptions struct {
 	// copies of each role (default 1): the second copy of sensor is named
 	// "sensor-2", and so on.
 	copies int
+	// roleCopies, by role, overrides copies for the roles it names (a
+	// measurement that scales out the sensor role alone).
+	roleCopies map[string]int
+	// directDB gives the roles the database itself instead of the fault
+	// proxy, which copies every byte through this process: a measurement
+	// would count the proxy's work as the test process's. A drill that
+	// cuts the database cannot set it (c.proxy is nil).
+	directDB bool
+	// stockArgs starts the roles on their default settings instead of the
+	// drills' short breakers, lease and two processors: under a saturating
+	// load a 2 s lease makes the sweeper retry tests still queued, work a
+	// deployment would not do.
+	stockArgs bool
 	// natsNodes, when set, runs the roles on a NATS cluster of that many
 	// nats-server processes instead of one embedded server; each copy of a
 	// role is given every node's URL, in its own order.
@@ -226,22 +240,28 @@ func newCluster(t *testing.T, opts clusterOptions) *cluster {
 	if err != nil {
 		t.Fatalf("parse database url: %v", err)
 	}
-	proxy := testenv.FaultProxy(t, u.Host)
-	via := *u
-	via.Host = proxy.Addr()
+	viaURL, dbVia := dbURL, "directly"
+	var proxy *testenv.Proxy
+	if !opts.directDB {
+		proxy = testenv.FaultProxy(t, u.Host)
+		via := *u
+		via.Host = proxy.Addr()
+		viaURL, dbVia = via.String(), "via "+proxy.Addr()
+	}
 
 	c := &cluster{
-		t:        t,
-		subj:     messages.DefaultSubjects(),
-		kafka:    testenv.Kafka(t),
-		dbURL:    dbURL,
-		viaURL:   via.String(),
-		proxy:    proxy,
-		dir:      t.TempDir(),
-		username: "drill",
-		password: "pw-" + randomHex(12),
-		procs:    map[string]*proc{},
-		env:      opts.env,
+		t:         t,
+		subj:      messages.DefaultSubjects(),
+		kafka:     testenv.Kafka(t),
+		dbURL:     dbURL,
+		viaURL:    viaURL,
+		proxy:     proxy,
+		dir:       t.TempDir(),
+		username:  "drill",
+		password:  "pw-" + randomHex(12),
+		procs:     map[string]*proc{},
+		env:       opts.env,
+		stockArgs: opts.stockArgs,
 	}
 	if opts.natsNodes > 0 {
 		c.nodes = startNATSNodes(t, opts.natsNodes)
@@ -269,8 +289,21 @@ func newCluster(t *testing.T, opts clusterOptions) *cluster {
 	// ConsumerStore reads fs.cfg.Name without the lock UpdateConfig holds),
 	// which the race detector reports from this in-process server when the
 	// two roles start at the same moment.
-	for copy := range max(opts.copies, 1) {
+	copiesOf := func(role string) int {
+		if n, ok := opts.roleCopies[role]; ok {
+			return n
+		}
+		return max(opts.copies, 1)
+	}
+	most := 0
+	for _, r := range roles {
+		most = max(most, copiesOf(r))
+	}
+	for copy := range most {
 		for _, r := range roles {
+			if copy >= copiesOf(r) {
+				continue
+			}
 			name := r
 			if copy > 0 {
 				name = fmt.Sprintf("%s-%d", r, copy+1)
@@ -282,8 +315,8 @@ func newCluster(t *testing.T, opts clusterOptions) *cluster {
 			}
 		}
 	}
-	t.Logf("cluster up in %s (binary built once in %s): nats %s, kafka %s, database via %s",
-		time.Since(start).Round(time.Millisecond), buildDuration.Round(time.Millisecond), c.natsURL(0), c.kafka.Addr(), proxy.Addr())
+	t.Logf("cluster up in %s (binary built once in %s): nats %s, kafka %s, database %s",
+		time.Since(start).Round(time.Millisecond), buildDuration.Round(time.Millisecond), c.natsURL(0), c.kafka.Addr(), dbVia)
 	return c
 }
 
@@ -340,6 +373,9 @@ func childEnv(extra ...string) []string {
 // drills see them open and close within seconds; the environment sets the
 // settings every role shares (every flag has a SENSORHUB_* twin).
 func (c *cluster) roleArgs(role string) []string {
+	if c.stockArgs {
+		return c.stockRoleArgs(role)
+	}
 	switch role {
 	case roleEdge:
 		return []string{"--http", "127.0.0.1:0",
@@ -359,6 +395,26 @@ func (c *cluster) roleArgs(role string) []string {
 	case roleBridge:
 		return []string{"--kafka-brokers", c.kafka.Addr(),
 			"--kafka-breaker-timeout", "4s", "--kafka-breaker-failures", "2", "--kafka-breaker-open-for", "1s"}
+	}
+	c.t.Fatalf("unknown role %q", role)
+	return nil
+}
+
+// stockRoleArgs are the flags a role cannot do without here (where its
+// dependencies and keys are); everything else is left at its default.
+func (c *cluster) stockRoleArgs(role string) []string {
+	switch role {
+	case roleEdge:
+		return []string{"--http", "127.0.0.1:0"}
+	case roleAuth:
+		return []string{"--database-url", c.viaURL,
+			"--callout-issuer-file", filepath.Join(c.keyDir, natsauth.IssuerFile),
+			"--callout-xkey-file", filepath.Join(c.keyDir, natsauth.XKeyFile),
+			"--jwt-key-file", filepath.Join(c.dir, "jwt-ed25519.pem")}
+	case roleSensor:
+		return []string{"--database-url", c.viaURL}
+	case roleBridge:
+		return []string{"--kafka-brokers", c.kafka.Addr()}
 	}
 	c.t.Fatalf("unknown role %q", role)
 	return nil
