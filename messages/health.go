@@ -47,12 +47,21 @@ type HealthReply struct {
 }
 
 // EdgeRequests counts what the edge did with its requests since it
-// started: the in-flight bound, and the submissions it sent again or
-// could not settle.
+// started: the in-flight bound, the adaptive bound on submissions, and the
+// submissions it sent again or could not settle.
 type EdgeRequests struct {
 	InFlight      int64 `json:"in_flight"`      // requests being served now
 	MaxConcurrent int64 `json:"max_concurrent"` // the bound on InFlight
 	Overloaded    int64 `json:"overloaded"`     // refused past the bound (503 overloaded)
+	// SubmitLimit is the adaptive bound on SubmitInFlight, at most
+	// MaxConcurrent: it falls while even the fastest submission of an
+	// interval waited past the queue target, and rises back once none has
+	// to. Without a target it stays at MaxConcurrent.
+	SubmitLimit        int64   `json:"submit_limit"`
+	SubmitInFlight     int64   `json:"submit_in_flight"`      // submissions being served now
+	SubmitOverloaded   int64   `json:"submit_overloaded"`     // refused past SubmitLimit (503 overloaded; not in Overloaded)
+	SubmitMinLatencyMS float64 `json:"submit_min_latency_ms"` // least latency of the submissions answered in the last interval judged
+	QueueTargetMS      float64 `json:"queue_target_ms"`       // the queue target (0: no adaptive bound)
 	// SubmitRetries counts the extra sends of submissions whose answer was
 	// lost; SubmitsRecovered the submissions that were answered after one.
 	SubmitRetries    int64 `json:"submit_retries"`

@@ -44,6 +44,7 @@ func devCommand() *command {
 		fs.StringVar(&cfg.KafkaBrokers, "kafka-brokers", "", "use these Kafka brokers (comma-separated) instead of the embedded one")
 		fs.StringVar(&cfg.KafkaTopic, "kafka-topic", messages.DefaultKafkaTopic, "Kafka topic of the events")
 		fs.IntVar(&cfg.Workers, "workers", 0, "sensor processor actors (0: two per CPU)")
+		edgeFlags(fs, &cfg.Edge)
 		cfg.KafkaRetention = 16 << 20
 		fs.Var(&cfg.KafkaRetention, "kafka-retention-bytes", "what the embedded Kafka broker keeps per partition, in memory (e.g. 16MiB; 0: every event)")
 		fs.Var(&cfg.MemoryLimit, "memory-limit", "soft memory limit of the process, like GOMEMLIMIT (e.g. 256MiB; 0: none)")

@@ -293,8 +293,9 @@ func outboxBacklogFlag(fs *flag.FlagSet, v *int64) {
 	fs.Int64Var(v, "max-outbox-backlog", sensor.DefaultMaxOutboxBacklog, "events waiting in the outbox at which submissions are refused with 503 backlog_full (0: no bound)")
 }
 
-// edgeFlags registers the edge's bounds: the retries of a submission whose
-// answer was lost, and the requests in flight.
+// edgeFlags registers the edge's bounds, in `edge` and in `dev`: the
+// retries of a submission whose answer was lost, the requests in flight,
+// and the queue target of the adaptive submission limit.
 func edgeFlags(fs *flag.FlagSet, cfg *app.EdgeConfig) {
 	fs.IntVar(&cfg.SubmitAttempts, "edge-submit-attempts", edge.DefaultSubmitAttempts,
 		"sends of a submission at most when its answer is lost (timeout, or no responders), under one idempotency key")
@@ -302,4 +303,6 @@ func edgeFlags(fs *flag.FlagSet, cfg *app.EdgeConfig) {
 		"deadline of a submission with all its sends and the waits between them")
 	fs.IntVar(&cfg.MaxConcurrent, "edge-max-concurrent", edge.DefaultMaxConcurrent,
 		"requests served at once; past it 503 overloaded with Retry-After, before the body is read")
+	fs.DurationVar(&cfg.QueueTarget, "edge-queue-target", edge.DefaultQueueTarget,
+		"latency of a submission at the edge past which, when even the fastest of a 100ms interval took longer (a standing queue), the edge lowers the submissions it admits at once; past that adaptive limit 503 overloaded, before the body is read (0: only --edge-max-concurrent)")
 }

@@ -7,11 +7,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
 	"sensorhub/actors/auth"
 	"sensorhub/internal/app"
+	"sensorhub/internal/edge"
 	"sensorhub/internal/natsx"
 	"sensorhub/internal/store"
 	"sensorhub/internal/testenv"
@@ -207,5 +209,39 @@ func TestDevUsesTheGivenNATSServer(t *testing.T) {
 	var h messages.HealthReply
 	if _, err := natsx.Request(t.Context(), srv.Conn(t, messages.RoleEdge), messages.DefaultSubjects().Health(messages.RoleAuth), nil, nil, &h); err != nil || h.Status == "" {
 		t.Fatalf("auth health on the given server: %+v, %v", h, err)
+	}
+}
+
+// `edge` and `dev` take the same edge bounds, the adaptive submission
+// limit's queue target among them (0 turns it off).
+func TestEdgeFlagsInEdgeAndDev(t *testing.T) {
+	for _, name := range []string{"edge", "dev"} {
+		fs, _ := commands()[name].flags()
+		for flagName, def := range map[string]string{
+			"edge-queue-target": edge.DefaultQueueTarget.String(), "edge-max-concurrent": "2048",
+			"edge-submit-attempts": "3", "edge-submit-timeout": "6s",
+		} {
+			if f := fs.Lookup(flagName); f == nil || f.DefValue != def {
+				t.Errorf("sensorhub %s --%s: %v, want default %s", name, flagName, f, def)
+			}
+		}
+	}
+	for _, c := range []struct {
+		args []string
+		want time.Duration
+	}{
+		{nil, edge.DefaultQueueTarget},
+		{[]string{"--edge-queue-target", "0"}, 0},
+		{[]string{"--edge-queue-target", "50ms"}, 50 * time.Millisecond},
+	} {
+		fs := newFlagSet("edge", "")
+		var cfg app.EdgeConfig
+		edgeFlags(fs, &cfg)
+		if err := fs.Parse(c.args); err != nil {
+			t.Fatal(err)
+		}
+		if cfg.QueueTarget != c.want {
+			t.Errorf("%v: queue target %v, want %v", c.args, cfg.QueueTarget, c.want)
+		}
 	}
 }

@@ -44,6 +44,10 @@ type DevConfig struct {
 	KafkaBrokers string
 	KafkaTopic   string
 	Workers      int
+	// Edge holds the edge's bounds (submit attempts and timeout, max
+	// concurrent, queue target), as `sensorhub edge` takes them; its
+	// Common and HTTP are dev's own and ignored here.
+	Edge EdgeConfig
 	// KafkaRetention, when positive, bounds what the embedded Kafka broker
 	// keeps of each partition of KafkaTopic (its retention.bytes, in
 	// segments of a quarter of it): the broker holds everything in memory,
@@ -318,7 +322,9 @@ func RunDev(ctx context.Context, cfg DevConfig, logger *slog.Logger) error {
 		return err
 	}
 	l.observeNATS(reg, messages.RoleEdge, ncEdge)
-	httpAddr, err := startEdge(l, ncEdge, EdgeConfig{Common: as(messages.RoleEdge), HTTP: cfg.HTTP}, reg, logger)
+	edgeCfg := cfg.Edge
+	edgeCfg.Common, edgeCfg.HTTP = as(messages.RoleEdge), cfg.HTTP
+	httpAddr, err := startEdge(l, ncEdge, edgeCfg, reg, logger)
 	if err != nil {
 		return err
 	}

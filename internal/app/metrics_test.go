@@ -161,6 +161,7 @@ func TestDevMetricsTellWhatHappened(t *testing.T) {
 		t.Errorf("bridge.kafka closed = %v before the outage, want 1", got)
 	}
 	for _, name := range []string{"sensorhub_build_info", "go_goroutines", "process_resident_memory_bytes",
+		"sensorhub_edge_submit_limit", "sensorhub_edge_submit_overloaded_total",
 		"sensorhub_pipeline_in_flight", "sensorhub_pipeline_queued", "sensorhub_pipeline_completing", "sensorhub_outbox_backlog",
 		"sensorhub_bridge_consumer_pending", "sensorhub_bridge_consumer_ack_pending", "sensorhub_bridge_consumer_redelivered"} {
 		if s.Sum(name, nil) == 0 {
@@ -295,7 +296,7 @@ func TestEveryRoleServesMetrics(t *testing.T) {
 		messages.RoleAuth:   {`sensorhub_circuit_breaker_state{breaker="auth.database",role="auth",state="closed"} 1`, `sensorhub_store_call_duration_seconds_count{operation="get_user",role="auth"}`},
 		messages.RoleSensor: {`sensorhub_tests_accepted_total{role="sensor"} 3`, `sensorhub_tests_completed_total{role="sensor"} 3`, `sensorhub_outbox_backlog{role="sensor"}`, `sensorhub_nats_requests_total{outcome="ok",role="sensor",subject="sensorhub.auth.validate"}`},
 		messages.RoleBridge: {`sensorhub_bridge_events_total{result="successful",role="bridge"} 3`, `sensorhub_bridge_consumer_pending{role="bridge"} 0`, `sensorhub_circuit_breaker_state{breaker="bridge.kafka",role="bridge",state="closed"} 1`},
-		messages.RoleEdge:   {`sensorhub_http_requests_total{code="202",role="edge",route="POST /test/sensor/{sensor_type}"} 3`, `sensorhub_nats_requests_total{outcome="ok",role="edge",subject="sensorhub.sensor.submit"} 3`},
+		messages.RoleEdge:   {`sensorhub_http_requests_total{code="202",role="edge",route="POST /test/sensor/{sensor_type}"} 3`, `sensorhub_nats_requests_total{outcome="ok",role="edge",subject="sensorhub.sensor.submit"} 3`, `sensorhub_edge_submit_limit{role="edge"} 2048`},
 	}
 	for role, addr := range listen {
 		body := metricstest.Fetch(t, t.Context(), "http://"+addr+"/metrics")

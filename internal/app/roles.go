@@ -130,6 +130,10 @@ type EdgeConfig struct {
 	SubmitAttempts int
 	SubmitTimeout  time.Duration
 	MaxConcurrent  int
+	// QueueTarget makes the submission limit adaptive (see edge.Config;
+	// zero: only MaxConcurrent). The commands default it to
+	// edge.DefaultQueueTarget.
+	QueueTarget time.Duration
 }
 
 func subjects(c Common) (messages.Subjects, error) {
@@ -323,12 +327,14 @@ func startEdge(l *lifecycle, nc *nats.Conn, cfg EdgeConfig, reg *metrics.Registr
 		SubmitAttempts: cfg.SubmitAttempts,
 		SubmitTimeout:  cfg.SubmitTimeout,
 		MaxConcurrent:  cfg.MaxConcurrent,
+		QueueTarget:    cfg.QueueTarget,
 	})
 	if err != nil {
 		return "", fmt.Errorf("edge: %w", err)
 	}
 	if reg != nil {
 		reg.Breakers(messages.RoleEdge, srv.Breakers())
+		reg.EdgeAdmission(messages.RoleEdge, func() metrics.EdgeAdmission { return metrics.EdgeAdmission(srv.Admission()) })
 	}
 	addr := cfg.HTTP
 	if addr == "" {

@@ -476,6 +476,9 @@ func printStatus(out io.Writer, rep StatusReport, asJSON bool) error {
 	fmt.Fprintln(out, "\nFLOW")
 	if e, ok := rep.Roles[messages.RoleEdge]; ok && e.Requests != nil {
 		fmt.Fprintf(out, "  edge requests in flight   %d of %d (refused overloaded: %d)\n", e.Requests.InFlight, e.Requests.MaxConcurrent, e.Requests.Overloaded)
+		if r := e.Requests; r.QueueTargetMS > 0 {
+			fmt.Fprintf(out, "  edge submissions          %d of limit %d, target %gms (refused past the limit: %d)\n", r.SubmitInFlight, r.SubmitLimit, r.QueueTargetMS, r.SubmitOverloaded)
+		}
 	}
 	if p := rep.Pipeline; p != nil {
 		fmt.Fprintf(out, "  sensor in flight, queued  %d, %d\n", p.InFlight, p.Queued)

@@ -81,6 +81,19 @@ type Config struct {
 	// the edge answers 503 overloaded with Retry-After at once, before
 	// reading the body. /healthz and /readyz are not counted.
 	MaxConcurrent int
+	// QueueTarget, when positive, makes the bound on submissions (POST
+	// /test/sensor/{sensor_type}) adaptive: while even the fastest
+	// submission answered in a QueueInterval took longer than QueueTarget
+	// from its admission to its answer (a standing queue in front of the
+	// sensor role, not a burst that drains), the bound falls towards what
+	// would give the target, and past it a submission is refused like one
+	// past MaxConcurrent; it rises back to MaxConcurrent once the queue is
+	// gone (see submitLimiter). Zero leaves only MaxConcurrent (unlike the
+	// other fields: the sensorhub commands default to DefaultQueueTarget).
+	QueueTarget time.Duration
+	// QueueInterval is how long a queue must stand before the bound moves,
+	// and how often it moves at most (default 100ms).
+	QueueInterval time.Duration
 	// MaxBodyBytes bounds every request body (default messages.MaxBodyBytes).
 	MaxBodyBytes int64
 	// LoginPerAddr rate-limits POST /auth/token per client address before
@@ -115,6 +128,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxConcurrent == 0 {
 		c.MaxConcurrent = DefaultMaxConcurrent
+	}
+	if c.QueueInterval == 0 {
+		c.QueueInterval = DefaultQueueInterval
 	}
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = messages.MaxBodyBytes
@@ -152,6 +168,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxConcurrent < 1 {
 		errs = append(errs, fmt.Errorf("max concurrent requests must be at least 1, got %d", c.MaxConcurrent))
+	}
+	if c.QueueTarget < 0 {
+		errs = append(errs, errors.New("queue target must not be negative (0: no adaptive submission limit)"))
+	}
+	if c.QueueInterval <= 0 {
+		errs = append(errs, fmt.Errorf("queue interval must be positive, got %v", c.QueueInterval))
 	}
 	if c.MaxBodyBytes < 0 {
 		errs = append(errs, errors.New("max body bytes must not be negative"))

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"sensorhub/internal/health"
 	"sensorhub/internal/natsx"
@@ -95,8 +96,17 @@ func (s *Server) edgeHealth() messages.HealthReply {
 	s.health.Set("nats", natsErr)
 	h := s.health.Report("")
 	h.Requests = s.stats.snapshot()
+	a := s.submits.snapshot()
+	h.Requests.SubmitLimit = a.Limit
+	h.Requests.SubmitInFlight = a.InFlight
+	h.Requests.SubmitOverloaded = a.Refused
+	h.Requests.SubmitMinLatencyMS = ms(a.MinLatency)
+	h.Requests.QueueTargetMS = ms(a.Target)
 	return h
 }
+
+// ms is d in milliseconds, to the microsecond.
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // handleHealthz is GET /healthz: liveness, 200 while the process serves.
 func (s *Server) handleHealthz(w http.ResponseWriter, _ *http.Request) {

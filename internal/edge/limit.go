@@ -7,7 +7,8 @@ import (
 	"sensorhub/messages"
 )
 
-// errEdgeOverloaded is the answer past MaxConcurrent requests in flight.
+// errEdgeOverloaded is the answer past MaxConcurrent requests in flight,
+// and past the adaptive bound on submissions (limitSubmit).
 var errEdgeOverloaded = &messages.Error{Code: messages.CodeOverloaded, Message: "edge overloaded, retry later", RetryAfter: 1}
 
 // requestStats is the edge's account of its requests, reported in its

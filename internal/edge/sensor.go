@@ -26,7 +26,12 @@ func bearer(r *http.Request) string {
 // answer from then on carries the key in its Idempotency-Key header: after
 // any 503 a retry with it is safe. A new or still processing test answers
 // 202, a duplicate of a finished one 200, with the test's status.
-func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
+//
+// Its latency from admitted (limitSubmit's) to the sensor role's answer
+// feeds the adaptive limit. A submission refused before it is sent (no
+// token, a bad body) does not: it waited in no queue, and a flood of them
+// would hide one. Nor does one whose client went away.
+func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request, admitted int64) {
 	var start time.Time // the dashboard's acceptance latency, only while watched
 	if s.dash.Watching() {
 		start = time.Now()
@@ -59,6 +64,9 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	hdr.Set(messages.HeaderIdempotencyKey, req.IdempotencyKey)
 	var acc messages.TestAccepted
 	msg, err := s.submit(r.Context(), req, hdr, &acc)
+	if r.Context().Err() == nil {
+		s.submits.observe(admitted)
+	}
 	if err != nil {
 		s.fail(w, r, s.sensor, errSensorRefused, err)
 		return

@@ -36,6 +36,8 @@ type Server struct {
 	handler  http.Handler
 	now      func() time.Time
 	stats    requestStats
+	// submits is the adaptive bound on submissions, inside MaxConcurrent.
+	submits *submitLimiter
 	// routeMetrics are each route pattern's metrics (nil without
 	// Config.Metrics), made with the routes and only read after.
 	routeMetrics map[string]*metrics.Route
@@ -63,6 +65,7 @@ func New(nc *nats.Conn, cfg Config) (*Server, error) {
 		now:      time.Now,
 	}
 	s.stats.max = int64(cfg.MaxConcurrent)
+	s.submits = newSubmitLimiter(cfg.QueueTarget, cfg.QueueInterval, cfg.MaxConcurrent, time.Now)
 	// Only "the service did not answer" opens a breaker: a 4xx envelope
 	// proves the service is up, and a client that went away proves nothing.
 	s.auth = s.breakers.Add(breaker.New("edge.auth", cfg.AuthBreaker, natsx.IsUnreachable, log))
@@ -90,8 +93,10 @@ func (s *Server) routes() http.Handler {
 	}
 	// Every route that may wait on NATS counts against MaxConcurrent;
 	// liveness and readiness answer from memory and stay outside it.
+	// Submissions, the one route a client floods, also count against the
+	// adaptive bound (limitSubmit).
 	handle("POST /auth/token", s.limit(s.handleLogin))
-	handle("POST /test/sensor/{sensor_type}", s.limit(s.handleSubmit))
+	handle("POST /test/sensor/{sensor_type}", s.limitSubmit(s.handleSubmit))
 	handle("GET /test/{test_id}", s.limit(s.handleResult))
 	handle("GET /sensor/types", s.limit(s.handleSensorTypes))
 	handle("GET /kafka/stats", s.limit(s.handleBridgeStats))

@@ -183,3 +183,31 @@ func (r *Registry) Bridge(role string, counts func() BridgeCounts, lag func(ctx 
 		},
 	})
 }
+
+// EdgeAdmission is the edge's adaptive submission limit (edge.Admission
+// converts to it).
+type EdgeAdmission struct {
+	Limit, InFlight, Refused int64
+	MinLatency, Target       time.Duration
+}
+
+// EdgeAdmission registers the edge's adaptive submission limit, read from
+// admission at scrape time: the limit and the submissions in flight under
+// it, the submissions refused past it, and the least latency of the last
+// interval it judged.
+func (r *Registry) EdgeAdmission(role string, admission func() EdgeAdmission) {
+	limit := desc(role, "edge_submit_limit", "Submissions the edge admits at once now: the adaptive limit, at most its max concurrent requests.")
+	inFlight := desc(role, "edge_submit_in_flight", "Submissions admitted by the edge and not yet answered.")
+	refused := desc(role, "edge_submit_overloaded_total", "Submissions refused 503 overloaded past the adaptive limit since the edge started.")
+	minLat := desc(role, "edge_submit_min_latency_seconds", "The least latency of the submissions answered in the last interval the adaptive limit judged.")
+	r.register(role, &funcCollector{
+		descs: []*prometheus.Desc{limit, inFlight, refused, minLat},
+		collect: func(ch chan<- prometheus.Metric) {
+			a := admission()
+			ch <- prometheus.MustNewConstMetric(limit, prometheus.GaugeValue, float64(a.Limit))
+			ch <- prometheus.MustNewConstMetric(inFlight, prometheus.GaugeValue, float64(a.InFlight))
+			ch <- prometheus.MustNewConstMetric(refused, prometheus.CounterValue, float64(a.Refused))
+			ch <- prometheus.MustNewConstMetric(minLat, prometheus.GaugeValue, a.MinLatency.Seconds())
+		},
+	})
+}
