@@ -194,7 +194,7 @@ func (s *Server) limitSubmit(next func(w http.ResponseWriter, r *http.Request, a
 	return s.limit(func(w http.ResponseWriter, r *http.Request) {
 		admitted, ok := s.submits.acquire()
 		if !ok {
-			writeError(w, errEdgeOverloaded)
+			writeOverloaded(w)
 			return
 		}
 		defer s.submits.release()

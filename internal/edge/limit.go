@@ -11,6 +11,17 @@ import (
 // and past the adaptive bound on submissions (limitSubmit).
 var errEdgeOverloaded = &messages.Error{Code: messages.CodeOverloaded, Message: "edge overloaded, retry later", RetryAfter: 1}
 
+// overloadedBody is errEdgeOverloaded encoded once: a refusal is the answer
+// the edge gives most often when it can least afford the work.
+var overloadedBody = errEdgeOverloaded.JSON()
+
+// writeOverloaded answers errEdgeOverloaded (as writeError would).
+func writeOverloaded(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Retry-After", "1")
+	writeJSON(w, errEdgeOverloaded.HTTPStatus(), overloadedBody)
+}
+
 // requestStats is the edge's account of its requests, reported in its
 // /health entry (messages.EdgeRequests). inFlight is raised and lowered by
 // limit alone; the others only grow.
@@ -43,7 +54,7 @@ func (s *Server) limit(next http.HandlerFunc) http.HandlerFunc {
 		if s.stats.inFlight.Add(1) > s.stats.max {
 			s.stats.inFlight.Add(-1)
 			s.stats.overloaded.Add(1)
-			writeError(w, errEdgeOverloaded)
+			writeOverloaded(w)
 			return
 		}
 		defer s.stats.inFlight.Add(-1)
