@@ -35,6 +35,7 @@ func benchCommand() *command {
 		fs.IntVar(&cfg.Burst, "burst", 0, "start this many submissions at once instead of --rate")
 		fs.StringVar(&cfg.Sensor, "sensor", bench.DefaultSensor, "sensor type submitted")
 		fs.IntVar(&cfg.Readings, "readings", 0, "readings per submission (0: no body, the simulated path)")
+		fs.IntVar(&cfg.SensorIDs, "sensor-ids", 1, "sensors the submissions name in turn (bench-0, bench-1...; 1: one sensor, the default one without readings)")
 		fs.StringVar(&cfg.NATSURL, "nats-url", "", "follow completions through the events on this NATS server (else poll GET /test/{id})")
 		natsTLSFlags(fs, &cfg.NATSTLS)
 		fs.StringVar(&cfg.SubjectPrefix, "subject-prefix", "sensorhub", "prefix of the event subjects")

@@ -7,7 +7,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
 )
 
 // baselineBody is what the bare handler answers: the shape of the edge's
@@ -62,19 +65,24 @@ func (b *BaselineServer) Close() error {
 }
 
 // runBaseline measures the bare handler: under the same load as the run
-// (same shape, same request), then at full speed for the ceiling.
-func runBaseline(ctx context.Context, cfg Config, body []byte, token string) (*BaselineStats, error) {
+// (same shape, same requests), then at full speed for the ceiling.
+func runBaseline(ctx context.Context, cfg Config, targets []vegeta.Target) (*BaselineStats, error) {
 	b, err := StartBaseline()
 	if err != nil {
 		return nil, err
 	}
 	defer b.Close()
-	target := submitTarget(b.URL(), cfg.Sensor, body, token)
-	same := runLoad(ctx, target, load{Rate: cfg.Rate, Duration: cfg.Duration, Burst: cfg.Burst, Timeout: cfg.Timeout, Connections: cfg.Connections}, &counters{}, nil)
+	// The run's requests, sent to the bare handler instead.
+	local := make([]vegeta.Target, len(targets))
+	for i, t := range targets {
+		local[i] = t
+		local[i].URL = b.URL() + strings.TrimPrefix(t.URL, cfg.URL)
+	}
+	same := runLoad(ctx, local, load{Rate: cfg.Rate, Duration: cfg.Duration, Burst: cfg.Burst, Timeout: cfg.Timeout, Connections: cfg.Connections}, &counters{}, nil)
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("baseline: %w", err)
 	}
-	ceil := runLoad(ctx, target, load{Concurrency: cfg.BaselineConcurrency, Duration: cfg.BaselineDuration, Timeout: cfg.Timeout, Connections: cfg.Connections}, &counters{}, nil)
+	ceil := runLoad(ctx, local, load{Concurrency: cfg.BaselineConcurrency, Duration: cfg.BaselineDuration, Timeout: cfg.Timeout, Connections: cfg.Connections}, &counters{}, nil)
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("baseline ceiling: %w", err)
 	}

@@ -31,18 +31,19 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
-	var body []byte
+	nom := 0.0
 	if cfg.Readings > 0 {
-		body = submitBody(cfg.Readings, nominal(ctx, client, cfg.URL, cfg.Sensor))
+		nom = nominal(ctx, client, cfg.URL, cfg.Sensor)
 	}
+	targets := submitTargets(cfg.URL, cfg.Sensor, cfg.Readings, nom, cfg.SensorIDs, token)
 
 	rep := Report{
 		Date:    time.Now().UTC().Truncate(time.Second),
 		Machine: Machine{CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), OS: runtime.GOOS, Arch: runtime.GOARCH, LoadAvg: loadAverage()},
-		Target:  TargetInfo{URL: cfg.URL, Sensor: cfg.Sensor, Readings: cfg.Readings, Mode: "rate", Rate: cfg.Rate, DurationS: cfg.Duration.Seconds()},
+		Target:  TargetInfo{URL: cfg.URL, Sensor: cfg.Sensor, Readings: cfg.Readings, SensorIDs: max(cfg.SensorIDs, 1), Mode: "rate", Rate: cfg.Rate, DurationS: cfg.Duration.Seconds()},
 	}
 	if cfg.Burst > 0 {
-		rep.Target = TargetInfo{URL: cfg.URL, Sensor: cfg.Sensor, Readings: cfg.Readings, Mode: "burst", Burst: cfg.Burst}
+		rep.Target = TargetInfo{URL: cfg.URL, Sensor: cfg.Sensor, Readings: cfg.Readings, SensorIDs: max(cfg.SensorIDs, 1), Mode: "burst", Burst: cfg.Burst}
 	}
 
 	// Completions are followed from before the first submission.
@@ -71,7 +72,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	prog := startProgress(cfg.Progress, cfg.ProgressTTY, cfg.ProgressInterval, &c, t, func() string { return phase.Load().(string) })
 
 	cpuStart := takeCPU(mem.pids)
-	res := runLoad(ctx, submitTarget(cfg.URL, cfg.Sensor, body, token),
+	res := runLoad(ctx, targets,
 		load{Rate: cfg.Rate, Duration: cfg.Duration, Burst: cfg.Burst, Timeout: cfg.Timeout, Connections: cfg.Connections}, &c,
 		func(s sample) {
 			if s.testID == "" {
@@ -108,7 +109,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		if cfg.Progress != nil {
 			fmt.Fprintf(cfg.Progress, "bench: measuring the bare handler (%s, then %s at full speed)\n", cfg.shape(), cfg.BaselineDuration)
 		}
-		b, err := runBaseline(ctx, cfg, body, token)
+		b, err := runBaseline(ctx, cfg, targets)
 		if err != nil {
 			return rep, err
 		}

@@ -251,11 +251,36 @@ func TestEventFields(t *testing.T) {
 }
 
 func TestSubmitBody(t *testing.T) {
-	if b := submitBody(0, 20); b != nil {
+	if b := submitBody(0, 20, ""); b != nil {
 		t.Errorf("no readings: body %s", b)
 	}
 	var s messages.SubmitTest
-	if err := json.Unmarshal(submitBody(100, 1013.25), &s); err != nil || len(s.Readings) != 100 || s.SensorID != "bench" {
+	if err := json.Unmarshal(submitBody(100, 1013.25, ""), &s); err != nil || len(s.Readings) != 100 || s.SensorID != "bench" {
 		t.Fatalf("100 readings: %+v %v", s, err)
+	}
+	s = messages.SubmitTest{}
+	if err := json.Unmarshal(submitBody(0, 20, "bench-7"), &s); err != nil || len(s.Readings) != 0 || s.SensorID != "bench-7" {
+		t.Fatalf("a sensor id without readings: %+v %v", s, err)
+	}
+}
+
+// With several sensor ids the submissions name each in turn, and each
+// body still decodes as a valid submission.
+func TestSubmitTargetsNameTheSensorsInTurn(t *testing.T) {
+	if ts := submitTargets("http://x", "humidity", 0, 45, 1, "tok"); len(ts) != 1 || ts[0].Body != nil {
+		t.Fatalf("one sensor: %d targets, body %q", len(ts), ts[0].Body)
+	}
+	ts := submitTargets("http://x", "humidity", 3, 45, 4, "tok")
+	if len(ts) != 4 {
+		t.Fatalf("%d targets, want 4", len(ts))
+	}
+	for i, tg := range ts {
+		req, err := messages.DecodeSubmitTest(tg.Body, "humidity")
+		if err != nil || req.SensorID != fmt.Sprintf("bench-%d", i) || len(req.Readings) != 3 {
+			t.Errorf("target %d: %+v %v", i, req, err)
+		}
+		if tg.URL != "http://x/test/sensor/humidity" || tg.Header.Get("Authorization") != "Bearer tok" {
+			t.Errorf("target %d: %s %v", i, tg.URL, tg.Header)
+		}
 	}
 }

@@ -64,14 +64,24 @@ func nominal(ctx context.Context, c *http.Client, base, sensor string) float64 {
 	return 20
 }
 
-// submitBody is the body of every submission: none for the simulated path,
-// else n readings close to nominal (a smooth, healthy series).
-func submitBody(n int, nominal float64) []byte {
-	if n == 0 {
+// submitBody is the body of a submission for sensorID: none for the
+// simulated path of the default sensor (n 0, sensorID ""), else the sensor
+// id and n readings close to nominal (a smooth, healthy series; none: the
+// simulated path).
+func submitBody(n int, nominal float64, sensorID string) []byte {
+	if n == 0 && sensorID == "" {
 		return nil
 	}
+	if sensorID == "" {
+		sensorID = "bench"
+	}
 	var b strings.Builder
-	b.WriteString(`{"sensor_id":"bench","readings":[`)
+	b.WriteString(`{"sensor_id":"` + sensorID + `"`)
+	if n == 0 {
+		b.WriteString(`}`)
+		return []byte(b.String())
+	}
+	b.WriteString(`,"readings":[`)
 	for i := range n {
 		if i > 0 {
 			b.WriteByte(',')
@@ -83,7 +93,20 @@ func submitBody(n int, nominal float64) []byte {
 	return []byte(b.String())
 }
 
-// submitTarget is the request the load sends.
+// submitTargets are the requests the load sends, in turn: one per sensor
+// id (bench-0, bench-1...) with sensorIDs above 1, else the one request.
+func submitTargets(base, sensor string, readings int, nominal float64, sensorIDs int, token string) []vegeta.Target {
+	if sensorIDs <= 1 {
+		return []vegeta.Target{submitTarget(base, sensor, submitBody(readings, nominal, ""), token)}
+	}
+	targets := make([]vegeta.Target, sensorIDs)
+	for i := range targets {
+		targets[i] = submitTarget(base, sensor, submitBody(readings, nominal, "bench-"+strconv.Itoa(i)), token)
+	}
+	return targets
+}
+
+// submitTarget is one request the load sends.
 func submitTarget(base, sensor string, body []byte, token string) vegeta.Target {
 	h := http.Header{messages.HeaderAuthorization: {"Bearer " + token}}
 	if body != nil {

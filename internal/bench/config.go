@@ -45,6 +45,12 @@ type Config struct {
 	// Readings is the number of readings per submission; 0 sends no body,
 	// so that the sensor role simulates an acquisition.
 	Readings int
+	// SensorIDs, above 1, has the submissions name that many sensors in
+	// turn (bench-0, bench-1...), each with a body; 0 or 1: one sensor
+	// (the default one without readings). The sensor role relays each
+	// sensor's events in order, one JetStream round trip after the other,
+	// so one sensor bounds the event rate where many do not.
+	SensorIDs int
 	// NATSURL, when set, follows completions through the events
 	// (a core NATS subscription on <SubjectPrefix>.events.>, as Username:
 	// an admin, since only admins may read every event); otherwise
@@ -128,6 +134,9 @@ func (c Config) Validate() error {
 	}
 	if !messages.ValidSensorType(c.Sensor) {
 		errs = append(errs, fmt.Errorf("sensor %q is not a sensor type", c.Sensor))
+	}
+	if c.SensorIDs < 0 || c.SensorIDs > 100_000 {
+		errs = append(errs, fmt.Errorf("sensor ids must be 0 to 100000"))
 	}
 	if c.Readings < 0 || c.Readings > messages.MaxReadings {
 		errs = append(errs, fmt.Errorf("readings must be 0 to %d", messages.MaxReadings))

@@ -91,7 +91,7 @@ func (r loadResult) stats() LoadStats {
 // runLoad sends target with the shape l and calls onSample (on one
 // goroutine) for every answer as it comes. It returns when every request
 // has answered or failed, or soon after ctx ends.
-func runLoad(ctx context.Context, target vegeta.Target, l load, c *counters, onSample func(sample)) loadResult {
+func runLoad(ctx context.Context, targets []vegeta.Target, l load, c *counters, onSample func(sample)) loadResult {
 	// The transport is complete before any connection exists: changing
 	// MaxConnsPerHost once connections are open corrupts its count.
 	client := &http.Client{Transport: &http.Transport{
@@ -135,13 +135,13 @@ func runLoad(ctx context.Context, target vegeta.Target, l load, c *counters, onS
 	// the dials of the warm-up read (a data race, and a wrong setting, if
 	// they ran first).
 	if warm > 0 {
-		warmUp(ctx, client, target.URL, warm)
+		warmUp(ctx, client, targets[0].URL, warm)
 	}
 	stop := context.AfterFunc(ctx, func() { atk.Stop() })
 	defer stop()
 
 	r := loadResult{errors: map[string]int{}}
-	for res := range atk.Attack(vegeta.NewStaticTargeter(target), pacer, duration, "sensorhub-bench") {
+	for res := range atk.Attack(vegeta.NewStaticTargeter(targets...), pacer, duration, "sensorhub-bench") {
 		s := classify(res)
 		c.sent.Add(1)
 		r.requests++

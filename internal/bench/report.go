@@ -38,6 +38,8 @@ type TargetInfo struct {
 	URL      string `json:"url"`
 	Sensor   string `json:"sensor"`
 	Readings int    `json:"readings"`
+	// SensorIDs is how many sensor ids the submissions name, in turn.
+	SensorIDs int `json:"sensor_ids"`
 	// Mode is "rate" (Rate per second for DurationS) or "burst" (Burst at once).
 	Mode      string  `json:"mode"`
 	Rate      int     `json:"rate,omitempty"`
