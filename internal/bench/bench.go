@@ -72,6 +72,8 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	prog := startProgress(cfg.Progress, cfg.ProgressTTY, cfg.ProgressInterval, &c, t, func() string { return phase.Load().(string) })
 
 	cpuStart := takeCPU(mem.pids)
+	prof := startServerProfile(ctx, cfg)
+	defer prof.stop()
 	res := runLoad(ctx, targets,
 		load{Rate: cfg.Rate, Duration: cfg.Duration, Burst: cfg.Burst, Timeout: cfg.Timeout, Connections: cfg.Connections}, &c,
 		func(s sample) {
@@ -98,6 +100,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		ServerMemory: mem.finish(),
 	}
 	rep.Run.CPU = cpuBetween(cpuStart, cpuEnd, rep.Machine.CPUs, rep.Run.Completion.Completed, rep.Machine.LoadAvg)
+	rep.Run.CPUProfile, rep.Run.CPUBudget = prof.finish(rep.Run.CPU.ServerPerTestUS, len(mem.pids))
 	if pl != nil {
 		rep.Run.Completion.PollErrors = pl.errors.Load()
 	}

@@ -72,6 +72,11 @@ type Config struct {
 	// PIDs are the server processes whose memory is reported; when empty,
 	// every other process named "sensorhub" is.
 	PIDs []int
+	// CPUProfileURL, when set, is the base URL of a server's
+	// net/http/pprof (`sensorhub dev --pprof`): a CPU profile of it is
+	// taken during the load, after a warm-up, and attributed to the
+	// components of RunStats.CPUBudget. Not for a burst.
+	CPUProfileURL string
 	// Baseline also measures a bare in-process handler: under the same
 	// load, and at full speed with BaselineConcurrency requests in flight
 	// for BaselineDuration (the ceiling).
@@ -90,6 +95,12 @@ func (c *Config) setDefaults() {
 		c.URL = DefaultURL
 	}
 	c.URL = strings.TrimRight(c.URL, "/")
+	// The base URL is also taken as dev --pprof's address, or as the pprof
+	// index's URL that a browser shows.
+	if c.CPUProfileURL != "" && !strings.Contains(c.CPUProfileURL, "://") {
+		c.CPUProfileURL = "http://" + c.CPUProfileURL
+	}
+	c.CPUProfileURL = strings.TrimSuffix(strings.TrimRight(c.CPUProfileURL, "/"), "/debug/pprof")
 	if c.Sensor == "" {
 		c.Sensor = DefaultSensor
 	}
@@ -125,6 +136,11 @@ func (c Config) Validate() error {
 	var errs []error
 	if u, err := url.Parse(c.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		errs = append(errs, fmt.Errorf("url %q: want http://host:port", c.URL))
+	}
+	if c.CPUProfileURL != "" {
+		if u, err := url.Parse(c.CPUProfileURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || strings.Contains(u.Path, "/debug/pprof") {
+			errs = append(errs, fmt.Errorf("cpu profile url %q: want the base URL of net/http/pprof, http://host:port", c.CPUProfileURL))
+		}
 	}
 	switch {
 	case c.Burst < 0:

@@ -27,6 +27,9 @@ func TestConfigDefaultsAndValidate(t *testing.T) {
 		{"too many readings", func(c *Config) { c.Readings = 10_001 }, "readings"},
 		{"bad prefix", func(c *Config) { c.SubjectPrefix = "a.>" }, "prefix"},
 		{"no pollers", func(c *Config) { c.PollWorkers = -1 }, "poll workers"},
+		{"bad cpu profile url", func(c *Config) { c.CPUProfileURL = "ftp://127.0.0.1:6060" }, "cpu profile url"},
+		{"cpu profile url with a query", func(c *Config) { c.CPUProfileURL = "http://127.0.0.1:6060/?seconds=5" }, "cpu profile url"},
+		{"cpu profile url of the profile", func(c *Config) { c.CPUProfileURL = "http://127.0.0.1:6060/debug/pprof/profile" }, "cpu profile url"},
 	} {
 		c := Config{Rate: 10, Duration: time.Second}
 		c.setDefaults()
@@ -34,6 +37,15 @@ func TestConfigDefaultsAndValidate(t *testing.T) {
 		err := c.Validate()
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err = %v, want one naming %q", tc.name, err, tc.want)
+		}
+	}
+	// The base URL is taken as given, as dev --pprof's address, or as the
+	// pprof index's.
+	for _, u := range []string{"http://127.0.0.1:6060", "http://127.0.0.1:6060/", "127.0.0.1:6060", "http://127.0.0.1:6060/debug/pprof/"} {
+		c := Config{Rate: 10, Duration: time.Second, CPUProfileURL: u}
+		c.setDefaults()
+		if err := c.Validate(); err != nil || c.CPUProfileURL != "http://127.0.0.1:6060" {
+			t.Errorf("cpu profile url %q: %q, %v", u, c.CPUProfileURL, err)
 		}
 	}
 	burst := Config{Burst: 5}

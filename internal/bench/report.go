@@ -94,6 +94,12 @@ type RunStats struct {
 	Completion   CompletionStats `json:"completion"`
 	ServerMemory Memory          `json:"server_memory"`
 	CPU          CPU             `json:"cpu"`
+	// CPUProfile and CPUBudget are set with Config.CPUProfileURL: the
+	// server's profile, and its samples by component (budget.go), the
+	// largest first. A profile that could not be taken leaves a note and
+	// no budget.
+	CPUProfile *CPUProfile  `json:"cpu_profile,omitempty"`
+	CPUBudget  []BudgetItem `json:"cpu_budget,omitempty"`
 }
 
 // BaselineStats is the bare handler's measure.
@@ -217,13 +223,50 @@ func WriteText(w io.Writer, r Report) error {
 	}
 	row("server peak RSS", fmtMemory(run.ServerMemory), "", "")
 	row("CPU per completed test", fmtCPU(run.CPU), "", "")
+	if run.CPUProfile != nil {
+		row("server CPU profile", fmtProfile(*run.CPUProfile), "", "")
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	for _, warn := range run.CPU.Warnings {
 		fmt.Fprintf(w, "warning: %s\n", warn)
 	}
-	return nil
+	return writeBudget(w, run.CPUProfile, run.CPUBudget)
+}
+
+func fmtProfile(p CPUProfile) string {
+	if p.SampleS == 0 && p.DurationS == 0 {
+		return p.Note
+	}
+	s := fmt.Sprintf("%.1fs from %s, %gs into the load: %.2f CPU-s of samples", p.DurationS, p.URL, p.WarmUpS, p.SampleS)
+	if p.Note != "" {
+		s += "; " + p.Note
+	}
+	return s
+}
+
+// writeBudget prints the CPU budget as a table, the largest first.
+func writeBudget(w io.Writer, p *CPUProfile, items []BudgetItem) error {
+	if p == nil || len(items) == 0 {
+		return nil
+	}
+	perTest := p.ServerPerTestUS > 0
+	if perTest {
+		fmt.Fprintf(w, "\nserver CPU by component: share of the profile's samples, and of the server's %.0fµs per completed test\n", p.ServerPerTestUS)
+	} else {
+		fmt.Fprintf(w, "\nserver CPU by component: share of the profile's samples\n")
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "component\tshare\tCPU-s\tµs/test\n")
+	for _, it := range items {
+		per := "-"
+		if perTest {
+			per = fmt.Sprintf("%.1f", it.PerTestUS)
+		}
+		fmt.Fprintf(tw, "%s\t%.1f%%\t%.2f\t%s\n", it.Component, 100*it.Share, it.SampleS, per)
+	}
+	return tw.Flush()
 }
 
 func fmtCPU(c CPU) string {
