@@ -17,7 +17,7 @@ import (
 )
 
 func benchCommand() *command {
-	const summary = "load an edge with sensor tests and report latencies, completions and memory (--baseline: beside a bare handler)"
+	const summary = "load an edge with sensor tests and report latencies, completions, memory and CPU (--baseline: beside a bare handler; --cpu-profile: the server's CPU by component)"
 	return &command{name: "bench", summary: summary, flags: func() (*flag.FlagSet, runner) {
 		fs := newFlagSet("bench", summary)
 		var (
@@ -43,13 +43,14 @@ func benchCommand() *command {
 		fs.DurationVar(&cfg.Wait, "wait", bench.DefaultWait, "longest wait for the completions once the load has ended")
 		fs.DurationVar(&cfg.Timeout, "timeout", bench.DefaultTimeout, "deadline of one submission")
 		fs.IntVar(&cfg.Connections, "connections", bench.DefaultConnections, "most connections to the edge; a request finding all busy waits, and the wait counts in its latency")
+		fs.StringVar(&cfg.CPUProfileURL, "cpu-profile", "", "base URL of the server's net/http/pprof (dev --pprof 127.0.0.1:6060: http://127.0.0.1:6060, or that address): profile its CPU during the load, after a warm-up, and report it by component (not for --burst; --cpuprofile is the bench's own)")
 		fs.StringVar(&pids, "pid", "", "comma-separated server PIDs whose memory to report (default: every other process named sensorhub)")
 		fs.BoolVar(&cfg.Baseline, "baseline", false, "also measure a bare in-process handler answering 202: under the same load, and at full speed (the ceiling)")
 		fs.DurationVar(&cfg.BaselineDuration, "baseline-duration", bench.DefaultBaselineDuration, "how long the ceiling is measured")
 		fs.IntVar(&cfg.BaselineConcurrency, "baseline-concurrency", bench.DefaultBaselineConcurrency, "requests in flight while the ceiling is measured")
 		fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
 		fs.BoolVar(&noStatus, "quiet", false, "no progress line on stderr")
-		fs.StringVar(&cpuProf, "cpuprofile", "", "write a CPU profile of the bench itself to this file (the load generator's own cost)")
+		fs.StringVar(&cpuProf, "cpuprofile", "", "write a CPU profile of the bench itself to this file (the load generator's own cost; --cpu-profile is the server's)")
 		return fs, func(ctx context.Context, e env) error {
 			for _, p := range strings.Split(pids, ",") {
 				if p = strings.TrimSpace(p); p == "" {

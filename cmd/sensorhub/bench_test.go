@@ -59,3 +59,21 @@ func TestBenchAgainstDev(t *testing.T) {
 		t.Errorf("wrong password: exit %d, stderr %q", code, stderr)
 	}
 }
+
+// --cpu-profile reaches the bench's config: a URL that is not one is
+// refused before the bench logs in (from the flag, or from its variable).
+func TestBenchCPUProfileFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+	}{
+		{args: []string{"--cpu-profile", "http://127.0.0.1:6060/debug/pprof/profile?seconds=5"}},
+		{env: map[string]string{"SENSORHUB_CPU_PROFILE": "ftp://127.0.0.1:6060"}},
+	} {
+		args := append([]string{"bench", "--url", "http://127.0.0.1:1", "--burst", "1", "--quiet"}, tc.args...)
+		code, _, stderr := runCmd(t, "", func(k string) string { return tc.env[k] }, args...)
+		if code != 1 || !strings.Contains(stderr, "cpu profile url") || strings.Contains(stderr, "log in") {
+			t.Errorf("%v %v: exit %d, stderr %q; want the URL refused", tc.args, tc.env, code, stderr)
+		}
+	}
+}

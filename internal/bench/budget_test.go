@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"math"
+	"os"
 	"strings"
 	"testing"
 
@@ -248,6 +249,29 @@ func TestBudgetPerTestNeedsOneServer(t *testing.T) {
 		info, items := done().finish(tc.perTest, tc.servers)
 		if !strings.Contains(info.Note, tc.want) || info.ServerPerTestUS != 0 || len(items) != 2 || items[0].PerTestUS != 0 || items[0].Share != 0.75 {
 			t.Errorf("%v µs, %d servers: %+v %+v; want a note naming %q", tc.perTest, tc.servers, info, items, tc.want)
+		}
+	}
+}
+
+// The README's Performance section names every component the budget can
+// report.
+func TestReadmeNamesEveryComponent(t *testing.T) {
+	data, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(data)
+	i := strings.Index(s, "\n## Performance\n")
+	if i < 0 {
+		t.Fatal("README has no Performance section")
+	}
+	s = s[i:]
+	if j := strings.Index(s[1:], "\n## "); j >= 0 {
+		s = s[:j+1]
+	}
+	for _, name := range Components() {
+		if !strings.Contains(s, "`"+name+"`") {
+			t.Errorf("README's Performance section does not name the component `%s`", name)
 		}
 	}
 }
