@@ -25,7 +25,7 @@ func BenchmarkOutboxPublish(b *testing.B) {
 	for _, bc := range []struct {
 		sensors int
 		waves   bool
-	}{{1, false}, {100, false}, {1, true}, {100, true}} {
+	}{{1, false}, {100, false}, {DefaultOutboxBatch, false}, {1, true}, {100, true}, {DefaultOutboxBatch, true}} {
 		sensors := bc.sensors
 		b.Run(fmt.Sprintf("sensors=%d/waves=%v", sensors, bc.waves), func(b *testing.B) {
 			ns := testenv.NATS(b)
