@@ -3,7 +3,9 @@ package bridge
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -11,6 +13,10 @@ import (
 
 	"sensorhub/messages"
 )
+
+// batchHeaderPrefix starts JetStream's batch publish headers
+// (Nats-Batch-Id, Nats-Batch-Sequence, Nats-Batch-Commit).
+const batchHeaderPrefix = "Nats-Batch-"
 
 // deadLetter moves an event Kafka can never take to SENSOR_EVENTS_DLQ with
 // the reason, then acknowledges it, so that one poison event does not stop
@@ -20,6 +26,12 @@ import (
 func (r *relay) deadLetter(ctx context.Context, m jetstream.Msg, seq uint64, reason string) {
 	hdr := nats.Header{}
 	for k, vs := range m.Headers() {
+		// The sensor role's atomic batch headers stay with the event as
+		// stored: copied, they would make this publish a batch of its own,
+		// which the dead-letter stream (without allow_atomic) refuses.
+		if strings.HasPrefix(http.CanonicalHeaderKey(k), batchHeaderPrefix) {
+			continue
+		}
 		hdr[k] = append([]string(nil), vs...)
 	}
 	// The event id dedupes the event stream; the dead letter is deduped

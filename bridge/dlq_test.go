@@ -2,6 +2,8 @@ package bridge_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -217,4 +219,39 @@ func TestDeadLetterListShowReplayPurge(t *testing.T) {
 		t.Fatalf("purge all: %+v %v", purged, err)
 	}
 	left()
+}
+
+// An event the sensor role stored in an atomic batch carries the batch's
+// headers (Nats-Batch-Id, -Sequence, -Commit) as stored. Dead-lettered,
+// it reaches SENSOR_EVENTS_DLQ: the copy leaves those headers out, which
+// would make its publish a batch the dead-letter stream refuses.
+func TestDeadLetterOfAtomicBatchEvent(t *testing.T) {
+	e := newEnv(t)
+	b := e.start(t, e.config())
+
+	poison := events(1, 1)[0]
+	msg := eventMsg(t, e.subj, poison)
+	msg.Header.Del(messages.HeaderSensorID) // dead-lettered on arrival
+	msg.Header.Set("Nats-Batch-Id", "batch-1")
+	msg.Header.Set("Nats-Batch-Sequence", "1")
+	msg.Header.Set("Nats-Batch-Commit", "1")
+	resp, err := e.pub.RequestMsg(msg, testenv.Wait(t))
+	if err != nil {
+		t.Fatalf("commit the batch: %v", err)
+	}
+	var ack struct {
+		Batch string          `json:"batch"`
+		Error json.RawMessage `json:"error"`
+	}
+	if err := json.Unmarshal(resp.Data, &ack); err != nil || ack.Batch != "batch-1" || ack.Error != nil {
+		t.Fatalf("commit answer %s (%v), want the batch acknowledged", resp.Data, err)
+	}
+	testenv.EventuallyState(t, "the event dead-lettered", func() (bool, string) {
+		s := stats(t, b)
+		return s.DeadLettered == 1 && s.Queued == 0, fmt.Sprintf("%+v", s)
+	})
+	page, err := b.ListDeadLetters(testCtx(t), messages.ListDeadLetters{})
+	if err != nil || len(page.DeadLetters) != 1 || page.DeadLetters[0].EventID != poison.EventID {
+		t.Fatalf("dead letters: %+v %v", page, err)
+	}
 }

@@ -40,8 +40,14 @@ const (
 // and stores one large filler event in it, as the sensor role would.
 func fillStream(t *testing.T, h *harness) *fullStream {
 	t.Helper()
+	return fillStreamWith(t, h, natsx.StreamConfig{MaxBytes: smallStreamBytes})
+}
+
+// fillStreamWith is fillStream with the stream configured as cfg.
+func fillStreamWith(t *testing.T, h *harness, cfg natsx.StreamConfig) *fullStream {
+	t.Helper()
 	ctx := testenv.Deadline(t)
-	f := &fullStream{h: h, cfg: natsx.StreamConfig{MaxBytes: smallStreamBytes}}
+	f := &fullStream{h: h, cfg: cfg}
 	js, err := jetstream.New(h.events)
 	if err != nil {
 		t.Fatal(err)
@@ -59,17 +65,25 @@ func fillStream(t *testing.T, h *harness) *fullStream {
 		t.Fatalf("publish the filler: %v", err)
 	}
 	// The bridge's identity and durable consumer take the filler out.
+	f.cons = bridgeConsumer(t, h)
+	return f
+}
+
+// bridgeConsumer is the bridge's durable consumer of SENSOR_EVENTS, under
+// the bridge's identity.
+func bridgeConsumer(t *testing.T, h *harness) jetstream.Consumer {
+	t.Helper()
 	bjs, err := jetstream.New(h.ns.Conn(t, messages.RoleBridge))
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.cons, err = bjs.CreateOrUpdateConsumer(ctx, messages.StreamEvents, jetstream.ConsumerConfig{
+	cons, err := bjs.CreateOrUpdateConsumer(testenv.Deadline(t), messages.StreamEvents, jetstream.ConsumerConfig{
 		Durable: messages.ConsumerBridge, AckPolicy: jetstream.AckExplicitPolicy, MaxDeliver: -1,
 	})
 	if err != nil {
 		t.Fatalf("create the bridge's consumer: %v", err)
 	}
-	return f
+	return cons
 }
 
 // makeRoom removes the filler, as a bridge that relayed it would.
@@ -92,19 +106,23 @@ func (f *fullStream) makeRoom(t *testing.T) {
 	}
 }
 
-// relay takes out whatever the stream holds now, as a bridge would.
-func (f *fullStream) relay(t *testing.T) {
+// relay takes out whatever the stream holds now (up to 100 events), as a
+// bridge would, and returns their event ids in stream order.
+func (f *fullStream) relay(t *testing.T) []string {
 	t.Helper()
 	ctx := testenv.Deadline(t)
 	batch, err := f.cons.FetchNoWait(100)
 	if err != nil {
 		t.Fatalf("fetch: %v", err)
 	}
+	var ids []string
 	for m := range batch.Messages() {
+		ids = append(ids, m.Headers().Get(messages.HeaderMsgID))
 		if err := m.DoubleAck(ctx); err != nil {
 			t.Fatalf("ack: %v", err)
 		}
 	}
+	return ids
 }
 
 // orderEvent is an event of sensor with a reason of pad bytes.
@@ -131,16 +149,25 @@ func sqliteWithOutbox(t *testing.T, h *harness, evs ...messages.TestCompleted) s
 		t.Fatal(err)
 	}
 	defer db.Close()
+	// One transaction: some tests fill the outbox with over a thousand rows.
+	tx, err := db.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback() }()
 	for _, ev := range evs {
 		payload, err := ev.Encode()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := db.ExecContext(t.Context(),
+		if _, err := tx.ExecContext(t.Context(),
 			`INSERT INTO outbox (event_id, test_id, subject, payload, created_at, sensor_id) VALUES (?, ?, ?, ?, ?, ?)`,
 			ev.EventID, ev.TestID, h.subj.Event(ev.SensorType, ev.Kind()), payload, ev.CreatedAt.UnixMicro(), ev.SensorID); err != nil {
 			t.Fatalf("insert outbox row: %v", err)
 		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatalf("commit the outbox rows: %v", err)
 	}
 	return st
 }
@@ -152,9 +179,23 @@ func sqliteWithOutbox(t *testing.T, h *harness, evs ...messages.TestCompleted) s
 // stream is full the relay backs off: the sensor.jetstream breaker does
 // not move, the health report shows event_stream down, and the log has
 // one line for entering the state and one for leaving it.
+//
+// It runs with atomic batches (the refused batch holds a1 and b1 both, so
+// nothing is stored until the relay, backing off, publishes in waves while
+// the stream is full) and without (a stream without allow_atomic, as on a
+// server before 2.12: waves throughout).
 func TestOutboxRelayOrderWhenStreamFull(t *testing.T) {
+	for _, mode := range []struct {
+		name     string
+		noAtomic bool
+	}{{"atomic", false}, {"waves", true}} {
+		t.Run(mode.name, func(t *testing.T) { testOutboxRelayOrderWhenStreamFull(t, mode.noAtomic) })
+	}
+}
+
+func testOutboxRelayOrderWhenStreamFull(t *testing.T, noAtomic bool) {
 	h := newHarness(t)
-	fs := fillStream(t, h)
+	fs := fillStreamWith(t, h, natsx.StreamConfig{MaxBytes: smallStreamBytes, NoAtomicPublish: noAtomic})
 	outbox := []messages.TestCompleted{
 		orderEvent("a1", "sensor-a", largePad), // does not fit next to the filler
 		orderEvent("a2", "sensor-a", 10),       // would fit
@@ -210,6 +251,9 @@ func TestOutboxRelayOrderWhenStreamFull(t *testing.T) {
 	}
 	if n := len(h.logs.lines("sensor.jetstream")); n != 0 {
 		t.Errorf("%d breaker lines while the stream was full, want none:\n%s", n, h.logs.String())
+	}
+	if got := svc.atomicPublish.Load(); got == noAtomic {
+		t.Errorf("relay with atomic publish %v on a stream with allow_atomic %v", got, !noAtomic)
 	}
 }
 

@@ -94,29 +94,37 @@ func (r *outboxRelay) Receive(ctx actor.Context) {
 
 func (r *outboxRelay) start(ctx actor.Context) {
 	s, self := r.s, ctx.Self()
+	// While the stream is full, publish in waves even where atomic batches
+	// work: a batch is stored only whole, and one larger than the room left
+	// would wait for the bridge to make room for all of it, while waves
+	// fill what room there is, still in order per sensor.
+	waves := r.backoff > 0
 	r.busy = s.tasks.goTracked(func() {
-		n, more, err := s.relayOnce()
+		n, more, err := s.relayOnce(waves)
 		s.tasks.send(self, &relayDone{published: n, more: more, err: err})
 	})
 }
 
 // relayOnce publishes one batch of outbox rows and deletes the acknowledged
-// ones. more says that a full batch went out and more rows may wait.
-func (s *Service) relayOnce() (published int, more bool, err error) {
+// ones. more says that a full batch went out and more rows may wait. waves
+// publishes in waves even where the stream takes atomic batches.
+func (s *Service) relayOnce(waves bool) (published int, more bool, err error) {
 	if !s.nc.IsConnected() {
 		err := fmt.Errorf("relay outbox: %w", natsx.ErrNotConnected)
 		s.jsState.Set(err)
 		return 0, false, err
 	}
 	if !s.streamReady.Load() {
-		err := s.jsb.Do(s.ctx, func(ctx context.Context) error {
-			_, err := natsx.EnsureEventStream(ctx, s.js, s.cfg.Subjects, s.cfg.Stream)
+		var stream jetstream.Stream
+		err := s.jsb.Do(s.ctx, func(ctx context.Context) (err error) {
+			stream, err = natsx.EnsureEventStream(ctx, s.js, s.cfg.Subjects, s.cfg.Stream)
 			return err
 		})
 		if err != nil {
 			s.jsState.Set(err)
 			return 0, false, err
 		}
+		s.atomicPublish.Store(natsx.AtomicPublish(stream))
 		s.streamReady.Store(true)
 		s.jsState.Set(nil)
 	}
@@ -126,7 +134,7 @@ func (s *Service) relayOnce() (published int, more bool, err error) {
 	if err != nil || len(rows) == 0 {
 		return 0, false, err
 	}
-	acked, perr := s.publish(rows)
+	acked, perr := s.publish(rows, waves || !s.atomicPublish.Load())
 	switch {
 	case errors.Is(perr, errStreamFull):
 		// JetStream answers: only the stream is out of room.
@@ -190,33 +198,72 @@ func (s *Service) eventHeaders(row store.OutboxRow) natsx.EventHeaders {
 //
 // A JetStream refusal is not final for what follows it: with DiscardNew a
 // full stream refuses one event and may take the next (smaller, or sent
-// after the bridge made room). So a later event of a sensor is sent only
-// once the earlier one is stored: the batch goes out in waves, wave k
-// holding the k-th row of each sensor in the batch, published
-// asynchronously and awaited before the next wave. After a wave with a
-// refusal nothing more is sent; the refused rows and everything after
-// them stay in the outbox for the next round, behind nothing of theirs.
-// Rows of many sensors keep the pipelining; one busy sensor costs a round
-// trip per event.
-func (s *Service) publish(rows []store.OutboxRow) ([]int64, error) {
+// after the bridge made room). So a later event of a sensor must not be
+// stored while an earlier one was refused. Where the stream takes atomic
+// batches (and waves is false) the rows go out as atomic batches of up to
+// atomicBatchMax, in outbox order, each committed and acknowledged before
+// the next: a batch is stored whole or not at all, so a refusal leaves the
+// refused batch and everything after it in the outbox, behind nothing of
+// theirs, at a few round trips per batch however few sensors there are.
+// Otherwise the rows go out in waves (publishWaves).
+func (s *Service) publish(rows []store.OutboxRow, waves bool) ([]int64, error) {
 	var acked []int64
 	err := s.jsb.Do(s.ctx, func(ctx context.Context) error {
 		heads := make([]natsx.EventHeaders, len(rows))
-		sensors := make([]string, len(rows))
 		for i, row := range rows {
 			heads[i] = s.eventHeaders(row)
-			sensors[i] = heads[i].SensorID
 		}
-		for _, wave := range publishWaves(sensors) {
-			stored, err := s.publishWave(ctx, rows, heads, wave)
+		if waves {
+			stored, err := s.publishInWaves(ctx, rows, heads)
+			acked = append(acked, stored...)
+			return err
+		}
+		for len(rows) > 0 {
+			if !s.atomicPublish.Load() {
+				// The stream stopped taking atomic batches mid-round
+				// (see publishAtomic): the rest goes out in waves.
+				stored, err := s.publishInWaves(ctx, rows, heads)
+				acked = append(acked, stored...)
+				return err
+			}
+			n := min(len(rows), int(s.atomicBatchMax.Load()))
+			stored, err := s.publishAtomic(ctx, rows[:n], heads[:n])
+			if errors.Is(err, errAtomicUnusable) {
+				// The server would not take this batch as one, for a
+				// reason that says nothing of the events: publish it in
+				// waves, whose plain publishes dedupe by Nats-Msg-Id.
+				s.log.Debug("atomic batch refused, publishing it in waves", "err", err)
+				stored, err = s.publishInWaves(ctx, rows[:n], heads[:n])
+			}
 			acked = append(acked, stored...)
 			if err != nil {
 				return err
 			}
+			rows, heads = rows[n:], heads[n:]
 		}
 		return nil
 	})
 	return acked, err
+}
+
+// publishInWaves publishes rows in waves (publishWaves), awaiting each
+// wave's PubAcks before the next; after a wave with a refusal nothing more
+// is sent. Rows of many sensors keep the pipelining; one busy sensor costs
+// a round trip per event.
+func (s *Service) publishInWaves(ctx context.Context, rows []store.OutboxRow, heads []natsx.EventHeaders) ([]int64, error) {
+	sensors := make([]string, len(rows))
+	for i := range rows {
+		sensors[i] = heads[i].SensorID
+	}
+	var acked []int64
+	for _, wave := range publishWaves(sensors) {
+		stored, err := s.publishWave(ctx, rows, heads, wave)
+		acked = append(acked, stored...)
+		if err != nil {
+			return acked, err
+		}
+	}
+	return acked, nil
 }
 
 // publishWaves splits the indexes of a batch's rows, given by their sensor

@@ -72,6 +72,14 @@ type Service struct {
 	// streamReady is set once the event stream is ensured; reset when a
 	// publish says the stream is gone.
 	streamReady atomic.Bool
+	// atomicPublish is set while the ensured stream takes atomic batch
+	// publishes (the server returned it with allow_atomic): the relay then
+	// stores each batch all or nothing instead of in waves.
+	atomicPublish atomic.Bool
+	// atomicBatchMax is the most messages the relay puts in one atomic
+	// batch: the server's default bound until a server configured with a
+	// smaller one refuses a batch as too large.
+	atomicBatchMax atomic.Int64
 
 	// health tracks the dependencies; jsState is its entry for JetStream
 	// (the database's is data.state).
@@ -129,6 +137,7 @@ func Start(ctx context.Context, nc *nats.Conn, system *actor.ActorSystem, cfg Co
 		outbox:   backlogCount{limit: cfg.MaxOutboxBacklog},
 		tasks:    &tasks{system: system},
 	}
+	s.atomicBatchMax.Store(atomicBatchSize)
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.data = &database{store: cfg.Store, ctx: s.ctx, log: log,
 		breaker: s.breakers.Add(breaker.New("sensor.database", cfg.DatabaseBreaker, isDatabaseOutage, log))}

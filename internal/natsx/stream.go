@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -38,6 +40,11 @@ type StreamConfig struct {
 	// a republished event (default 2m). It must cover the outbox relay's
 	// longest retry of one event.
 	DuplicateWindow time.Duration
+	// NoAtomicPublish leaves the event stream without atomic batch
+	// publish (allow_atomic), as on a server before 2.12: the outbox relay
+	// then publishes in waves (one JetStream round trip per event of a
+	// busy sensor). Tests of that path set it.
+	NoAtomicPublish bool
 }
 
 // DefaultStreamMaxBytes is the default size bound of the event stream.
@@ -64,6 +71,13 @@ func (c *StreamConfig) setDefaults() {
 // the backlog in front of Kafka and never the history. File storage keeps
 // the backlog across a NATS restart; DiscardNew turns a full buffer into an
 // error for the publisher rather than a silent loss.
+//
+// The stream allows atomic batch publish where the connected server has it
+// (2.12 or later) and cfg does not opt out: the outbox relay stores a whole
+// batch all or nothing. A server that does not know the setting returns the
+// stream without it, and AtomicPublish(stream) says so. It is asked only of
+// servers that have it, so that ensuring against an older one does not
+// update the stream every time for a setting that never sticks.
 func EnsureEventStream(ctx context.Context, js jetstream.JetStream, subj messages.Subjects, cfg StreamConfig) (jetstream.Stream, error) {
 	cfg.setDefaults()
 	s, err := ensureStream(ctx, js, jetstream.StreamConfig{
@@ -78,6 +92,8 @@ func EnsureEventStream(ctx context.Context, js jetstream.JetStream, subj message
 		MaxAge:      cfg.MaxAge,
 		Replicas:    cfg.Replicas,
 		Duplicates:  cfg.DuplicateWindow,
+
+		AllowAtomicPublish: !cfg.NoAtomicPublish && serverAtLeast(js.Conn(), 2, 12),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ensure stream %s: %w", messages.StreamEvents, err)
@@ -143,7 +159,38 @@ func sameStreamConfig(have, want jetstream.StreamConfig) bool {
 		have.MaxMsgs == want.MaxMsgs &&
 		have.MaxAge == want.MaxAge &&
 		have.Replicas == want.Replicas &&
-		have.Duplicates == want.Duplicates
+		have.Duplicates == want.Duplicates &&
+		have.AllowAtomicPublish == want.AllowAtomicPublish
+}
+
+// AtomicPublish says whether s takes atomic batch publishes, as the server
+// last described it: the flag comes back set only from a server that
+// supports it (2.12 or later) on a stream configured with it.
+func AtomicPublish(s jetstream.Stream) bool {
+	info := s.CachedInfo()
+	return info != nil && info.Config.AllowAtomicPublish
+}
+
+// serverAtLeast says whether the server nc is connected to is at least
+// major.minor. An unknown version says no: the stream then goes without
+// what needs the newer server.
+func serverAtLeast(nc *nats.Conn, major, minor int) bool {
+	return nc != nil && versionAtLeast(nc.ConnectedServerVersion(), major, minor)
+}
+
+// versionAtLeast says whether the server version v ("2.15.2",
+// "v2.12.0-rc.1") is at least major.minor.
+func versionAtLeast(v string, major, minor int) bool {
+	parts := strings.SplitN(strings.TrimPrefix(v, "v"), ".", 3)
+	if len(parts) < 2 {
+		return false
+	}
+	maj, err1 := strconv.Atoi(parts[0])
+	mnr, err2 := strconv.Atoi(parts[1])
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	return maj > major || maj == major && mnr >= minor
 }
 
 // EventHeaders are what an event carries in its NATS headers so that the

@@ -41,6 +41,19 @@ func TestEnsureEventStream(t *testing.T) {
 		len(c.Subjects) != 1 || c.Subjects[0] != subj.Events() {
 		t.Fatalf("stream config: %+v", c)
 	}
+	// The embedded server (2.15) has atomic batch publish: the stream
+	// allows it, and says so.
+	if !c.AllowAtomicPublish || !natsx.AtomicPublish(s) {
+		t.Fatalf("stream without atomic publish on a server that has it: %+v", c)
+	}
+	// Opting out turns it off again, as a server before 2.12 leaves it.
+	s, err = natsx.EnsureEventStream(ctx, js, subj, natsx.StreamConfig{NoAtomicPublish: true})
+	if err != nil {
+		t.Fatalf("ensure without atomic publish: %v", err)
+	}
+	if natsx.AtomicPublish(s) {
+		t.Fatalf("stream with atomic publish after opting out: %+v", s.CachedInfo().Config)
+	}
 
 	// A new config is applied to the existing stream.
 	if _, err := natsx.EnsureEventStream(ctx, js, subj, natsx.StreamConfig{MaxBytes: 1 << 20, DuplicateWindow: time.Minute}); err != nil {
