@@ -77,9 +77,21 @@ WHERE i.idempotency_key IS NOT NULL`
 // millisecond per batch; the lookup of the keys has too many plans to pin).
 const beginCustomPlans = `BEGIN; SET LOCAL plan_cache_mode = force_custom_plan`
 
-// beginPinnedPlans leaves completeTestsSQL one plan, right at every size: a
-// probe of the primary key per completion (a generic plan, made once).
+// beginPinnedPlans leaves completeTestsSQL, beginAttemptsSQL and
+// renewLeasesSQL one plan, right at every size: a probe of the primary key
+// per test (a generic plan, made once).
 const beginPinnedPlans = `BEGIN; SET LOCAL enable_seqscan = off; SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off`
+
+// batchStatement is a statement that selects a batch of tests by id, and
+// the statement that begins its transaction: the two go together, and
+// TestBatchStatementsProbeThePrimaryKey reads the plan of each pair.
+type batchStatement struct{ begin, sql string }
+
+var (
+	completeTests = batchStatement{beginPinnedPlans, completeTestsSQL}
+	beginAttempts = batchStatement{beginPinnedPlans, beginAttemptsSQL}
+	renewLeases   = batchStatement{beginPinnedPlans, renewLeasesSQL}
+)
 
 // idemKey identifies a test by its owner's idempotency key.
 type idemKey struct{ owner, key string }
@@ -317,8 +329,8 @@ func (s *Store) CompleteTests(ctx context.Context, cs []store.Completion) ([]boo
 		eventIDs[j], subjects[j], payloads[j] = c.Event.EventID, c.Event.Subject, nonNil(c.Event.Payload)
 		sensors[j], parents[j] = c.Event.SensorID, c.Event.Traceparent
 	}
-	err := s.inTx(ctx, beginPinnedPlans, func(ctx context.Context, tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, completeTestsSQL, testIDs, statuses, results, reasons, ats, eventIDs, subjects, payloads,
+	err := s.inTx(ctx, completeTests.begin, func(ctx context.Context, tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, completeTests.sql, testIDs, statuses, results, reasons, ats, eventIDs, subjects, payloads,
 			sensors, parents)
 		if err != nil {
 			return err
@@ -376,13 +388,17 @@ func (s *Store) ClaimExpired(ctx context.Context, now time.Time, lease time.Dura
 }
 
 // beginAttemptsSQL counts an attempt of each test still processing; the
-// lease only ever moves forward. Its status test is written with
-// COLLATE "C" for the reason given at completeTestsSQL: with the plain
-// comparison, the generic plan pgx's prepared statement ends up with on a
-// young database scans the partial index tests_processing_lease, that is
-// every test in flight, and filters each against the whole id array
-// (measured with 20,000 tests processing and 1,000 ids: 334 ms, against
-// 4.5 ms through the primary key). renewLeasesSQL has the same trap.
+// lease only ever moves forward. It runs under beginPinnedPlans, and its
+// status test is written with COLLATE "C" for the reason given at
+// completeTestsSQL. Both traps were measured here: with the plain
+// comparison, the generic plan of a young database walks the partial
+// index tests_processing_lease, that is every test in flight, and filters
+// each against the whole id array (20,000 tests processing and 1,000 ids:
+// 334 ms, against 4.5 ms through the primary key); and a generic plan made
+// while the table held a few hundred rows is a sequential scan of all of
+// it, kept while the table grows (about 10 ms per call after 150,000
+// tests, which made some runs at 5,000/s fall behind and stay behind).
+// renewLeasesSQL has the same traps.
 const beginAttemptsSQL = `
 UPDATE tests
 SET attempts = attempts + 1, lease_until = GREATEST(lease_until, $2), updated_at = now()
@@ -402,22 +418,24 @@ func (s *Store) BeginAttempts(ctx context.Context, ids []string, until time.Time
 	if len(ids) == 0 {
 		return out, nil
 	}
-	ctx, cancel := store.WithDefaultTimeout(ctx)
-	defer cancel()
-	rows, err := s.pool.Query(ctx, beginAttemptsSQL, ids, until)
-	if err != nil {
-		return nil, fmt.Errorf("begin attempts: %w", Classify(err))
-	}
 	got := make(map[string]int, len(ids))
-	var (
-		id       string
-		attempts int
-	)
-	if _, err := pgx.ForEachRow(rows, []any{&id, &attempts}, func() error {
-		got[id] = attempts
-		return nil
-	}); err != nil {
-		return nil, fmt.Errorf("begin attempts: %w", Classify(err))
+	err := s.inTx(ctx, beginAttempts.begin, func(ctx context.Context, tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, beginAttempts.sql, ids, until)
+		if err != nil {
+			return err
+		}
+		var (
+			id       string
+			attempts int
+		)
+		_, err = pgx.ForEachRow(rows, []any{&id, &attempts}, func() error {
+			got[id] = attempts
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("begin attempts: %w", err)
 	}
 	for i, id := range ids {
 		out[i] = got[id]
@@ -430,13 +448,16 @@ func (s *Store) RenewLeases(ctx context.Context, ids []string, until time.Time) 
 	if len(ids) == 0 {
 		return 0, nil
 	}
-	ctx, cancel := store.WithDefaultTimeout(ctx)
-	defer cancel()
-	tag, err := s.pool.Exec(ctx, renewLeasesSQL, ids, until)
+	var n int64
+	err := s.inTx(ctx, renewLeases.begin, func(ctx context.Context, tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, renewLeases.sql, ids, until)
+		n = tag.RowsAffected()
+		return err
+	})
 	if err != nil {
-		return 0, fmt.Errorf("renew leases: %w", Classify(err))
+		return 0, fmt.Errorf("renew leases: %w", err)
 	}
-	return tag.RowsAffected(), nil
+	return n, nil
 }
 
 // CountTests returns the number of tests per status, with a zero for every
