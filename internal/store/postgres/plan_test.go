@@ -42,7 +42,7 @@ func TestBatchStatementsProbeThePrimaryKey(t *testing.T) {
 			t.Fatalf("%s: %v", sql, err)
 		}
 	}
-	ids := make([]string, 500)
+	ids := make([]string, 500) // 1% of the tests in flight, as a batch is of a grown table
 	for i := range ids {
 		ids[i] = fmt.Sprintf("busy-%d", 1000+i)
 	}
@@ -66,7 +66,7 @@ func TestBatchStatementsProbeThePrimaryKey(t *testing.T) {
 		cases = append(cases, statement{name, st.Begin, st.SQL, a})
 	}
 	slices.SortFunc(cases, func(a, b statement) int { return strings.Compare(a.name, b.name) })
-	// plan returns the plan of the prepared statement name under c's
+	// plan returns the plan of the prepared statement name under cases[c]'s
 	// transaction settings, making the generic plan if there is none yet.
 	plan := func(t *testing.T, c int, name string) string {
 		t.Helper()
@@ -103,7 +103,7 @@ func TestBatchStatementsProbeThePrimaryKey(t *testing.T) {
 	}
 	// Then the tests in flight that the statistics do not know of.
 	exec(`INSERT INTO tests (id, owner, sensor_type, sensor_id, lease_until)
-		SELECT 'busy-' || g, 'u', 'vibration', 'default', now() + interval '1 minute' FROM generate_series(1, 5000) g`)
+		SELECT 'busy-' || g, 'u', 'vibration', 'default', now() + interval '1 minute' FROM generate_series(1, 50000) g`)
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			// The plan made while the table was young, still kept.
