@@ -213,7 +213,7 @@ func WriteText(w io.Writer, r Report) error {
 	row("last completion after", fmtMS(c.SpanMS), "", "")
 	row("completed", fmt.Sprintf("%d of %d accepted", c.Completed, run.Accepted), "", "")
 	row("accepted, not completed", fmt.Sprintf("%d (failed: %d)", c.NotCompleted, c.Failed), "", "")
-	row("errors", fmtErrors(run.Errors), fmtErrors(sl.Errors), "")
+	row("errors", FormatErrors(run.Errors), FormatErrors(sl.Errors), "")
 	if run.Refusal.Count > 0 {
 		row("refusal p50 / p99 / max", fmt.Sprintf("%s / %s / %s (%d answers)", fmtMS(run.Refusal.P50), fmtMS(run.Refusal.P99),
 			fmtMS(run.Refusal.Max), run.Refusal.Count), "", "")
@@ -291,7 +291,9 @@ func fmtMS(v float64) string {
 	return fmt.Sprintf("%.2fms", v)
 }
 
-func fmtErrors(errs map[string]int) string {
+// FormatErrors writes errors by code as "code=n code=n" in code order, or
+// "none".
+func FormatErrors(errs map[string]int) string {
 	if len(errs) == 0 {
 		return "none"
 	}

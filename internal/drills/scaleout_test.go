@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -119,7 +117,7 @@ type scaleOutRow struct {
 func (r scaleOutRow) line() string {
 	return fmt.Sprintf("%d sensor process(es): %.0f/s accepted, errors %s, acceptance p50 %.1f ms p99 %.1f ms, completion p99 %.1f ms, "+
 		"%d completed, %d not completed; CPU per completed test: sensors %.0f µs, other roles %.0f µs, test process (NATS+Kafka+load) %.0f µs, postgres %.0f µs; machine %.0f%% busy",
-		r.sensors, r.rate, errorCounts(r.errors), r.acceptP50, r.acceptP99, r.completeP99,
+		r.sensors, r.rate, bench.FormatErrors(r.errors), r.acceptP50, r.acceptP99, r.completeP99,
 		r.completed, r.notCompleted, r.sensorUS, r.otherUS, r.selfUS, r.postgresUS, 100*r.busy)
 }
 
@@ -129,23 +127,11 @@ func scaleOutTable(rows []scaleOutRow) string {
 	fmt.Fprintln(tw, "N\trate/s\terrors\tacc p50 ms\tacc p99 ms\tcompl p99 ms\tnot compl\tsensors\tother roles\ttest proc\tpostgres\tbusy\t")
 	for _, r := range rows {
 		fmt.Fprintf(tw, "%d\t%.0f\t%s\t%.1f\t%.1f\t%.1f\t%d\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f%%\t\n",
-			r.sensors, r.rate, errorCounts(r.errors), r.acceptP50, r.acceptP99, r.completeP99,
+			r.sensors, r.rate, bench.FormatErrors(r.errors), r.acceptP50, r.acceptP99, r.completeP99,
 			r.notCompleted, r.sensorUS, r.otherUS, r.selfUS, r.postgresUS, 100*r.busy)
 	}
 	_ = tw.Flush()
 	return b.String()
-}
-
-// errorCounts is "code:n,..." by code, or "none".
-func errorCounts(m map[string]int) string {
-	if len(m) == 0 {
-		return "none"
-	}
-	var parts []string
-	for _, k := range slices.Sorted(maps.Keys(m)) {
-		parts = append(parts, fmt.Sprintf("%s:%d", k, m[k]))
-	}
-	return strings.Join(parts, ",")
 }
 
 // measureScaleOut runs one deployment with n sensor processes under the
