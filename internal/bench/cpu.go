@@ -105,6 +105,16 @@ func parseProcStat(data string) (busy, total uint64, err error) {
 	return busy, busy + idle, nil
 }
 
+// ProcessCPU is the CPU time (user and system) process pid has used so
+// far, read from /proc (Linux only).
+func ProcessCPU(pid int) (time.Duration, error) {
+	ticks, err := processTicks("/proc/"+strconv.Itoa(pid)+"/stat", false)
+	if err != nil {
+		return 0, err
+	}
+	return time.Duration(ticks) * time.Second / clockTicks, nil
+}
+
 // processTicks reads utime+stime of a /proc/<pid>/stat file, plus the
 // reaped children's cutime+cstime when children is set.
 func processTicks(path string, children bool) (uint64, error) {

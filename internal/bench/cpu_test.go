@@ -103,3 +103,35 @@ func TestTakeCPUSeesItsOwnWork(t *testing.T) {
 		}
 	}
 }
+
+// ProcessCPU reads a process's CPU time from /proc: burning CPU raises it,
+// and a process that is not there is an error.
+func TestProcessCPU(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("CPU times come from /proc")
+	}
+	a, err := ProcessCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := uint64(1)
+	deadline := time.Now().Add(testenv.Wait(t))
+	for {
+		for range 1_000_000 {
+			x = x*6364136223846793005 + 1442695040888963407
+		}
+		b, err := ProcessCPU(os.Getpid())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b > a {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no CPU time counted: %v -> %v (%d)", a, b, x)
+		}
+	}
+	if _, err := ProcessCPU(1 << 30); err == nil {
+		t.Error("ProcessCPU of a pid that does not exist: no error")
+	}
+}

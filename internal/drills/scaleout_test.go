@@ -156,7 +156,7 @@ func measureScaleOut(t *testing.T, n, rate int, duration time.Duration) scaleOut
 	ctx, cancel := context.WithTimeout(t.Context(), duration+wait+time.Minute)
 	defer cancel()
 
-	before := readGroupTicks(t, sensors, others)
+	before := readGroupCPU(t, sensors, others)
 	rep, err := bench.Run(ctx, bench.Config{
 		URL:      "http://" + c.edgeAddr,
 		Username: opsUser,
@@ -167,7 +167,7 @@ func measureScaleOut(t *testing.T, n, rate int, duration time.Duration) scaleOut
 		Wait:     wait,
 		PIDs:     append(append([]int(nil), sensors...), others...),
 	})
-	after := readGroupTicks(t, sensors, others)
+	after := readGroupCPU(t, sensors, others)
 	if err != nil && !errors.Is(err, bench.ErrIncomplete) {
 		t.Fatalf("bench: %v", err)
 	}
@@ -182,11 +182,11 @@ func measureScaleOut(t *testing.T, n, rate int, duration time.Duration) scaleOut
 	t.Logf("bench's own CPU accounting: every role %.0f µs per completed test, this process %.0f µs",
 		run.CPU.ServerPerTestUS, run.CPU.BenchPerTestUS)
 
-	perTest := func(ticks uint64) float64 {
+	perTest := func(cpu time.Duration) float64 {
 		if run.Completion.Completed == 0 {
 			return 0
 		}
-		return float64(ticks) * (1e6 / clockTicksPerSecond) / float64(run.Completion.Completed)
+		return float64(cpu.Microseconds()) / float64(run.Completion.Completed)
 	}
 	row := scaleOutRow{
 		sensors:      n,
@@ -208,50 +208,28 @@ func measureScaleOut(t *testing.T, n, rate int, duration time.Duration) scaleOut
 	return row
 }
 
-// clockTicksPerSecond is the kernel's USER_HZ, the unit of /proc's CPU
-// times: 100 on every Linux architecture Go runs on.
-const clockTicksPerSecond = 100
+// groupCPU is the CPU time of the sensor processes, the other role
+// processes and this process at one moment.
+type groupCPU struct{ sensors, others, self time.Duration }
 
-// groupTicks is the CPU time (utime+stime, in clock ticks) of the sensor
-// processes, the other role processes and this process at one moment.
-type groupTicks struct{ sensors, others, self uint64 }
-
-// readGroupTicks reads /proc. The role processes are this process's
+// readGroupCPU reads /proc. The role processes are this process's
 // children, but a child's time reaches this process's own figures only
 // once it is reaped, after the measurement: the three do not overlap.
-func readGroupTicks(t *testing.T, sensors, others []int) groupTicks {
+func readGroupCPU(t *testing.T, sensors, others []int) groupCPU {
 	t.Helper()
-	sum := func(pids []int) uint64 {
-		var s uint64
+	cpu := func(pid int) time.Duration {
+		d, err := bench.ProcessCPU(pid)
+		if err != nil {
+			t.Fatalf("cpu time of process %d: %v (Linux only; or a role process has exited)", pid, err)
+		}
+		return d
+	}
+	sum := func(pids []int) time.Duration {
+		var s time.Duration
 		for _, pid := range pids {
-			s += procTicks(t, "/proc/"+strconv.Itoa(pid)+"/stat")
+			s += cpu(pid)
 		}
 		return s
 	}
-	return groupTicks{sensors: sum(sensors), others: sum(others), self: procTicks(t, "/proc/self/stat")}
-}
-
-// procTicks is utime+stime of one /proc/<pid>/stat file. The command name,
-// in parentheses, may hold spaces: the fields are counted after the last
-// ')', where the state is field 3 and utime and stime fields 14 and 15.
-func procTicks(t *testing.T, path string) uint64 {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("cpu time: %v (Linux only; or a role process has exited)", err)
-	}
-	line := string(data)
-	f := strings.Fields(line[strings.LastIndexByte(line, ')')+1:])
-	if len(f) < 13 {
-		t.Fatalf("cpu time: short %s: %q", path, line)
-	}
-	var s uint64
-	for _, v := range f[11:13] {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			t.Fatalf("cpu time: %s: %v", path, err)
-		}
-		s += n
-	}
-	return s
+	return groupCPU{sensors: sum(sensors), others: sum(others), self: cpu(os.Getpid())}
 }
